@@ -1,0 +1,273 @@
+"""The `alore-bench` command line (Typer app at `alore_bench.cli:app`)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Benchmark parameter-efficient transfer learning (ALoRE and baselines) on VTAB-1k, FGVC and an offline demo suite.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def user_errors(command):
+    """Print a UserError as one line and exit with code 2 (no traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as exc:
+            err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=err_console, transient=True)
+
+
+def _split_list(value: Optional[str]) -> Optional[List[str]]:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items or None
+
+
+def _parse_seeds(value: str) -> List[int]:
+    try:
+        seeds = [int(v) for v in _split_list(value) or []]
+    except ValueError:
+        raise UserError(f"--seeds {value!r}: expected comma-separated integers, e.g. --seeds 42,44,82") from None
+    if not seeds:
+        raise UserError("--seeds: give at least one seed, e.g. --seeds 42")
+    return list(dict.fromkeys(seeds))
+
+
+DataDir = typer.Option(None, "--data-dir", help="prepared data; default $ALORE_BENCH_DATA or ~/.cache/alore-bench/data")
+ResultsDir = typer.Option(Path("results"), "--results-dir", help="where result records go")
+
+
+@app.command("list")
+@user_errors
+def list_command(what: Optional[str] = typer.Argument(None, help="suites, methods or backbones (default: all)")):
+    """Show the registries as tables."""
+    choices = ("suites", "methods", "backbones")
+    if what is not None and what not in choices:
+        from .errors import unknown_name_error
+        raise unknown_name_error("registry", what, choices, "alore-bench list")
+    for name in [what] if what else choices:
+        console.print({"suites": suites_table, "methods": methods_table, "backbones": backbones_table}[name]())
+
+
+def suites_table() -> Table:
+    from .data.suites import SUITES
+
+    table = Table(title="suites")
+    for column in ("suite", "tasks", "groups", "source", "description"):
+        table.add_column(column)
+    for name in SUITES:
+        suite = SUITES.get(name)
+        groups = ", ".join(f"{g} {sum(t.group == g for t in suite.tasks)}" for g in suite.groups)
+        table.add_row(name, str(len(suite.tasks)), groups, suite.source, suite.description)
+    return table
+
+
+def methods_table() -> Table:
+    from .methods import METHODS
+    from .params import vit_b16_trainable_without_head
+
+    table = Table(title="methods (trainable parameters on ViT-B/16 without the head, default options)")
+    for column in ("method", "trainable", "mergeable", "paper", "summary"):
+        table.add_column(column, justify="right" if column == "trainable" else "left")
+    for name in METHODS:
+        spec = METHODS.get(name)
+        table.add_row(name, f"{vit_b16_trainable_without_head(name):,}", "yes" if spec.mergeable else "no",
+                      spec.paper, spec.summary)
+    return table
+
+
+def backbones_table() -> Table:
+    from .backbones import BACKBONES
+
+    table = Table(title="backbones")
+    for column in ("backbone", "input", "weights", "summary"):
+        table.add_column(column)
+    for name in BACKBONES:
+        spec = BACKBONES.get(name)
+        table.add_row(name, f"{spec.input_size} px", spec.weight_tag, spec.summary)
+    return table
+
+
+@app.command()
+@user_errors
+def prepare(
+    suite: str = typer.Option(..., "--suite", help="suite to prepare (see `alore-bench list suites`)"),
+    data_dir: Optional[Path] = DataDir,
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="comma-separated task names (default: all)"),
+    source: Optional[str] = typer.Option(None, "--source", help="where the data comes from (suite-specific)"),
+    force: bool = typer.Option(False, "--force", help="rebuild tasks that are already prepared"),
+):
+    """Build a suite's verified data cache."""
+    from .data.cache import default_data_dir
+    from .data.prepare import prepare_suite
+    from .data.suites import SUITES
+
+    spec = SUITES.get(suite)
+    root = default_data_dir(data_dir)
+    prepare_suite(spec, spec.select(_split_list(tasks)), root, force, source, lambda m: console.print(m, highlight=False))
+    console.print(f"data for {spec.name} is in {root / spec.name}", highlight=False)
+
+
+def build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, weight_decay, stage, normalisation,
+               device, data_dir, results_dir, weights, force, opt):
+    from .backbones import BACKBONES
+    from .config import make_train_config
+    from .data.cache import default_data_dir
+    from .data.suites import SUITES
+    from .env import resolve_device
+    from .methods import METHODS
+    from .runner import RunPlan
+
+    method_spec = METHODS.get(method)
+    backbone_spec = BACKBONES.get(backbone)
+    suite_spec = SUITES.get(suite)
+    task_list = suite_spec.select(_split_list(tasks))
+    method_config = method_spec.config_from_opts(opt or [])
+    cli = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, stage=stage,
+               normalisation=normalisation)
+    train_config = make_train_config(suite_spec.recipe, method_spec.recipe, cli)
+    return RunPlan(suite=suite_spec, tasks=task_list, backbone=backbone_spec, method=method_spec,
+                   method_config=method_config, train_config=train_config, seeds=_parse_seeds(seeds),
+                   data_dir=default_data_dir(data_dir), results_dir=results_dir, device=resolve_device(device),
+                   weights=weights, force=force)
+
+
+def execute(plan) -> int:
+    from .runner import run_plan
+
+    with progress_bar() as progress:
+        summary = run_plan(plan, progress, lambda m: progress.console.print(m, highlight=False))
+    console.print(f"{len(summary.ran)} run, {len(summary.skipped)} skipped, {len(summary.failed)} failed "
+                  f"({plan.method.name} on {plan.backbone.name}, suite {plan.suite.name})", highlight=False)
+    return 1 if summary.failed else 0
+
+
+@app.command()
+@user_errors
+def run(
+    method: str = typer.Option(..., "--method", help="method name (see `alore-bench list methods`)"),
+    backbone: str = typer.Option(..., "--backbone", help="backbone name (see `alore-bench list backbones`)"),
+    suite: str = typer.Option("vtab1k", "--suite"),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="comma-separated tasks (default: the whole suite)"),
+    seeds: str = typer.Option("42", "--seeds", help="comma-separated seeds"),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
+    stage: Optional[str] = typer.Option(None, "--stage", help="final (train800val200 -> test) or tune (train800 -> val200)"),
+    normalisation: Optional[str] = typer.Option(None, "--normalisation", help="backbone, imagenet or half"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    data_dir: Optional[Path] = DataDir,
+    results_dir: Path = ResultsDir,
+    weights: Optional[str] = typer.Option(None, "--weights", help="pretrained weights file, or `timm` for the hub tag"),
+    force: bool = typer.Option(False, "--force", help="rerun even when an identical record exists"),
+    opt: Optional[List[str]] = typer.Option(None, "--opt", help="method option key=value (repeatable)"),
+):
+    """Train and evaluate one method on a suite; writes one JSON record per task and seed."""
+    plan = build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, weight_decay, stage,
+                      normalisation, device, data_dir, results_dir, weights, force, opt)
+    raise typer.Exit(execute(plan))
+
+
+@app.command()
+@user_errors
+def report(
+    results_dir: Path = ResultsDir,
+    suite: Optional[str] = typer.Option(None, "--suite", help="only this suite"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="md, csv or json (default: a terminal table)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write to this file (format from its suffix)"),
+):
+    """Per-task Top-1 tables with group means from the result records."""
+    from .data.cache import atomic_write_text
+    from .data.suites import SUITES
+    from .report import load_tables, render_rich, to_csv, to_json, to_markdown
+
+    if not results_dir.is_dir():
+        raise UserError(f"--results-dir {results_dir}: no such folder; run `alore-bench run` first")
+    suites = [SUITES.get(suite)] if suite else [SUITES.get(n) for n in SUITES]
+    tables, frame, bad = load_tables(results_dir, suites)
+    for path, reason in bad:
+        err_console.print(f"warning: skipped {path}: {reason}", highlight=False)
+    if not tables:
+        raise UserError(f"no successful records under {results_dir}" + (f" for suite {suite}" if suite else ""))
+    if out is not None and fmt is None:
+        fmt = {".md": "md", ".csv": "csv", ".json": "json"}.get(out.suffix.lower())
+        if fmt is None:
+            raise UserError(f"--out {out}: unknown suffix {out.suffix!r}; use .md, .csv or .json (or --format)")
+    if fmt not in (None, "md", "csv", "json"):
+        raise UserError(f"--format {fmt!r}: choose md, csv or json")
+    failed = frame[frame["status"] == "failed"]
+    for _, row in failed.iterrows():
+        err_console.print(f"failed run: {row['suite']}/{row['task']} {row['backbone']} {row['method']} "
+                          f"seed {row['seed']}: {row['error']}", highlight=False)
+    if fmt is None:
+        for table in tables:
+            console.print(render_rich(table))
+        return
+    writer = {"md": to_markdown, "csv": to_csv, "json": to_json}[fmt]
+    text = "\n".join(writer(t) for t in tables)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(out, text)
+        console.print(f"wrote {out}", highlight=False)
+
+
+DEMO_METHODS = ("linear", "full", "lora", "alore")
+
+
+@app.command()
+@user_errors
+def demo(
+    data_dir: Optional[Path] = DataDir,
+    results_dir: Path = typer.Option(Path("results"), "--results-dir"),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda"),
+):
+    """Offline in minutes: prepare the demo suite, run linear, full, lora and alore on demo_vit, report."""
+    from .data.cache import default_data_dir
+    from .data.prepare import prepare_suite
+    from .data.suites import SUITES
+    from .report import load_tables, render_rich
+
+    start = time.perf_counter()
+    suite = SUITES.get("demo")
+    prepare_suite(suite, list(suite.tasks), default_data_dir(data_dir), False, None,
+                  lambda m: console.print(m, highlight=False))
+    status = 0
+    for method in DEMO_METHODS:
+        plan = build_plan(method, "demo_vit", "demo", None, "42", None, None, None, None, None, None,
+                          device, data_dir, results_dir, None, False, [])
+        status |= execute(plan)
+    tables, _frame, _bad = load_tables(results_dir, [suite])
+    for table in tables:
+        console.print(render_rich(table))
+    console.print(f"demo finished in {time.perf_counter() - start:.0f} s", highlight=False)
+    raise typer.Exit(status)
+
+
+def main() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,146 @@
+"""Config dataclasses: JSON round trips, `--opt key=value` parsing and the training recipe."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, Literal, Mapping, Type, TypeVar
+
+from .errors import unknown_name_error, UserError
+
+C = TypeVar("C")
+
+
+def doc(help_text: str, **kwargs: Any) -> Any:
+    """A dataclass field with help text (shown by `alore-bench list methods --options`)."""
+    return field(metadata={"help": help_text}, **kwargs)
+
+
+def config_to_dict(config: Any) -> Dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check and convert one value to a field's annotated type (str, int, float, bool, Literal)."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        choices = typing.get_args(annotation)
+        for choice in choices:
+            if value == choice or (isinstance(value, str) and str(choice) == value):
+                return choice
+        raise UserError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
+    if origin is typing.Union:  # Optional[X]
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None or value == "none":
+            return None
+        return _coerce(value, args[0], where)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise UserError(f"{where}: expected true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, bool):
+            raise UserError(f"{where}: expected an integer, got {value!r}")
+        try:
+            as_float = float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{where}: expected an integer, got {value!r}") from None
+        if not as_float.is_integer():
+            raise UserError(f"{where}: expected an integer, got {value!r}")
+        return int(as_float)
+    if annotation is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{where}: expected a number, got {value!r}") from None
+    if annotation is str:
+        return str(value)
+    raise TypeError(f"unsupported config field type {annotation!r}")
+
+
+def config_from_dict(cls: Type[C], data: Mapping[str, Any], where: str = "config") -> C:
+    """Build a config dataclass from a mapping, rejecting unknown keys and wrong types."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    values = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise unknown_name_error("option", key, fields, where)
+        values[key] = _coerce(value, hints[key], f"{where} {key}")
+    config = cls(**values)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+    return config
+
+
+def parse_opts(cls: Type[C], opts: Iterable[str], where: str = "--opt") -> C:
+    """Parse repeated `key=value` strings into a validated config of type `cls`."""
+    data: Dict[str, str] = {}
+    for opt in opts:
+        key, sep, value = opt.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{where} {opt!r}: expected key=value, e.g. --opt rank=4")
+        data[key.strip()] = value.strip()
+    return config_from_dict(cls, data, where)
+
+
+def field_help(cls: type) -> Dict[str, str]:
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def stable_hash(data: Any, length: int = 10) -> str:
+    """A short content hash of JSON-able data, independent of key order."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation recipe. Defaults follow the VTAB-1k PETL literature (see README)."""
+
+    epochs: int = doc("training epochs", default=100)
+    batch_size: int = doc("batch size", default=64)
+    lr: float = doc("peak learning rate of AdamW", default=1e-3)
+    weight_decay: float = doc("AdamW weight decay (not applied to biases and norms)", default=1e-4)
+    warmup_epochs: int = doc("linear warmup epochs, from warmup_lr", default=10)
+    warmup_lr: float = doc("learning rate at the start of warmup", default=1e-6)
+    min_lr: float = doc("learning rate at the end of the cosine decay", default=1e-5)
+    drop_path: float = doc("stochastic depth rate on the backbone", default=0.1)
+    stage: Literal["final", "tune"] = doc(
+        "final: train on train800val200, evaluate on test; tune: train on train800, evaluate on val200",
+        default="final",
+    )
+    normalisation: Literal["backbone", "imagenet", "half"] = doc(
+        "input normalisation: the backbone's own mean/std, ImageNet's, or 0.5/0.5", default="backbone"
+    )
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise UserError(f"--lr must be positive, got {self.lr}")
+        if self.weight_decay < 0:
+            raise UserError(f"--weight-decay must be non-negative, got {self.weight_decay}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise UserError(f"warmup_epochs must lie in [0, epochs], got {self.warmup_epochs}")
+        if not 0 <= self.drop_path < 1:
+            raise UserError(f"drop_path must lie in [0, 1), got {self.drop_path}")
+
+    def splits(self) -> tuple[str, str]:
+        """(train split, evaluation split) of this stage."""
+        return ("train800val200", "test") if self.stage == "final" else ("train800", "val200")
+
+
+def make_train_config(*layers: Mapping[str, Any]) -> TrainConfig:
+    """Merge recipe layers (later wins; None values are ignored) into a validated TrainConfig."""
+    merged: Dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k: v for k, v in layer.items() if v is not None})
+    return config_from_dict(TrainConfig, merged, "training recipe")

@@ -1,0 +1,1 @@
+"""Suites, prepared-data cache, loaders and the built-in demo suite."""

@@ -1,0 +1,155 @@
+"""The prepared-data cache: per task and split, uint8 images and int labels as .npy files plus a
+`manifest.json` with counts, classes, source and checksums. Writes are atomic per task."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import numpy as np
+
+from .. import __version__
+from ..errors import UserError
+from .suites import Suite, Task
+
+MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = 1
+DATA_ENV = "ALORE_BENCH_DATA"
+
+
+def default_data_dir(explicit: Optional[Path] = None) -> Path:
+    """--data-dir, else $ALORE_BENCH_DATA, else ~/.cache/alore-bench/data."""
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    return Path.home() / ".cache" / "alore-bench" / "data"
+
+
+def task_dir(data_dir: Path, task: Task) -> Path:
+    return data_dir / task.suite / task.name
+
+
+def _sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so that readers see the old content or the new one, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_task(data_dir: Path, task: Task, splits: Mapping[str, Tuple[np.ndarray, np.ndarray]],
+               source: Mapping[str, Any]) -> Dict[str, Any]:
+    """Write all splits of a task into a temporary folder, then move it into place in one rename."""
+    final = task_dir(data_dir, task)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    split_info = {}
+    for name, (images, labels) in splits.items():
+        images = np.ascontiguousarray(images, dtype=np.uint8)
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        check_arrays(task, name, images, labels, expected=task.splits[name])
+        np.save(staging / f"{name}.images.npy", images)
+        np.save(staging / f"{name}.labels.npy", labels)
+        split_info[name] = {
+            "count": int(len(labels)),
+            "image_shape": list(images.shape[1:]),
+            "images_sha256": _sha256(images),
+            "labels_sha256": _sha256(labels),
+            "classes_present": int(len(np.unique(labels))),
+        }
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "suite": task.suite,
+        "task": task.name,
+        "group": task.group,
+        "classes": task.classes,
+        "source": dict(source),
+        "splits": split_info,
+        "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "alore_bench": __version__,
+    }
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+        os.replace(staging, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, final)
+    return manifest
+
+
+def check_arrays(task: Task, split: str, images: np.ndarray, labels: np.ndarray, expected: Optional[int]) -> None:
+    where = f"task {task.suite}/{task.name} split {split}"
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise UserError(f"{where}: images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
+    if len(images) != len(labels):
+        raise UserError(f"{where}: {len(images)} images but {len(labels)} labels")
+    if expected is not None and len(labels) != expected:
+        raise UserError(f"{where}: expected {expected} examples, found {len(labels)}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= task.classes):
+        raise UserError(f"{where}: labels must lie in [0, {task.classes}), found [{labels.min()}, {labels.max()}]")
+
+
+def is_prepared(data_dir: Path, task: Task) -> bool:
+    return (task_dir(data_dir, task) / MANIFEST).is_file()
+
+
+def missing_tasks(data_dir: Path, suite: Suite, tasks) -> list:
+    return [t.name for t in tasks if not is_prepared(data_dir, t)]
+
+
+@dataclass(frozen=True)
+class SplitData:
+    task: Task
+    split: str
+    images: np.ndarray  # uint8 (N, H, W, 3), memory-mapped
+    labels: np.ndarray  # int64 (N,)
+    manifest: Mapping[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def read_manifest(data_dir: Path, task: Task) -> Dict[str, Any]:
+    path = task_dir(data_dir, task) / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"task {task.suite}/{task.name} is not prepared in {data_dir}: "
+                        f"run `alore-bench prepare --suite {task.suite}`") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: corrupt manifest ({exc}); rerun `alore-bench prepare --suite {task.suite} --force`") from None
+
+
+def load_split(data_dir: Path, task: Task, split: str) -> SplitData:
+    """Read one split from the cache and verify counts, labels and checksums against the manifest."""
+    manifest = read_manifest(data_dir, task)
+    folder = task_dir(data_dir, task)
+    info = manifest["splits"].get(split)
+    fix = f"rerun `alore-bench prepare --suite {task.suite} --tasks {task.name} --force`"
+    if info is None:
+        raise UserError(f"task {task.suite}/{task.name}: split {split} missing from {folder / MANIFEST}; {fix}")
+    try:
+        images = np.load(folder / f"{split}.images.npy", mmap_mode="r")
+        labels = np.load(folder / f"{split}.labels.npy")
+    except (OSError, ValueError) as exc:
+        raise UserError(f"task {task.suite}/{task.name} split {split}: unreadable cache file ({exc}); {fix}") from None
+    expected = None if manifest.get("allow_mismatch") else task.splits[split]
+    check_arrays(task, split, images, labels, expected)
+    if _sha256(images) != info["images_sha256"] or _sha256(labels) != info["labels_sha256"]:
+        raise UserError(f"task {task.suite}/{task.name} split {split}: checksum mismatch in {folder}; {fix}")
+    return SplitData(task, split, images, labels, manifest)

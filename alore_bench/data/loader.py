@@ -1,0 +1,79 @@
+"""Batches from the cache: uint8 arrays are indexed, moved to the device, then resized and
+normalised there. No image is decoded during training or evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+from .cache import SplitData
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    name: str
+    mean: Tuple[float, float, float]
+    std: Tuple[float, float, float]
+
+    def describe(self) -> dict:
+        return {"name": self.name, "mean": list(self.mean), "std": list(self.std)}
+
+
+def resolve_normalisation(choice: str, backbone_mean: Sequence[float], backbone_std: Sequence[float]) -> Normalisation:
+    if choice == "backbone":
+        return Normalisation("backbone", tuple(backbone_mean), tuple(backbone_std))
+    if choice == "imagenet":
+        return Normalisation("imagenet", IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
+    if choice == "half":
+        return Normalisation("half", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    raise ValueError(f"unknown normalisation {choice!r}")
+
+
+class DeviceBatcher:
+    """Turns uint8 (N, H, W, 3) images into normalised float batches at the model's resolution."""
+
+    def __init__(self, input_size: int, norm: Normalisation, device: torch.device, interpolation: str = "bicubic"):
+        self.input_size = input_size
+        self.device = device
+        self.interpolation = interpolation
+        self.mean = torch.tensor(norm.mean, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(norm.std, device=device).view(1, 3, 1, 1)
+
+    def __call__(self, images: np.ndarray) -> torch.Tensor:
+        batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device, non_blocking=True)
+        batch = batch.permute(0, 3, 1, 2).float().div_(255.0)
+        if batch.shape[-2:] != (self.input_size, self.input_size):
+            # VTAB pipelines resize straight to the model resolution, ignoring aspect ratio.
+            shrinking = batch.shape[-1] > self.input_size or batch.shape[-2] > self.input_size
+            batch = F.interpolate(batch, size=(self.input_size, self.input_size), mode=self.interpolation,
+                                  align_corners=False, antialias=shrinking and self.interpolation in ("bilinear", "bicubic"))
+            batch = batch.clamp_(0.0, 1.0)
+        return (batch - self.mean) / self.std
+
+
+def batch_indices(count: int, batch_size: int, shuffle: bool, seed: int, epoch: int) -> Iterator[np.ndarray]:
+    """Index batches; a shuffled order depends only on (seed, epoch)."""
+    if shuffle:
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(count, generator=generator).numpy()
+    else:
+        order = np.arange(count)
+    for start in range(0, count, batch_size):
+        yield order[start:start + batch_size]
+
+
+def iterate(split: SplitData, batcher: DeviceBatcher, batch_size: int, shuffle: bool = False,
+            seed: int = 0, epoch: int = 0) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    for idx in batch_indices(len(split), batch_size, shuffle, seed, epoch):
+        images = batcher(split.images[idx])
+        labels = torch.from_numpy(split.labels[idx]).to(batcher.device, non_blocking=True)
+        yield images, labels
+
+
+def num_batches(count: int, batch_size: int) -> int:
+    return (count + batch_size - 1) // batch_size

@@ -1,0 +1,90 @@
+"""Suites as data: `suites/*.toml` (shipped as `alore_bench.suite_defs`) define every task."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from ..errors import unknown_name_error
+from ..registry import Registry
+
+SPLITS = ("train800", "val200", "train800val200", "test")
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    suite: str
+    group: str
+    classes: int
+    splits: Mapping[str, int]
+    aliases: Tuple[str, ...] = ()
+    description: str = ""
+    generator: Optional[str] = None
+    tfds: Optional[str] = None
+    slices: Mapping[str, str] = field(default_factory=dict)
+    label_rule: Optional[str] = None
+    manual: bool = False
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    groups: Tuple[str, ...]
+    source: str
+    tasks: Tuple[Task, ...]
+    recipe: Mapping[str, Any]
+
+    def task(self, name: str) -> Task:
+        for task in self.tasks:
+            if name == task.name or name in task.aliases:
+                return task
+        names = [t.name for t in self.tasks] + [a for t in self.tasks for a in t.aliases]
+        raise unknown_name_error(f"task of suite {self.name}", name, names, "--tasks")
+
+    def select(self, names: Optional[List[str]]) -> List[Task]:
+        if not names:
+            return list(self.tasks)
+        return [self.task(name) for name in names]
+
+    @property
+    def task_names(self) -> List[str]:
+        return [t.name for t in self.tasks]
+
+
+def _parse_suite(text: str, origin: str) -> Suite:
+    raw = tomllib.loads(text)
+    tasks = []
+    for entry in raw["tasks"]:
+        entry = dict(entry)
+        if entry["group"] not in raw["groups"]:
+            raise ValueError(f"{origin}: task {entry['name']} has unknown group {entry['group']!r}")
+        missing = [s for s in SPLITS if s not in entry["splits"]]
+        if missing:
+            raise ValueError(f"{origin}: task {entry['name']} lacks split sizes for {missing}")
+        entry["aliases"] = tuple(entry.get("aliases", ()))
+        tasks.append(Task(suite=raw["name"], **entry))
+    return Suite(name=raw["name"], description=raw["description"], groups=tuple(raw["groups"]),
+                 source=raw["source"], tasks=tuple(tasks), recipe=dict(raw.get("recipe", {})))
+
+
+def _load_builtin_suites() -> Dict[str, Suite]:
+    suites = {}
+    for item in sorted(resources.files("alore_bench.suite_defs").iterdir(), key=lambda p: p.name):
+        if item.name.endswith(".toml"):
+            suite = _parse_suite(item.read_text(encoding="utf-8"), f"suites/{item.name}")
+            suites[suite.name] = suite
+    return suites
+
+
+SUITES: Registry[Suite] = Registry("suite", "--suite")
+for _suite in _load_builtin_suites().values():
+    SUITES.register(_suite.name, _suite)

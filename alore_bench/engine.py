@@ -1,0 +1,154 @@
+"""The training engine: AdamW, linear warmup then cosine, seeded data order, evaluation of the
+final model only (never best-of-test), timings and peak memory."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import resource
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler
+from torch import nn
+
+from .config import TrainConfig
+from .data.cache import SplitData
+from .data.loader import DeviceBatcher, iterate, num_batches
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+class Progress:
+    """What the engine needs from a progress display (rich's Progress fits; `SilentProgress` is a no-op)."""
+
+    def add_task(self, description: str, total: int) -> Any: ...
+    def advance(self, task_id: Any, amount: int = 1) -> None: ...
+    def update(self, task_id: Any, **kwargs: Any) -> None: ...
+    def remove_task(self, task_id: Any) -> None: ...
+
+
+class SilentProgress(Progress):
+    def add_task(self, description: str, total: int) -> int:
+        return 0
+
+    def advance(self, task_id: Any, amount: int = 1) -> None:
+        pass
+
+    def update(self, task_id: Any, **kwargs: Any) -> None:
+        pass
+
+    def remove_task(self, task_id: Any) -> None:
+        pass
+
+
+@dataclass
+class EvalOutcome:
+    top1: float
+    examples: int
+    seconds: float
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA, plain fp32 on CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: TrainConfig, seed: int,
+          progress: Progress, label: str = "train") -> Dict[str, Any]:
+    """Train the model's trainable parameters in place; returns loss and timing facts."""
+    device = batcher.device
+    steps_per_epoch = num_batches(len(data), config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = steps_per_epoch * config.warmup_epochs
+    optimizer = create_optimizer_v2(model, opt="adamw", lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = CosineLRScheduler(optimizer, t_initial=max(total_steps - warmup_steps, 1), lr_min=config.min_lr,
+                                  warmup_t=warmup_steps, warmup_lr_init=config.warmup_lr, warmup_prefix=True,
+                                  t_in_epochs=False)
+    bar = progress.add_task(label, total=total_steps)
+    start = time.perf_counter()
+    step = 0
+    epoch_loss = float("nan")
+    model.train()
+    for epoch in range(config.epochs):
+        loss_sum, seen = 0.0, 0
+        for images, labels in iterate(data, batcher, config.batch_size, shuffle=True, seed=seed, epoch=epoch):
+            with autocast(device):
+                loss = F.cross_entropy(model(images), labels)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"training loss became {loss.item()} at step {step} (epoch {epoch}); "
+                                       "lower --lr or check the data")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            scheduler.step_update(step)
+            loss_sum += loss.item() * len(labels)
+            seen += len(labels)
+            progress.advance(bar)
+        epoch_loss = loss_sum / seen
+        progress.update(bar, description=f"{label} loss {epoch_loss:.3f}")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    progress.remove_task(bar)
+    return {"final_train_loss": epoch_loss, "steps": step, "train_seconds": seconds}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: SplitData, batcher: DeviceBatcher, batch_size: int,
+             progress: Progress, label: str = "eval") -> EvalOutcome:
+    model.eval()
+    bar = progress.add_task(label, total=num_batches(len(data), batch_size))
+    start = time.perf_counter()
+    correct = 0
+    for images, labels in iterate(data, batcher, batch_size, shuffle=False):
+        with autocast(batcher.device):
+            logits = model(images)
+        correct += int((logits.argmax(dim=-1) == labels).sum())
+        progress.advance(bar)
+    if batcher.device.type == "cuda":
+        torch.cuda.synchronize(batcher.device)
+    progress.remove_task(bar)
+    return EvalOutcome(top1=correct / len(data), examples=len(data), seconds=time.perf_counter() - start)
+
+
+@torch.no_grad()
+def merge_and_check(model: nn.Module, merge: Callable[[nn.Module], nn.Module], data: SplitData,
+                    batcher: DeviceBatcher, batch_size: int) -> tuple[nn.Module, float]:
+    """Merge the method into the backbone; return the merged model and the largest logit change
+    on the first evaluation batch (fp32), which must be rounding-sized."""
+    model.eval()
+    images, _ = next(iterate(data, batcher, batch_size, shuffle=False))
+    before = model(images).float()
+    merged = merge(model)
+    after = merged(images).float()
+    return merged, float((before - after).abs().max())
+
+
+class PeakMemory:
+    """Peak memory of a run: CUDA max allocated, or the process's max resident set on CPU."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+
+    def read(self) -> Dict[str, Any]:
+        if self.device.type == "cuda":
+            return {"peak_bytes": int(torch.cuda.max_memory_allocated(self.device)), "kind": "cuda_max_allocated"}
+        # ru_maxrss is in KiB on Linux; it is the process's lifetime peak, an upper bound for this run.
+        return {"peak_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
+                "kind": "process_max_rss"}
+
+
+def is_finite(value: float) -> bool:
+    return not (math.isnan(value) or math.isinf(value))

@@ -1,0 +1,72 @@
+"""Seeding and the environment facts every record carries."""
+
+from __future__ import annotations
+
+import platform
+import random
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+
+from . import __version__
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA). Data order is seeded separately per epoch."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def resolve_device(choice: str) -> torch.device:
+    from .errors import UserError
+
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here; use --device cpu or --device auto")
+    if choice not in ("cpu", "cuda"):
+        raise UserError(f"--device {choice!r}: choose auto, cpu or cuda")
+    return torch.device(choice)
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> Optional[str]:
+    """The commit of the alore-bench checkout, when it runs from one."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=5).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def environment(device: torch.device) -> Dict[str, Any]:
+    import peft
+    import timm
+
+    info: Dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "peft": peft.__version__,
+        "numpy": np.__version__,
+        "alore_bench": __version__,
+        "git_commit": git_commit(),
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device.type,
+    }
+    if device.type == "cuda":
+        info["device_name"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+    return info

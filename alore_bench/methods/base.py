@@ -1,0 +1,89 @@
+"""The method contract: a registry entry with a config dataclass, `apply` and optional `merge`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Optional
+
+import torch
+from torch import nn
+
+from ..config import config_from_dict, config_to_dict, parse_opts
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One adaptation method.
+
+    `apply(model, config)` adapts a backbone in place and returns it with only the method's own
+    parameters and the classifier head trainable. `merge(model)`, where present, folds the
+    method into the frozen weights and returns a plain backbone with identical logits.
+    """
+
+    name: str
+    config_cls: type
+    apply: Callable[[nn.Module, Any], nn.Module]
+    paper: str
+    summary: str
+    merge: Optional[Callable[[nn.Module], nn.Module]] = None
+    # Training-recipe fields this method changes from the suite's recipe (e.g. a lower lr).
+    recipe: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def mergeable(self) -> bool:
+        return self.merge is not None
+
+    def default_config(self) -> Any:
+        return self.config_cls()
+
+    def config_from_opts(self, opts: list[str]) -> Any:
+        return parse_opts(self.config_cls, opts, f"--opt (method {self.name})")
+
+    def config_from_dict(self, data: Mapping[str, Any]) -> Any:
+        return config_from_dict(self.config_cls, data, f"method {self.name} config")
+
+    def config_to_dict(self, config: Any) -> Dict[str, Any]:
+        return config_to_dict(config)
+
+
+METHODS: Registry[MethodSpec] = Registry("method", "--method")
+
+
+def freeze(model: nn.Module) -> None:
+    model.requires_grad_(False)
+
+
+def train_head(model: nn.Module) -> None:
+    """Make the classifier head trainable (it is always newly initialised and trained)."""
+    model.get_classifier().requires_grad_(True)
+
+
+def head_parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.get_classifier().parameters())
+
+
+def trainable_parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def total_parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def replace_submodule(model: nn.Module, qualified_name: str, new: nn.Module) -> None:
+    parent_name, _, attr = qualified_name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, attr, new)
+
+
+@torch.no_grad()
+def copy_linear(base: nn.Linear, weight: torch.Tensor) -> nn.Linear:
+    """A plain nn.Linear like `base` holding `weight` (and base's bias)."""
+    merged = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None,
+                       device=base.weight.device, dtype=base.weight.dtype)
+    merged.weight.copy_(weight.to(base.weight.dtype))
+    if base.bias is not None:
+        merged.bias.copy_(base.bias)
+    merged.requires_grad_(base.weight.requires_grad)
+    return merged

@@ -1,0 +1,84 @@
+"""Result records: one JSON file per (suite, task, backbone, method, config, seed).
+
+Layout: <results>/<suite>/<backbone>/<method>-<config hash>/<task>/seed<seed>.json. The hash
+covers everything that changes numbers except task and seed, so a changed config always lands
+in a new folder and never overwrites or reuses an old record.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+
+from .config import stable_hash
+from .data.cache import atomic_write_text
+
+RECORD_SCHEMA = "alore-bench/record/1"
+
+
+def config_identity(suite: str, backbone: str, method: str, method_config: Mapping[str, Any],
+                    train_config: Mapping[str, Any], weights: Mapping[str, Any]) -> Dict[str, Any]:
+    """What defines 'the same run' apart from task and seed."""
+    weight_id = {"kind": weights["kind"], "sha256": weights.get("sha256") or weights["location"]}
+    return {"suite": suite, "backbone": backbone, "method": method, "method_config": dict(method_config),
+            "train": dict(train_config), "weights": weight_id}
+
+
+def record_path(results_dir: Path, identity: Mapping[str, Any], task: str, seed: int) -> Path:
+    folder = f"{identity['method']}-{stable_hash(identity)}"
+    return results_dir / identity["suite"] / identity["backbone"] / folder / task / f"seed{seed}.json"
+
+
+def write_record(path: Path, record: Mapping[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
+
+
+def read_record(path: Path) -> Dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def data_fingerprint(manifest: Mapping[str, Any], splits: Tuple[str, ...]) -> Dict[str, Any]:
+    return {s: manifest["splits"][s]["images_sha256"][:16] + ":" + manifest["splits"][s]["labels_sha256"][:16]
+            for s in splits}
+
+
+def iter_record_files(results_dir: Path) -> Iterator[Path]:
+    if results_dir.is_dir():
+        yield from sorted(results_dir.rglob("seed*.json"))
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def load_records(results_dir: Path) -> Tuple[List[Dict[str, Any]], List[Tuple[Path, str]]]:
+    """All readable records under `results_dir`, plus (path, reason) for files that are not."""
+    records, bad = [], []
+    for path in iter_record_files(results_dir):
+        try:
+            record = read_record(path)
+        except (OSError, json.JSONDecodeError) as exc:
+            bad.append((path, f"unreadable JSON ({exc})"))
+            continue
+        if not isinstance(record, dict) or record.get("schema") != RECORD_SCHEMA:
+            bad.append((path, f"not an {RECORD_SCHEMA} record"))
+            continue
+        record["_path"] = str(path)
+        records.append(record)
+    return records, bad
+
+
+def previous_outcome(path: Path, fingerprint: Mapping[str, Any]) -> Optional[str]:
+    """'same' when an ok record of identical config and data exists, 'other-data' when the data
+    differ, None when there is nothing to reuse (missing, failed or unreadable)."""
+    if not path.is_file():
+        return None
+    try:
+        record = read_record(path)
+    except (OSError, json.JSONDecodeError):
+        return None
+    if record.get("status") != "ok":
+        return None
+    return "same" if record.get("protocol", {}).get("data_fingerprint") == dict(fingerprint) else "other-data"

@@ -1,0 +1,184 @@
+"""One `alore-bench run`: checks, then one training + evaluation per (task, seed), one record each."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+import torch
+
+from .backbones import BackboneSpec, WeightSource
+from .backbones.base import load_state_dict_checked
+from .config import TrainConfig, config_to_dict, stable_hash
+from .data.cache import load_split, missing_tasks, read_manifest
+from .data.loader import DeviceBatcher, resolve_normalisation
+from .data.suites import Suite, Task
+from .engine import PeakMemory, Progress, TrainingDiverged, evaluate, merge_and_check, train
+from .env import environment, seed_everything
+from .errors import UserError
+from .methods.base import MethodSpec, head_parameter_count, total_parameter_count, trainable_parameter_count
+from .records import (RECORD_SCHEMA, config_identity, data_fingerprint, now_iso, previous_outcome,
+                      record_path, write_record)
+
+
+@dataclass
+class RunPlan:
+    suite: Suite
+    tasks: List[Task]
+    backbone: BackboneSpec
+    method: MethodSpec
+    method_config: Any
+    train_config: TrainConfig
+    seeds: List[int]
+    data_dir: Path
+    results_dir: Path
+    device: torch.device
+    weights: Optional[str] = None
+    force: bool = False
+
+
+@dataclass
+class RunSummary:
+    ran: List[Path] = field(default_factory=list)
+    skipped: List[Path] = field(default_factory=list)
+    failed: List[tuple] = field(default_factory=list)
+
+
+def check_data(plan: RunPlan) -> None:
+    missing = missing_tasks(plan.data_dir, plan.suite, plan.tasks)
+    if missing:
+        shown = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
+        raise UserError(f"suite {plan.suite.name} is not prepared in {plan.data_dir} (missing {shown}): "
+                        f"run `alore-bench prepare --suite {plan.suite.name}` or pass --data-dir")
+
+
+def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> RunSummary:
+    check_data(plan)  # data before weights: the cheaper fix first
+    source = plan.backbone.resolve_weights(plan.weights, plan.data_dir)
+    train_split, eval_split = plan.train_config.splits()
+    identity = config_identity(plan.suite.name, plan.backbone.name, plan.method.name,
+                               config_to_dict(plan.method_config), config_to_dict(plan.train_config),
+                               source.describe())
+    todo, summary = [], RunSummary()
+    for task in plan.tasks:
+        manifest = read_manifest(plan.data_dir, task)
+        fingerprint = data_fingerprint(manifest, (train_split, eval_split))
+        for seed in plan.seeds:
+            path = record_path(plan.results_dir, identity, task.name, seed)
+            outcome = previous_outcome(path, fingerprint)
+            if outcome == "same" and not plan.force:
+                summary.skipped.append(path)
+                say(f"skip {task.name} seed {seed}: identical record exists at {path} (--force reruns)")
+            elif outcome == "other-data" and not plan.force:
+                raise UserError(f"{path} holds a result made from different prepared data for {task.name}: "
+                                "pass --force to replace it, or use another --results-dir")
+            else:
+                todo.append((task, seed, path, fingerprint))
+    if not todo:
+        return summary
+
+    pretrained = load_pretrained_state(plan.backbone, source)
+    env = environment(plan.device)
+    for task, seed, path, fingerprint in todo:
+        record = run_one(plan, task, seed, pretrained, source, fingerprint, identity, env, progress)
+        write_record(path, record)
+        if record["status"] == "ok":
+            summary.ran.append(path)
+            say(f"{task.name} seed {seed}: top-1 {record['metrics']['top1']:.2f} "
+                f"(train {record['timing']['train_seconds']:.1f}s) -> {path}")
+        else:
+            summary.failed.append((path, record["error"]))
+            say(f"{task.name} seed {seed}: FAILED: {record['error']} -> {path}")
+    return summary
+
+
+def load_pretrained_state(backbone: BackboneSpec, source: WeightSource) -> Dict[str, torch.Tensor]:
+    """Load the pretrained backbone once; every run copies it into a freshly seeded model."""
+    model = backbone.create(num_classes=0)
+    backbone.load_weights(model, source)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def build_adapted_model(plan: RunPlan, task: Task, pretrained: Mapping[str, torch.Tensor]) -> tuple:
+    model = plan.backbone.create(num_classes=task.classes, drop_path=plan.train_config.drop_path)
+    load_state_dict_checked(model, pretrained, plan.backbone.name)
+    backbone_total = total_parameter_count(model) - head_parameter_count(model)
+    model = plan.method.apply(model, plan.method_config)
+    return model, backbone_total
+
+
+def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch.Tensor], source: WeightSource,
+            fingerprint: Mapping[str, Any], identity: Mapping[str, Any], env: Mapping[str, Any],
+            progress: Progress) -> Dict[str, Any]:
+    config = plan.train_config
+    train_split, eval_split = config.splits()
+    norm = resolve_normalisation(config.normalisation, plan.backbone.mean, plan.backbone.std)
+    record: Dict[str, Any] = {
+        "schema": RECORD_SCHEMA,
+        "status": "running",
+        "error": None,
+        "created": now_iso(),
+        "suite": plan.suite.name,
+        "task": task.name,
+        "group": task.group,
+        "backbone": plan.backbone.name,
+        "method": plan.method.name,
+        "seed": seed,
+        "config_hash": stable_hash(identity),
+        "config": {"method": config_to_dict(plan.method_config), "train": config_to_dict(config)},
+        "protocol": {
+            "train_split": train_split,
+            "eval_split": eval_split,
+            "selection": "last_epoch",
+            "normalisation": norm.describe(),
+            "input_size": plan.backbone.input_size,
+            "interpolation": plan.backbone.interpolation,
+            "weights": source.describe(),
+            "data_source": None,
+            "data_fingerprint": dict(fingerprint),
+            "classes": task.classes,
+        },
+        "env": dict(env),
+    }
+    try:
+        train_data = load_split(plan.data_dir, task, train_split)
+        eval_data = load_split(plan.data_dir, task, eval_split)
+        record["protocol"]["data_source"] = train_data.manifest["source"]
+        record["protocol"]["data_allow_mismatch"] = bool(train_data.manifest.get("allow_mismatch", False))
+        seed_everything(seed)
+        model, backbone_total = build_adapted_model(plan, task, pretrained)
+        model.to(plan.device)
+        head = head_parameter_count(model)
+        trainable = trainable_parameter_count(model)
+        memory = PeakMemory(plan.device)
+        batcher = DeviceBatcher(plan.backbone.input_size, norm, plan.device, plan.backbone.interpolation)
+        trained = train(model, train_data, batcher, config, seed, progress, f"{task.name} s{seed} train")
+        merge_diff = None
+        if plan.method.mergeable:
+            model, merge_diff = merge_and_check(model, plan.method.merge, eval_data, batcher, config.batch_size)
+        outcome = evaluate(model, eval_data, batcher, config.batch_size, progress, f"{task.name} s{seed} eval")
+        record["protocol"]["eval_model"] = "merged" if plan.method.mergeable else "as_trained"
+        record["metrics"] = {
+            "top1": 100.0 * outcome.top1,
+            "final_train_loss": trained["final_train_loss"],
+            "eval_examples": outcome.examples,
+            "merge_max_abs_logit_diff": merge_diff,
+        }
+        record["params"] = {
+            "trainable": trainable,
+            "trainable_without_head": trainable - head,
+            "head": head,
+            "backbone_total": backbone_total,
+            "inference_total": total_parameter_count(model),
+        }
+        record["timing"] = {"train_seconds": trained["train_seconds"], "eval_seconds": outcome.seconds,
+                            "steps": trained["steps"]}
+        record["memory"] = memory.read()
+        record["status"] = "ok"
+    except (TrainingDiverged, torch.cuda.OutOfMemoryError) as exc:
+        record["status"] = "failed"
+        record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    record["finished"] = now_iso()
+    return record
