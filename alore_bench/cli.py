@@ -17,8 +17,10 @@ from .errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Benchmark parameter-efficient transfer learning (ALoRE and baselines) on VTAB-1k, FGVC and an offline demo suite.")
-console = Console()
-err_console = Console(stderr=True)
+# Wide tables stay readable when output goes to a file or a pipe (rich assumes 80 columns there).
+PIPE_WIDTH = 220
+console = Console(width=None if Console().is_terminal else PIPE_WIDTH)
+err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else PIPE_WIDTH)
 
 
 def user_errors(command):
@@ -149,7 +151,7 @@ def build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, we
     method_config = method_spec.config_from_opts(opt or [])
     cli = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, stage=stage,
                normalisation=normalisation)
-    train_config = make_train_config(suite_spec.recipe, method_spec.recipe, cli)
+    train_config = make_train_config(suite_spec.recipe_for(method_spec.name), cli)
     return RunPlan(suite=suite_spec, tasks=task_list, backbone=backbone_spec, method=method_spec,
                    method_config=method_config, train_config=train_config, seeds=_parse_seeds(seeds),
                    data_dir=default_data_dir(data_dir), results_dir=results_dir, device=resolve_device(device),

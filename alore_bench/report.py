@@ -76,7 +76,7 @@ def _cell(value: Any, column: str) -> str:
     if column == "Seeds":
         return str(int(value))
     if column == "Params (M)":
-        return f"{value:.3f}"
+        return f"{value:.4g}"
     return f"{value:.1f}"
 
 

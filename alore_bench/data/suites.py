@@ -43,6 +43,12 @@ class Suite:
     tasks: Tuple[Task, ...]
     recipe: Mapping[str, Any]
 
+    def recipe_for(self, method: str) -> Dict[str, Any]:
+        """The suite's training recipe, with its per-method overrides for `method` applied."""
+        recipe = {k: v for k, v in self.recipe.items() if k != "methods"}
+        recipe.update(self.recipe.get("methods", {}).get(method, {}))
+        return recipe
+
     def task(self, name: str) -> Task:
         for task in self.tasks:
             if name == task.name or name in task.aliases:

@@ -98,12 +98,18 @@ class ALoReLinear(nn.Module):
         return owner.weight
 
     def delta(self, x: torch.Tensor) -> torch.Tensor:
-        """dW @ x computed blockwise: x viewed as n blocks of width m, mixed by each expert's rule."""
-        blocks = x.reshape(*x.shape[:-1], self.experts, self.block)  # (..., q, m)
-        low = torch.einsum("...qm,irm->...iqr", blocks, self.down)  # U_i x_q
-        high = torch.einsum("...iqr,imr->...iqm", low, self.up)  # D_i U_i x_q
-        mixed = torch.einsum("ipq,...iqm->...pm", self.rules.to(high.dtype), high)  # sum_i,q S_i[p,q] (.)
-        return mixed.reshape(x.shape)
+        """dW @ x without forming dW. Since everything is linear,
+        (dW x)[p] = sum_i D_i (sum_q S_i[p, q] U_i x_q): project each block q to every expert's
+        rank-r space, mix blocks with the rules there (n^3 r work per token, not n^2 d), then lift
+        back with D. Two matmuls of d x (n r) plus a tiny mixing step."""
+        n, r, m = self.experts, self.rank, self.block
+        blocks = x.reshape(-1, n, m)  # (T, q, m)
+        down = self.down.permute(2, 0, 1).reshape(m, n * r)  # U stacked: (m, i r)
+        low = (blocks @ down).view(-1, n, n, r)  # (T, q, i, r) = U_i x_q
+        mixed = torch.einsum("ipq,tqir->tpir", self.rules.to(low.dtype), low)  # sum_q S_i[p, q] U_i x_q
+        up = self.up.permute(0, 2, 1).reshape(n * r, m)  # D stacked: (i r, m)
+        out = mixed.reshape(-1, n, n * r) @ up  # (T, p, m) = sum_i D_i (.)
+        return out.reshape(x.shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.base(x + self.scale * self.delta(self.dropout(x)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional
 
 import torch
@@ -27,8 +27,6 @@ class MethodSpec:
     paper: str
     summary: str
     merge: Optional[Callable[[nn.Module], nn.Module]] = None
-    # Training-recipe fields this method changes from the suite's recipe (e.g. a lower lr).
-    recipe: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def mergeable(self) -> bool:

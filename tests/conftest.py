@@ -1,0 +1,44 @@
+"""Shared fixtures: a tiny timm ViT and a prepared copy of the demo suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from timm.models.vision_transformer import VisionTransformer
+
+from alore_bench.data.cache import write_task
+from alore_bench.data.demo import GENERATORS
+from alore_bench.data.suites import SUITES
+
+torch.set_num_threads(2)
+
+TINY_VIT_ARGS = dict(img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0)
+
+
+def make_tiny_vit(num_classes: int = 5, seed: int = 0) -> VisionTransformer:
+    """A tiny model of the real timm ViT architecture (fused qkv, Mlp blocks)."""
+    torch.manual_seed(seed)
+    return VisionTransformer(num_classes=num_classes, **TINY_VIT_ARGS)
+
+
+@pytest.fixture
+def tiny_vit():
+    return make_tiny_vit()
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    """The demo suite prepared once per test session."""
+    root = tmp_path_factory.mktemp("data")
+    suite = SUITES.get("demo")
+    for task in suite.tasks:
+        write_task(root, task, GENERATORS[task.generator](task), source={"kind": "generated", "generator": task.generator})
+    return root
+
+
+@pytest.fixture
+def env_data(demo_data, monkeypatch) -> Path:
+    monkeypatch.setenv("ALORE_BENCH_DATA", str(demo_data))
+    return demo_data

@@ -1,0 +1,104 @@
+"""ALoRE: the definition, its budget on ViT-B/16, merging and the ablation options."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from alore_bench.errors import UserError
+from alore_bench.methods import METHODS
+from alore_bench.methods.alore import ALoReConfig, ALoReLinear, ALoReRules, apply_alore
+from alore_bench.params import vit_b16_trainable_without_head
+
+from .conftest import make_tiny_vit
+
+
+def test_vit_b16_budget_is_147520():
+    # 24 sites x 2 x 768 x 4 + 4^3 shared rule entries, counted on the meta device.
+    assert vit_b16_trainable_without_head("alore") == 147_520
+
+
+def test_lora_vit_b16_budget_is_294912():
+    assert vit_b16_trainable_without_head("lora") == 294_912
+
+
+def _random_site(experts=4, rank=3, d=24, out=10, scale=0.7):
+    torch.manual_seed(0)
+    base = nn.Linear(d, out)
+    config = ALoReConfig(experts=experts, rank=rank, scale=scale, rules="per_site")
+    site = ALoReLinear(base, config, ALoReRules(experts, learned=True, noise=0.3), own_rules=True)
+    with torch.no_grad():
+        site.down.normal_()  # leave the zero init so the check is not trivial
+    return site
+
+
+def test_factorised_forward_equals_dense_kronecker_definition():
+    site = _random_site()
+    x = torch.randn(5, 7, 24, dtype=torch.float64)
+    site = site.double()
+    n, m = site.experts, site.block
+    dense = torch.zeros(24, 24, dtype=torch.float64)
+    for i in range(n):
+        expert = site.up[i] @ site.down[i]  # D_i U_i, (m, m)
+        for p in range(n):
+            for q in range(n):  # block (p, q) of S_i kron (D_i U_i) is S_i[p, q] * D_i U_i
+                dense[p * m:(p + 1) * m, q * m:(q + 1) * m] += site.rules[i, p, q] * expert
+    expected = site.base(x + site.scale * x @ dense.T)
+    torch.testing.assert_close(site(x), expected)
+    torch.testing.assert_close(site.delta_weight(), dense)
+
+
+def test_merged_weight_is_w_times_identity_plus_scaled_delta():
+    site = _random_site()
+    merged = site.merged_linear()
+    x = torch.randn(9, 24)
+    torch.testing.assert_close(merged(x), site(x), rtol=0, atol=1e-5)
+    assert type(merged) is nn.Linear
+
+
+def test_dw_rank_can_exceed_single_branch_rank():
+    site = _random_site(experts=4, rank=1, d=32)
+    # One branch of rank r gives rank <= r; n experts in Kronecker space reach up to n^2 r.
+    assert torch.linalg.matrix_rank(site.delta_weight()) > 4
+
+
+def test_shared_rules_are_held_once():
+    model = apply_alore(make_tiny_vit(), ALoReConfig())
+    names = [n for n, _ in model.named_parameters() if "rules" in n]
+    assert names == ["alore_rules.weight"]
+    sites = [m for m in model.modules() if isinstance(m, ALoReLinear)]
+    assert len(sites) == 4 and all(s.rules is model.alore_rules.weight for s in sites)
+
+
+@pytest.mark.parametrize("sites,count", [("both", 4), ("attn", 2), ("mlp", 2)])
+def test_site_choice(sites, count):
+    model = apply_alore(make_tiny_vit(), ALoReConfig(sites=sites))
+    assert sum(isinstance(m, ALoReLinear) for m in model.modules()) == count
+
+
+def test_single_branch_fixed_rule_has_no_rule_parameters():
+    model = apply_alore(make_tiny_vit(), ALoReConfig(experts=1, rules="fixed"))
+    assert not [n for n, p in model.named_parameters() if "rules" in n]
+    site = next(m for m in model.modules() if isinstance(m, ALoReLinear))
+    assert torch.equal(site.rules, torch.ones(1, 1, 1))
+
+
+def test_experts_must_divide_width():
+    with pytest.raises(UserError, match="experts=5 must divide the layer width 32"):
+        apply_alore(make_tiny_vit(), ALoReConfig(experts=5))
+
+
+def test_merged_model_after_training_is_plain_and_equal():
+    spec = METHODS.get("alore")
+    model = spec.apply(make_tiny_vit(), ALoReConfig(rules="shared", scale=2.0))
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, ALoReLinear):
+                m.down.normal_(std=0.1)
+    model.eval()
+    x = torch.randn(3, 3, 16, 16)
+    before = model(x)
+    merged = spec.merge(model)
+    assert not hasattr(merged, "alore_rules")
+    torch.testing.assert_close(merged(x), before, rtol=0, atol=1e-4)

@@ -1,0 +1,105 @@
+"""The CLI through typer's CliRunner: list, run, report, and the one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from alore_bench.cli import app
+
+runner = CliRunner()
+TINY = ["--epochs", "1", "--batch-size", "128", "--device", "cpu"]
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [l for l in result.output.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, result.output
+    return " ".join(result.output.split())
+
+
+def test_list_methods_shows_budgets():
+    result = invoke("list", "methods")
+    assert result.exit_code == 0, result.output
+    assert "147,520" in result.output and "294,912" in result.output
+
+
+@pytest.mark.parametrize("what,needle", [("suites", "vtab1k"), ("backbones", "vit_b16")])
+def test_list_registries(what, needle):
+    result = invoke("list", what)
+    assert result.exit_code == 0 and needle in result.output
+
+
+def test_unprepared_vtab_names_prepare_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALORE_BENCH_DATA", str(tmp_path / "nothing"))
+    message = one_line_error(invoke("run", "--method", "alore", "--backbone", "vit_b16"))
+    assert "alore-bench prepare --suite vtab1k" in message
+
+
+def test_missing_weights_after_data_is_checked(env_data, tmp_path):
+    message = one_line_error(invoke("run", "--method", "alore", "--backbone", "vit_b16", "--suite", "demo",
+                                    "--results-dir", str(tmp_path)))
+    assert "ViT-B_16.npz" in message and "--weights" in message
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--method", "aloer", "--backbone", "demo_vit"], "did you mean 'alore'"),
+    (["--method", "alore", "--backbone", "vit_b61"], "did you mean 'vit_b16'"),
+    (["--method", "alore", "--backbone", "demo_vit", "--suite", "demo", "--tasks", "digit"], "did you mean 'digits'"),
+    (["--method", "alore", "--backbone", "demo_vit", "--suite", "dmeo"], "did you mean 'demo'"),
+    (["--method", "alore", "--backbone", "demo_vit", "--suite", "demo", "--opt", "rnak=2"], "did you mean 'rank'"),
+    (["--method", "alore", "--backbone", "demo_vit", "--suite", "demo", "--opt", "experts=x"], "expected an integer"),
+    (["--method", "alore", "--backbone", "demo_vit", "--suite", "demo", "--seeds", "a"], "--seeds"),
+])
+def test_bad_names_and_options(env_data, tmp_path, args, needle):
+    message = one_line_error(invoke("run", *args, "--results-dir", str(tmp_path)))
+    assert needle in message
+
+
+def test_experts_not_dividing_width_is_a_clear_error(env_data, tmp_path):
+    message = one_line_error(invoke("run", "--method", "alore", "--backbone", "demo_vit", "--suite", "demo",
+                                    "--tasks", "digits", "--opt", "experts=5", "--results-dir", str(tmp_path), *TINY))
+    assert "experts=5 must divide the layer width 64" in message
+
+
+def test_run_then_report(env_data, tmp_path):
+    results = tmp_path / "results"
+    for method in ("linear", "alore"):
+        result = invoke("run", "--method", method, "--backbone", "demo_vit", "--suite", "demo",
+                        "--results-dir", str(results), *TINY)
+        assert result.exit_code == 0, result.output
+    records = sorted(results.rglob("seed42.json"))
+    assert len(records) == 8
+    result = invoke("report", "--results-dir", str(results), "--format", "md")
+    assert result.exit_code == 0, result.output
+    assert "| demo_vit | alore |" in result.output and "Structured mean" in result.output
+    out = tmp_path / "table.csv"
+    result = invoke("report", "--results-dir", str(results), "--out", str(out))
+    assert result.exit_code == 0 and out.read_text().startswith("backbone,method,config,digits")
+
+
+def test_report_without_results_is_an_error(tmp_path):
+    message = one_line_error(invoke("report", "--results-dir", str(tmp_path / "none")))
+    assert "alore-bench run" in message
+
+
+def test_prepare_skips_prepared_tasks(tmp_path):
+    result = invoke("prepare", "--suite", "demo", "--data-dir", str(tmp_path), "--tasks", "textures")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "demo" / "textures" / "manifest.json").read_text())
+    assert manifest["splits"]["test"]["count"] == 1000
+    again = invoke("prepare", "--suite", "demo", "--data-dir", str(tmp_path), "--tasks", "textures")
+    assert "already prepared" in again.output
+
+
+def test_prepare_vtab_is_not_silently_faked(tmp_path):
+    message = one_line_error(invoke("prepare", "--suite", "vtab1k", "--data-dir", str(tmp_path)))
+    assert "not available" in message
