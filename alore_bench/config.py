@@ -143,4 +143,8 @@ def make_train_config(*layers: Mapping[str, Any]) -> TrainConfig:
     merged: Dict[str, Any] = {}
     for layer in layers:
         merged.update({k: v for k, v in layer.items() if v is not None})
+    if "epochs" in merged:
+        # A short run (e.g. --epochs 5 on a 10-epoch-warmup recipe) warms up for its whole length.
+        warmup = merged.get("warmup_epochs", TrainConfig.warmup_epochs)
+        merged["warmup_epochs"] = min(warmup, merged["epochs"])
     return config_from_dict(TrainConfig, merged, "training recipe")

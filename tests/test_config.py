@@ -34,8 +34,19 @@ def test_train_config_layers_and_validation():
     assert (config.epochs, config.lr, config.batch_size) == (10, 5e-4, 8)
     assert config.splits() == ("train800val200", "test")
     assert TrainConfig(stage="tune").splits() == ("train800", "val200")
+    assert make_train_config({"epochs": 3}).warmup_epochs == 3  # capped at the run's length
     with pytest.raises(UserError, match="--epochs must be at least 1"):
         make_train_config({"epochs": 0})
+
+
+def test_suite_recipes_with_per_method_overrides():
+    from alore_bench.data.suites import SUITES
+
+    demo = SUITES.get("demo")
+    assert make_train_config(demo.recipe_for("full")).lr == 1e-3
+    assert make_train_config(demo.recipe_for("alore")).lr == 1e-2
+    vtab = make_train_config(SUITES.get("vtab1k").recipe_for("alore"))
+    assert (vtab.epochs, vtab.warmup_epochs, vtab.lr, vtab.weight_decay, vtab.batch_size) == (100, 10, 1e-3, 1e-4, 64)
 
 
 def test_unknown_method_suggests_closest():

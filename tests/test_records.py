@@ -14,7 +14,7 @@ runner = CliRunner()
 
 
 def run(results: Path, *extra: str):
-    args = ["run", "--method", "alore", "--backbone", "demo_vit", "--suite", "demo", "--tasks", "locate_shape",
+    args = ["run", "--method", "alore", "--backbone", "demo_vit", "--suite", "demo", "--tasks", "digits",
             "--epochs", "1", "--batch-size", "100", "--device", "cpu", "--results-dir", str(results), *extra]
     return runner.invoke(app, args)
 
@@ -33,7 +33,7 @@ def test_record_schema(env_data, tmp_path):
     assert path.relative_to(tmp_path).parts[:3] == ("demo", "demo_vit", f"alore-{record['config_hash']}")
     for key in ("suite", "task", "group", "backbone", "method", "seed", "created"):
         assert record[key] is not None
-    assert record["group"] == "Structured" and record["seed"] == 42
+    assert record["group"] == "Natural" and record["seed"] == 42
     assert record["config"]["method"] == {"experts": 4, "rank": 4, "scale": 1.0, "sites": "both", "rules": "shared",
                                           "rule_noise": 0.02, "dropout": 0.0}
     assert record["config"]["train"]["epochs"] == 1 and record["config"]["train"]["batch_size"] == 100
@@ -45,12 +45,12 @@ def test_record_schema(env_data, tmp_path):
     assert protocol["data_source"]["kind"] == "generated"
     assert protocol["eval_model"] == "merged"
     metrics = record["metrics"]
-    assert 0 <= metrics["top1"] <= 100 and metrics["eval_examples"] == 1000
+    assert 0 <= metrics["top1"] <= 100 and metrics["eval_examples"] == 1594
     assert metrics["merge_max_abs_logit_diff"] < 1e-4
     params = record["params"]
-    # 8 sites x 2 x 64 x 4 + 4^3 rules; head 64 x 8 + 8.
+    # 8 sites x 2 x 64 x 4 + 4^3 rules; head 64 x 10 + 10.
     assert params["trainable_without_head"] == 8 * 2 * 64 * 4 + 64
-    assert params["head"] == 64 * 8 + 8
+    assert params["head"] == 64 * 10 + 10
     assert params["inference_total"] == params["backbone_total"] + params["head"]
     assert record["timing"]["train_seconds"] > 0 and record["timing"]["steps"] == 10
     assert record["memory"]["peak_bytes"] > 0
@@ -68,7 +68,7 @@ def test_identical_config_skips_changed_config_never_overwrites_force_reruns(env
     first_text = first.read_text()
 
     again = run(tmp_path)
-    assert again.exit_code == 0 and "skip locate_shape seed 42" in again.output
+    assert again.exit_code == 0 and "skip digits seed 42" in again.output
     assert first.read_text() == first_text
 
     changed = run(tmp_path, "--lr", "0.002")
@@ -79,7 +79,7 @@ def test_identical_config_skips_changed_config_never_overwrites_force_reruns(env
     assert json.loads(other.read_text())["config"]["train"]["lr"] == 0.002
 
     forced = run(tmp_path, "--force")
-    assert forced.exit_code == 0 and "skip" not in forced.output
+    assert forced.exit_code == 0 and "skip digits" not in forced.output
     rerun = json.loads(first.read_text())
     assert "marker" not in rerun and rerun["status"] == "ok"
     assert rerun["metrics"]["top1"] == marked["metrics"]["top1"]  # same config, same seed, same number
@@ -102,7 +102,7 @@ def test_failed_record_is_rerun(env_data, tmp_path):
     record["status"] = "failed"
     path.write_text(json.dumps(record))
     result = run(tmp_path)
-    assert result.exit_code == 0 and "skip" not in result.output
+    assert result.exit_code == 0 and "skip digits" not in result.output
     assert json.loads(path.read_text())["status"] == "ok"
 
 
@@ -113,7 +113,7 @@ def test_same_seed_same_numbers(env_data, tmp_path):
     assert ra["top1"] == rb["top1"] and ra["final_train_loss"] == rb["final_train_loss"]
     c = tmp_path / "c"
     assert runner.invoke(app, ["run", "--method", "alore", "--backbone", "demo_vit", "--suite", "demo", "--tasks",
-                               "locate_shape", "--epochs", "1", "--batch-size", "100", "--device", "cpu",
+                               "digits", "--epochs", "1", "--batch-size", "100", "--device", "cpu",
                                "--results-dir", str(c), "--seeds", "7"]).exit_code == 0
     rc = json.loads(sorted(c.rglob("seed7.json"))[0].read_text())["metrics"]
     assert rc["final_train_loss"] != ra["final_train_loss"]
