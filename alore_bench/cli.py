@@ -118,20 +118,34 @@ def backbones_table() -> Table:
 @user_errors
 def prepare(
     suite: str = typer.Option(..., "--suite", help="suite to prepare (see `alore-bench list suites`)"),
+    source_path: Optional[Path] = typer.Argument(None, help="with --source folder: the pre-made folder or .zip"),
     data_dir: Optional[Path] = DataDir,
     tasks: Optional[str] = typer.Option(None, "--tasks", help="comma-separated task names (default: all)"),
-    source: Optional[str] = typer.Option(None, "--source", help="where the data comes from (suite-specific)"),
+    source: Optional[str] = typer.Option(None, "--source", help="tfds (default for vtab1k) or folder PATH"),
     force: bool = typer.Option(False, "--force", help="rebuild tasks that are already prepared"),
+    allow_mismatch: bool = typer.Option(False, "--allow-mismatch",
+                                        help="accept split sizes that differ from the official ones (recorded)"),
+    tfds_dir: Optional[Path] = typer.Option(None, "--tfds-dir", help="TFDS data dir (default: TFDS's own)"),
+    manual_dir: Optional[Path] = typer.Option(None, "--manual-dir",
+                                              help="manual downloads, one folder per TFDS builder (default: <data dir>/manual)"),
 ):
     """Build a suite's verified data cache."""
     from .data.cache import default_data_dir
-    from .data.prepare import prepare_suite
+    from .data.prepare import PrepareOptions, prepare_suite
     from .data.suites import SUITES
 
     spec = SUITES.get(suite)
     root = default_data_dir(data_dir)
-    prepare_suite(spec, spec.select(_split_list(tasks)), root, force, source, lambda m: console.print(m, highlight=False))
-    console.print(f"data for {spec.name} is in {root / spec.name}", highlight=False)
+    options = PrepareOptions(source=source, source_path=source_path, force=force, allow_mismatch=allow_mismatch,
+                             tfds_dir=tfds_dir, manual_dir=manual_dir)
+    with progress_bar() as progress:
+        summary = prepare_suite(spec, spec.select(_split_list(tasks)), root, options, progress,
+                                lambda m: progress.console.print(m, highlight=False))
+    console.print(f"{spec.name} in {root / spec.name}: {len(summary.prepared)} prepared, "
+                  f"{len(summary.skipped)} already there, {len(summary.unavailable)} not prepared", highlight=False)
+    for name, reason in summary.unavailable:
+        err_console.print(f"not prepared: {name}: {reason}", highlight=False)
+    raise typer.Exit(1 if summary.unavailable else 0)
 
 
 def build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, weight_decay, stage, normalisation,
@@ -251,14 +265,15 @@ def demo(
 ):
     """Offline in minutes: prepare the demo suite, run linear, full, lora and alore on demo_vit, report."""
     from .data.cache import default_data_dir
-    from .data.prepare import prepare_suite
+    from .data.prepare import PrepareOptions, prepare_suite
     from .data.suites import SUITES
     from .report import load_tables, render_rich
 
     start = time.perf_counter()
     suite = SUITES.get("demo")
-    prepare_suite(suite, list(suite.tasks), default_data_dir(data_dir), False, None,
-                  lambda m: console.print(m, highlight=False))
+    with progress_bar() as progress:
+        prepare_suite(suite, list(suite.tasks), default_data_dir(data_dir), PrepareOptions(), progress,
+                      lambda m: progress.console.print(m, highlight=False))
     status = 0
     for method in DEMO_METHODS:
         plan = build_plan(method, "demo_vit", "demo", None, "42", None, None, None, None, None, None,

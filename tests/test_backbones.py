@@ -101,3 +101,15 @@ def test_demo_vit_weights_ship_with_the_package():
 def test_vit_b16_architecture_matches_timm_tag():
     model = BACKBONES.get("vit_b16").create(num_classes=0, device="meta")
     assert sum(p.numel() for p in model.parameters()) == 85_798_656
+
+
+def test_demo_pretraining_script_runs_and_fits_demo_vit():
+    from alore_bench.backbones.demo_pretrain import pretrain, source_images
+
+    images, labels = source_images(50, seed=3)
+    assert images.shape == (50, 32, 32, 3) and images.dtype.name == "uint8" and labels.max() < 72
+    state, accuracy = pretrain(count=64, epochs=1, batch_size=32)
+    assert 0.0 <= accuracy <= 1.0 and not any(k.startswith("head.") and v.numel() for k, v in state.items())
+    model = BACKBONES.get("demo_vit").create(num_classes=4)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert set(missing) == {"head.weight", "head.bias"} and not unexpected

@@ -100,6 +100,26 @@ def test_prepare_skips_prepared_tasks(tmp_path):
     assert "already prepared" in again.output
 
 
-def test_prepare_vtab_is_not_silently_faked(tmp_path):
-    message = one_line_error(invoke("prepare", "--suite", "vtab1k", "--data-dir", str(tmp_path)))
-    assert "not available" in message
+@pytest.mark.parametrize("args,needle", [
+    (["--suite", "vtab1k", "--source", "folder"], "--source folder needs the path"),
+    (["--suite", "vtab1k", "--source", "csv"], "can be prepared from tfds, folder"),
+    (["--suite", "demo", "--source", "tfds"], "can be prepared from generated"),
+    (["--suite", "vtab1k", "--source", "tfds", "somewhere"], "only goes with --source folder"),
+])
+def test_prepare_source_errors(tmp_path, args, needle):
+    message = one_line_error(invoke("prepare", *args, "--data-dir", str(tmp_path)))
+    assert needle in message
+
+
+def test_failed_tfds_download_is_reported_and_other_tasks_go_on(tmp_path, monkeypatch):
+    from tensorflow_datasets.core import dataset_builder
+
+    def offline(self, *args, **kwargs):
+        raise ConnectionError("Failed to resolve 'www.cs.toronto.edu'")
+
+    monkeypatch.setattr(dataset_builder.DatasetBuilder, "download_and_prepare", offline)
+    result = invoke("prepare", "--suite", "vtab1k", "--tasks", "cifar,svhn", "--data-dir", str(tmp_path))
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "cifar100: TFDS could not download or prepare cifar100:3.*.* (ConnectionError" in text
+    assert "2 not prepared" in text and "--source folder PATH" in text

@@ -48,48 +48,82 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_task(data_dir: Path, task: Task, splits: Mapping[str, Tuple[np.ndarray, np.ndarray]],
-               source: Mapping[str, Any]) -> Dict[str, Any]:
-    """Write all splits of a task into a temporary folder, then move it into place in one rename."""
-    final = task_dir(data_dir, task)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    split_info = {}
-    for name, (images, labels) in splits.items():
-        images = np.ascontiguousarray(images, dtype=np.uint8)
+class TaskWriter:
+    """Writes a task's splits into a hidden staging folder and moves it into place only when
+    everything succeeded (`commit`); on any error the staging folder is removed, so a failed
+    preparation never leaves a half-written task behind."""
+
+    def __init__(self, data_dir: Path, task: Task, allow_mismatch: bool = False):
+        self.task = task
+        self.allow_mismatch = allow_mismatch
+        self.final = task_dir(data_dir, task)
+        self.staging = self.final.with_name(f".{self.final.name}.tmp-{os.getpid()}")
+        self.splits: Dict[str, Dict[str, Any]] = {}
+
+    def __enter__(self) -> "TaskWriter":
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging.mkdir()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def image_array(self, split: str, count: int, height: int, width: int) -> np.ndarray:
+        """A writable uint8 (count, height, width, 3) array on disk for `split`."""
+        return np.lib.format.open_memmap(self.staging / f"{split}.images.npy", mode="w+", dtype=np.uint8,
+                                         shape=(count, height, width, 3))
+
+    def finish_split(self, split: str, images: np.ndarray, labels: np.ndarray, **facts: Any) -> None:
         labels = np.ascontiguousarray(labels, dtype=np.int64)
-        check_arrays(task, name, images, labels, expected=task.splits[name])
-        np.save(staging / f"{name}.images.npy", images)
-        np.save(staging / f"{name}.labels.npy", labels)
-        split_info[name] = {
+        expected = None if self.allow_mismatch else self.task.splits[split]
+        check_arrays(self.task, split, images, labels, expected)
+        if isinstance(images, np.memmap):
+            images.flush()
+        else:
+            np.save(self.staging / f"{split}.images.npy", np.ascontiguousarray(images, dtype=np.uint8))
+        np.save(self.staging / f"{split}.labels.npy", labels)
+        self.splits[split] = {
             "count": int(len(labels)),
+            "expected_count": self.task.splits.get(split),
             "image_shape": list(images.shape[1:]),
             "images_sha256": _sha256(images),
             "labels_sha256": _sha256(labels),
             "classes_present": int(len(np.unique(labels))),
+            **facts,
         }
-    manifest = {
-        "schema": MANIFEST_SCHEMA,
-        "suite": task.suite,
-        "task": task.name,
-        "group": task.group,
-        "classes": task.classes,
-        "source": dict(source),
-        "splits": split_info,
-        "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "alore_bench": __version__,
-    }
-    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(staging, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, final)
-    return manifest
+
+    def commit(self, source: Mapping[str, Any]) -> Dict[str, Any]:
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "suite": self.task.suite,
+            "task": self.task.name,
+            "group": self.task.group,
+            "classes": self.task.classes,
+            "source": dict(source),
+            "allow_mismatch": self.allow_mismatch,
+            "splits": self.splits,
+            "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "alore_bench": __version__,
+        }
+        (self.staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        if self.final.exists():
+            old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}")
+            os.replace(self.final, old)
+            os.replace(self.staging, self.final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self.staging, self.final)
+        return manifest
+
+
+def write_task(data_dir: Path, task: Task, splits: Mapping[str, Tuple[np.ndarray, np.ndarray]],
+               source: Mapping[str, Any]) -> Dict[str, Any]:
+    """Write in-memory splits of a task atomically."""
+    with TaskWriter(data_dir, task) as writer:
+        for name, (images, labels) in splits.items():
+            writer.finish_split(name, np.ascontiguousarray(images, dtype=np.uint8), labels)
+        return writer.commit(source)
 
 
 def check_arrays(task: Task, split: str, images: np.ndarray, labels: np.ndarray, expected: Optional[int]) -> None:

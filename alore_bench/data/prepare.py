@@ -1,41 +1,87 @@
-"""`alore-bench prepare`: build a suite's cache, task by task, skipping prepared tasks."""
+"""`alore-bench prepare`: build a suite's cache task by task from the chosen source, skipping
+prepared tasks. Tasks that cannot be prepared here (manual files or TensorFlow missing) are
+reported and skipped; the command then exits non-zero with a summary."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from ..errors import UserError
-from .cache import is_prepared, write_task
+from .cache import TaskWriter, is_prepared
 from .demo import GENERATORS
 from .suites import Suite, Task
+
+SOURCES = {"generated": ("generated",), "tfds": ("tfds", "folder")}
+
+
+@dataclass
+class PrepareOptions:
+    source: Optional[str] = None  # default: the suite's own source
+    source_path: Optional[Path] = None
+    force: bool = False
+    allow_mismatch: bool = False
+    tfds_dir: Optional[Path] = None
+    manual_dir: Optional[Path] = None  # default: <data dir>/manual
 
 
 @dataclass
 class PrepareSummary:
     prepared: List[str] = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)
+    unavailable: List[Tuple[str, str]] = field(default_factory=list)
 
 
-def prepare_suite(suite: Suite, tasks: List[Task], data_dir: Path, force: bool, source: Optional[str],
+def _check_source(suite: Suite, options: PrepareOptions) -> str:
+    kind = options.source or suite.source
+    allowed = SOURCES[suite.source]
+    if kind not in allowed:
+        raise UserError(f"--source {kind}: suite {suite.name} can be prepared from {', '.join(allowed)}")
+    if kind == "folder" and options.source_path is None:
+        raise UserError("--source folder needs the path of the pre-made vtab-1k folder or .zip: "
+                        "alore-bench prepare --suite vtab1k --source folder PATH")
+    if kind != "folder" and options.source_path is not None:
+        raise UserError(f"a path ({options.source_path}) only goes with --source folder")
+    return kind
+
+
+def prepare_suite(suite: Suite, tasks: List[Task], data_dir: Path, options: PrepareOptions, progress,
                   say: Callable[[str], None]) -> PrepareSummary:
-    if suite.source != "generated":
-        # VTAB-1k / FGVC preparation (TFDS, pre-made folders, VPT JSON) is issue #3's work.
-        raise UserError(f"preparing suite {suite.name} from {source or suite.source} is not available in this "
-                        "version of alore-bench yet; only `alore-bench prepare --suite demo` works offline today")
-    if source not in (None, "generated"):
-        raise UserError(f"--source {source}: suite {suite.name} is generated on this machine; omit --source")
+    from .tfds_source import TaskUnavailable
+
+    kind = _check_source(suite, options)
     summary = PrepareSummary()
     for task in tasks:
-        if is_prepared(data_dir, task) and not force:
+        if is_prepared(data_dir, task) and not options.force:
             summary.skipped.append(task.name)
             say(f"skip {suite.name}/{task.name}: already prepared (--force rebuilds)")
             continue
-        splits = GENERATORS[task.generator](task)
-        manifest = write_task(data_dir, task, splits, source={
-            "kind": "generated", "generator": task.generator, "description": task.description})
+        try:
+            manifest = prepare_task(task, kind, data_dir, options, progress, say)
+        except TaskUnavailable as exc:
+            summary.unavailable.append((task.name, str(exc)))
+            say(f"cannot prepare {suite.name}/{task.name} here: {exc}")
+            continue
         counts = ", ".join(f"{k} {v['count']}" for k, v in manifest["splits"].items())
         summary.prepared.append(task.name)
-        say(f"prepared {suite.name}/{task.name}: {counts}")
+        say(f"prepared {suite.name}/{task.name} from {kind}: {counts}")
     return summary
+
+
+def prepare_task(task: Task, kind: str, data_dir: Path, options: PrepareOptions, progress, say):
+    if kind == "generated":
+        with TaskWriter(data_dir, task) as writer:
+            for split, (images, labels) in GENERATORS[task.generator](task).items():
+                writer.finish_split(split, images, labels)
+            return writer.commit({"kind": "generated", "generator": task.generator, "description": task.description})
+    if kind == "tfds":
+        from .tfds_source import prepare_tfds_task
+
+        manual = (options.manual_dir or data_dir / "manual") / task.tfds.split(":")[0].split("/")[0]
+        return prepare_tfds_task(task, data_dir, options.tfds_dir, manual, options.allow_mismatch, progress, say)
+    if kind == "folder":
+        from .folder_source import prepare_folder_task
+
+        return prepare_folder_task(task, data_dir, options.source_path, options.allow_mismatch, progress, say)
+    raise AssertionError(kind)

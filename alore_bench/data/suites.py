@@ -32,6 +32,9 @@ class Task:
     slices: Mapping[str, str] = field(default_factory=dict)
     label_rule: Optional[str] = None
     manual: bool = False
+    manual_files: Tuple[str, ...] = ()
+    manual_hint: str = ""
+    notes: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ def _parse_suite(text: str, origin: str) -> Suite:
         if missing:
             raise ValueError(f"{origin}: task {entry['name']} lacks split sizes for {missing}")
         entry["aliases"] = tuple(entry.get("aliases", ()))
+        entry["manual_files"] = tuple(entry.get("manual_files", ()))
         tasks.append(Task(suite=raw["name"], **entry))
     return Suite(name=raw["name"], description=raw["description"], groups=tuple(raw["groups"]),
                  source=raw["source"], tasks=tuple(tasks), recipe=dict(raw.get("recipe", {})))

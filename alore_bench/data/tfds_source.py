@@ -1,0 +1,104 @@
+"""Prepare VTAB-1k tasks from tensorflow-datasets builders, read through `data_source`
+(ArrayRecord, no TensorFlow needed to read; some builders need TensorFlow to generate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+
+from ..errors import UserError
+from .cache import TaskWriter
+from .images import RESIZE_NOTE, fit, storage_size
+from .label_rules import LABEL_RULES, LabelRuleError
+from .suites import Task
+
+SOURCE_SPLITS = ("train800", "val200", "test")
+
+
+class TaskUnavailable(Exception):
+    """This task cannot be prepared here (manual files or TensorFlow missing); others go on."""
+
+
+def _tfds():
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise UserError("tensorflow-datasets is not installed: pip install 'alore-bench[tfds]'") from None
+    return tfds
+
+
+def check_manual_files(task: Task, manual_dir: Path) -> None:
+    missing = [name for name in task.manual_files if not (manual_dir / name).exists()]
+    if missing:
+        raise TaskUnavailable(
+            f"{task.name} needs a manual download: put {', '.join(missing)} into {manual_dir} "
+            f"({task.manual_hint}), then rerun `alore-bench prepare --suite {task.suite} --tasks {task.name}`")
+
+
+def open_builder(task: Task, tfds_dir: Optional[Path], manual_dir: Path):
+    tfds = _tfds()
+    builder = tfds.builder(task.tfds, data_dir=str(tfds_dir) if tfds_dir else None, file_format="array_record")
+    prepared = Path(str(builder.data_path), "dataset_info.json").exists()
+    if task.manual and not prepared:
+        check_manual_files(task, manual_dir)
+    try:
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("tensorflow"):
+            raise TaskUnavailable(
+                f"{task.name}: TFDS needs TensorFlow to generate {task.tfds} (pip install tensorflow-cpu), "
+                "or prepare it where TensorFlow exists and point --tfds-dir at that copy, or import a "
+                "pre-made copy with --source folder PATH") from None
+        raise
+    except Exception as exc:  # downloads fail in many ways (network, moved URLs, corrupt archives)
+        reason = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise TaskUnavailable(f"{task.name}: TFDS could not download or prepare {task.tfds} "
+                              f"({type(exc).__name__}: {reason}); fix the download or import a pre-made copy "
+                              "with --source folder PATH") from None
+    return tfds, builder
+
+
+def prepare_tfds_task(task: Task, data_dir: Path, tfds_dir: Optional[Path], manual_dir: Path,
+                      allow_mismatch: bool, progress, say: Callable[[str], None]) -> Dict[str, Any]:
+    tfds, builder = open_builder(task, tfds_dir, manual_dir)
+    rule = LABEL_RULES[task.label_rule or "plain"]
+    image_shape = builder.info.features["image"].shape
+    size = storage_size(image_shape)
+    with TaskWriter(data_dir, task, allow_mismatch) as writer:
+        arrays = {}
+        for split in SOURCE_SPLITS:
+            source = builder.as_data_source(split=task.slices[split])
+            count = len(source)
+            images = writer.image_array(split, count, *size)
+            labels = np.empty(count, np.int64)
+            bar = progress.add_task(f"{task.name} {split}", total=count)
+            for i in range(count):
+                try:
+                    image, label = rule(source[i])
+                except LabelRuleError as exc:
+                    raise UserError(f"task {task.name} split {split} ({task.slices[split]}) record {i}: {exc}") from None
+                images[i] = fit(image, size)
+                labels[i] = label
+                progress.advance(bar)
+            progress.remove_task(bar)
+            writer.finish_split(split, images, labels, source_slice=task.slices[split])
+            arrays[split] = (images, labels)
+        # train800val200 is the two slices joined, train800 first (as the official code does).
+        joined = writer.image_array("train800val200", len(arrays["train800"][1]) + len(arrays["val200"][1]), *size)
+        joined[:len(arrays["train800"][1])] = arrays["train800"][0]
+        joined[len(arrays["train800"][1]):] = arrays["val200"][0]
+        writer.finish_split("train800val200", joined,
+                            np.concatenate([arrays["train800"][1], arrays["val200"][1]]),
+                            source_slice=f"{task.slices['train800']} + {task.slices['val200']}")
+        return writer.commit({
+            "kind": "tfds",
+            "builder": builder.info.full_name,
+            "spec": task.tfds,
+            "version": str(builder.info.version),
+            "tensorflow_datasets": tfds.__version__,
+            "label_rule": task.label_rule or "plain",
+            "resize": RESIZE_NOTE,
+            "notes": task.notes,
+        })
