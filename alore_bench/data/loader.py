@@ -3,6 +3,7 @@ normalised there. No image is decoded during training or evaluation."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Iterator, Sequence, Tuple
 
@@ -41,19 +42,26 @@ class DeviceBatcher:
         self.input_size = input_size
         self.device = device
         self.interpolation = interpolation
-        self.mean = torch.tensor(norm.mean, device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(norm.std, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(norm.std, device=device)
+        # (x / 255 - mean) / std as one multiply-add on the channels-last uint8 layout.
+        self.scale = 1.0 / (255.0 * std)
+        self.shift = -torch.tensor(norm.mean, device=device) / std
 
     def __call__(self, images: np.ndarray) -> torch.Tensor:
-        batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device, non_blocking=True)
-        batch = batch.permute(0, 3, 1, 2).float().div_(255.0)
-        if batch.shape[-2:] != (self.input_size, self.input_size):
-            # VTAB pipelines resize straight to the model resolution, ignoring aspect ratio.
-            shrinking = batch.shape[-1] > self.input_size or batch.shape[-2] > self.input_size
-            batch = F.interpolate(batch, size=(self.input_size, self.input_size), mode=self.interpolation,
-                                  align_corners=False, antialias=shrinking and self.interpolation in ("bilinear", "bicubic"))
-            batch = batch.clamp_(0.0, 1.0)
-        return (batch - self.mean) / self.std
+        with warnings.catch_warnings():
+            # Slices of the read-only memory map are only read: the first op below copies them.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device, non_blocking=True)
+        if batch.shape[1:3] == (self.input_size, self.input_size):
+            # Normalise in the stored channels-last layout, then view as NCHW.
+            return batch.float().mul_(self.scale).add_(self.shift).permute(0, 3, 1, 2)
+        # VTAB pipelines resize straight to the model resolution, ignoring aspect ratio.
+        batch = batch.permute(0, 3, 1, 2).float()
+        shrinking = batch.shape[-1] > self.input_size or batch.shape[-2] > self.input_size
+        batch = F.interpolate(batch, size=(self.input_size, self.input_size), mode=self.interpolation,
+                              align_corners=False, antialias=shrinking and self.interpolation in ("bilinear", "bicubic"))
+        batch = batch.clamp_(0.0, 255.0)
+        return batch.mul_(self.scale.view(1, 3, 1, 1)).add_(self.shift.view(1, 3, 1, 1))
 
 
 def batch_indices(count: int, batch_size: int, shuffle: bool, seed: int, epoch: int) -> Iterator[np.ndarray]:
@@ -67,11 +75,18 @@ def batch_indices(count: int, batch_size: int, shuffle: bool, seed: int, epoch: 
         yield order[start:start + batch_size]
 
 
+def _rows(array: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """array[idx], as a plain slice when idx is a contiguous run (cheaper on memory maps)."""
+    if len(idx) and idx[-1] - idx[0] == len(idx) - 1 and (np.diff(idx) == 1).all():
+        return array[idx[0]:idx[-1] + 1]
+    return array[idx]
+
+
 def iterate(split: SplitData, batcher: DeviceBatcher, batch_size: int, shuffle: bool = False,
             seed: int = 0, epoch: int = 0) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
     for idx in batch_indices(len(split), batch_size, shuffle, seed, epoch):
-        images = batcher(split.images[idx])
-        labels = torch.from_numpy(split.labels[idx]).to(batcher.device, non_blocking=True)
+        images = batcher(_rows(split.images, idx))
+        labels = torch.from_numpy(np.ascontiguousarray(_rows(split.labels, idx))).to(batcher.device, non_blocking=True)
         yield images, labels
 
 

@@ -1,0 +1,48 @@
+"""The cache loader: normalisation, on-device resizing, seeded order."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from alore_bench.data.cache import SplitData
+from alore_bench.data.loader import DeviceBatcher, Normalisation, batch_indices, iterate
+from alore_bench.data.suites import Task
+
+NORM = Normalisation("imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def reference(images: np.ndarray, size: int) -> torch.Tensor:
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False,
+                          antialias=x.shape[-1] > size).clamp(0, 1)
+    mean, std = torch.tensor(NORM.mean).view(1, 3, 1, 1), torch.tensor(NORM.std).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def test_batches_match_reference_at_native_and_resized_sizes():
+    rng = np.random.default_rng(0)
+    for stored, size in [(16, 16), (8, 16), (32, 16)]:
+        images = rng.integers(0, 256, size=(5, stored, stored, 3), dtype=np.uint8)
+        out = DeviceBatcher(size, NORM, torch.device("cpu"))(images)
+        assert out.shape == (5, 3, size, size) and out.dtype == torch.float32
+        torch.testing.assert_close(out, reference(images, size), rtol=1e-5, atol=1e-4)
+
+
+def test_read_only_memory_map_is_accepted(tmp_path):
+    images = np.full((4, 8, 8, 3), 255, np.uint8)
+    np.save(tmp_path / "x.npy", images)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    split = SplitData(Task("t", "s", "g", 2, {}), "test", mapped, np.array([0, 1, 0, 1]), {})
+    batches = list(iterate(split, DeviceBatcher(8, NORM, torch.device("cpu")), batch_size=3))
+    assert [len(labels) for _, labels in batches] == [3, 1]
+    torch.testing.assert_close(batches[0][0][:, 0], torch.full((3, 8, 8), (1 - 0.485) / 0.229))
+
+
+def test_shuffled_order_depends_only_on_seed_and_epoch():
+    first = np.concatenate(list(batch_indices(50, 8, True, seed=42, epoch=3)))
+    again = np.concatenate(list(batch_indices(50, 8, True, seed=42, epoch=3)))
+    other = np.concatenate(list(batch_indices(50, 8, True, seed=42, epoch=4)))
+    assert (first == again).all() and not (first == other).all() and sorted(first) == list(range(50))
