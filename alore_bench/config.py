@@ -113,7 +113,8 @@ class TrainConfig:
     min_lr: float = doc("learning rate at the end of the cosine decay", default=1e-5)
     drop_path: float = doc("stochastic depth rate on the backbone", default=0.1)
     stage: Literal["final", "tune"] = doc(
-        "final: train on train800val200, evaluate on test; tune: train on train800, evaluate on val200",
+        "final: train on the suite's final training split, evaluate on test (VTAB-1k: train800val200 -> "
+        "test); tune: evaluate on the validation split instead (VTAB-1k: train800 -> val200)",
         default="final",
     )
     normalisation: Literal["backbone", "imagenet", "half"] = doc(
@@ -132,10 +133,6 @@ class TrainConfig:
             raise UserError(f"warmup_epochs must lie in [0, epochs], got {self.warmup_epochs}")
         if not 0 <= self.drop_path < 1:
             raise UserError(f"drop_path must lie in [0, 1), got {self.drop_path}")
-
-    def splits(self) -> tuple[str, str]:
-        """(train split, evaluation split) of this stage."""
-        return ("train800val200", "test") if self.stage == "final" else ("train800", "val200")
 
 
 def make_train_config(*layers: Mapping[str, Any]) -> TrainConfig:

@@ -57,7 +57,7 @@ def check_data(plan: RunPlan) -> None:
 def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> RunSummary:
     check_data(plan)  # data before weights: the cheaper fix first
     source = plan.backbone.resolve_weights(plan.weights, plan.data_dir)
-    train_split, eval_split = plan.train_config.splits()
+    train_split, eval_split = plan.suite.stage_splits(plan.train_config.stage)
     identity = config_identity(plan.suite.name, plan.backbone.name, plan.method.name,
                                config_to_dict(plan.method_config), config_to_dict(plan.train_config),
                                source.describe())
@@ -113,7 +113,7 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
             fingerprint: Mapping[str, Any], identity: Mapping[str, Any], env: Mapping[str, Any],
             progress: Progress) -> Dict[str, Any]:
     config = plan.train_config
-    train_split, eval_split = config.splits()
+    train_split, eval_split = plan.suite.stage_splits(config.stage)
     norm = resolve_normalisation(config.normalisation, plan.backbone.mean, plan.backbone.std)
     record: Dict[str, Any] = {
         "schema": RECORD_SCHEMA,

@@ -101,10 +101,10 @@ def test_prepare_skips_prepared_tasks(tmp_path):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--suite", "vtab1k", "--source", "folder"], "--source folder needs the path"),
+    (["--suite", "vtab1k", "--source", "folder"], "--source folder needs a path"),
     (["--suite", "vtab1k", "--source", "csv"], "can be prepared from tfds, folder"),
     (["--suite", "demo", "--source", "tfds"], "can be prepared from generated"),
-    (["--suite", "vtab1k", "--source", "tfds", "somewhere"], "only goes with --source folder"),
+    (["--suite", "vtab1k", "--source", "tfds", "somewhere"], "only goes with --source folder or json"),
 ])
 def test_prepare_source_errors(tmp_path, args, needle):
     message = one_line_error(invoke("prepare", *args, "--data-dir", str(tmp_path)))

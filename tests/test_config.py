@@ -32,8 +32,10 @@ def test_bad_opts_are_one_line_errors(opt, message):
 def test_train_config_layers_and_validation():
     config = make_train_config({"epochs": 10, "lr": 1e-2}, {"lr": 5e-4}, {"epochs": None, "batch_size": 8})
     assert (config.epochs, config.lr, config.batch_size) == (10, 5e-4, 8)
-    assert config.splits() == ("train800val200", "test")
-    assert TrainConfig(stage="tune").splits() == ("train800", "val200")
+    from alore_bench.data.suites import SUITES
+
+    assert SUITES.get("vtab1k").stage_splits(config.stage) == ("train800val200", "test")
+    assert SUITES.get("vtab1k").stage_splits("tune") == ("train800", "val200")
     assert make_train_config({"epochs": 3}).warmup_epochs == 3  # capped at the run's length
     with pytest.raises(UserError, match="--epochs must be at least 1"):
         make_train_config({"epochs": 0})

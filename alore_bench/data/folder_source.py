@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import UserError
 from .cache import TaskWriter
 from .images import RESIZE_NOTE, fit, storage_size
-from .suites import SPLITS, Task
+from .suites import VTAB_SPLITS, Task
 
 FORMAT_NOTE = "NOAH/FacT pre-made vtab-1k folder: PIL JPEG re-encodings (quality 75) at native size"
 
@@ -74,7 +74,7 @@ def parse_list(reader: TreeReader, list_path: str, task: Task) -> List[Tuple[str
         text = reader.read_bytes(list_path).decode("utf-8")
     except (KeyError, FileNotFoundError):
         raise UserError(f"{reader.describe(list_path)}: split list missing; a pre-made task folder needs "
-                        f"{', '.join(s + '.txt' for s in SPLITS)}") from None
+                        f"{', '.join(s + '.txt' for s in VTAB_SPLITS)}") from None
     folder = posixpath.dirname(list_path)
     entries = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -113,7 +113,7 @@ def prepare_folder_task(task: Task, data_dir: Path, source: Path, allow_mismatch
         names = " or ".join((task.name, *task.aliases))
         raise UserError(f"--source folder {source}: no task folder {names} with a train800.txt inside")
     with TaskWriter(data_dir, task, allow_mismatch) as writer:
-        for split in SPLITS:
+        for split in VTAB_SPLITS:
             entries = parse_list(reader, f"{folder}/{split}.txt", task)
             list_name = reader.describe(f"{folder}/{split}.txt")
             bar = progress.add_task(f"{task.name} {split}", total=2 * len(entries))

@@ -13,7 +13,7 @@ from .cache import TaskWriter, is_prepared
 from .demo import GENERATORS
 from .suites import Suite, Task
 
-SOURCES = {"generated": ("generated",), "tfds": ("tfds", "folder")}
+PATH_SOURCES = ("folder", "json")
 
 
 @dataclass
@@ -35,14 +35,12 @@ class PrepareSummary:
 
 def _check_source(suite: Suite, options: PrepareOptions) -> str:
     kind = options.source or suite.source
-    allowed = SOURCES[suite.source]
-    if kind not in allowed:
-        raise UserError(f"--source {kind}: suite {suite.name} can be prepared from {', '.join(allowed)}")
-    if kind == "folder" and options.source_path is None:
-        raise UserError("--source folder needs the path of the pre-made vtab-1k folder or .zip: "
-                        "alore-bench prepare --suite vtab1k --source folder PATH")
-    if kind != "folder" and options.source_path is not None:
-        raise UserError(f"a path ({options.source_path}) only goes with --source folder")
+    if kind not in suite.sources:
+        raise UserError(f"--source {kind}: suite {suite.name} can be prepared from {', '.join(suite.sources)}")
+    if kind in PATH_SOURCES and options.source_path is None:
+        raise UserError(f"--source {kind} needs a path: alore-bench prepare --suite {suite.name} --source {kind} PATH")
+    if kind not in PATH_SOURCES and options.source_path is not None:
+        raise UserError(f"a path ({options.source_path}) only goes with --source {' or '.join(PATH_SOURCES)}")
     return kind
 
 

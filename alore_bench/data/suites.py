@@ -15,7 +15,8 @@ else:  # pragma: no cover
 from ..errors import unknown_name_error
 from ..registry import Registry
 
-SPLITS = ("train800", "val200", "train800val200", "test")
+VTAB_SPLITS = ("train800", "val200", "train800val200", "test")
+VTAB_STAGES = {"final": ("train800val200", "test"), "tune": ("train800", "val200")}
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,15 @@ class Suite:
     source: str
     tasks: Tuple[Task, ...]
     recipe: Mapping[str, Any]
+    splits: Tuple[str, ...] = VTAB_SPLITS
+    # stage -> (train split, evaluation split)
+    stages: Mapping[str, Tuple[str, str]] = field(default_factory=lambda: dict(VTAB_STAGES))
+    # Training-time augmentation of the suite's protocol (None: VTAB's none).
+    augment: Optional[str] = None
+    sources: Tuple[str, ...] = ()
+
+    def stage_splits(self, stage: str) -> Tuple[str, str]:
+        return tuple(self.stages[stage])
 
     def recipe_for(self, method: str) -> Dict[str, Any]:
         """The suite's training recipe, with its per-method overrides for `method` applied."""
@@ -71,19 +81,26 @@ class Suite:
 
 def _parse_suite(text: str, origin: str) -> Suite:
     raw = tomllib.loads(text)
+    splits = tuple(raw.get("splits", VTAB_SPLITS))
     tasks = []
     for entry in raw["tasks"]:
         entry = dict(entry)
         if entry["group"] not in raw["groups"]:
             raise ValueError(f"{origin}: task {entry['name']} has unknown group {entry['group']!r}")
-        missing = [s for s in SPLITS if s not in entry["splits"]]
+        missing = [s for s in splits if s not in entry["splits"]]
         if missing:
             raise ValueError(f"{origin}: task {entry['name']} lacks split sizes for {missing}")
         entry["aliases"] = tuple(entry.get("aliases", ()))
         entry["manual_files"] = tuple(entry.get("manual_files", ()))
         tasks.append(Task(suite=raw["name"], **entry))
+    stages = {k: tuple(v) for k, v in raw.get("stages", VTAB_STAGES).items()}
+    for stage, pair in stages.items():
+        if len(pair) != 2 or any(p not in splits for p in pair):
+            raise ValueError(f"{origin}: stage {stage} must name a train and an evaluation split from {splits}")
     return Suite(name=raw["name"], description=raw["description"], groups=tuple(raw["groups"]),
-                 source=raw["source"], tasks=tuple(tasks), recipe=dict(raw.get("recipe", {})))
+                 source=raw["source"], tasks=tuple(tasks), recipe=dict(raw.get("recipe", {})),
+                 splits=splits, stages=stages, augment=raw.get("augment"),
+                 sources=tuple(raw.get("sources", [raw["source"]])))
 
 
 def _load_builtin_suites() -> Dict[str, Suite]:
