@@ -132,6 +132,7 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
             "train_split": train_split,
             "eval_split": eval_split,
             "selection": "last_epoch",
+            "augment": plan.suite.augment,
             "normalisation": norm.describe(),
             "input_size": plan.backbone.input_size,
             "interpolation": plan.backbone.interpolation,

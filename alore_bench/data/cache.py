@@ -93,6 +93,34 @@ class TaskWriter:
             **facts,
         }
 
+    def ragged(self, split: str) -> "RaggedImages":
+        """An append-only store for images of varying size (FGVC training images)."""
+        return RaggedImages(self.staging, split)
+
+    def finish_ragged_split(self, split: str, store: "RaggedImages", labels: np.ndarray, **facts: Any) -> None:
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        flat, shapes = store.close()
+        where = f"task {self.task.suite}/{self.task.name} split {split}"
+        if len(shapes) != len(labels):
+            raise UserError(f"{where}: {len(shapes)} images but {len(labels)} labels")
+        expected = None if self.allow_mismatch else self.task.splits[split]
+        if expected is not None and len(labels) != expected:
+            raise UserError(f"{where}: expected {expected} examples, found {len(labels)}")
+        if len(labels) and (labels.min() < 0 or labels.max() >= self.task.classes):
+            raise UserError(f"{where}: labels must lie in [0, {self.task.classes}), found [{labels.min()}, {labels.max()}]")
+        np.save(self.staging / f"{split}.labels.npy", labels)
+        self.splits[split] = {
+            "count": int(len(labels)),
+            "expected_count": self.task.splits.get(split),
+            "image_shape": "varying",
+            "min_side": int(shapes[:, :2].min()) if len(shapes) else None,
+            "images_sha256": _sha256(flat),
+            "shapes_sha256": _sha256(shapes),
+            "labels_sha256": _sha256(labels),
+            "classes_present": int(len(np.unique(labels))),
+            **facts,
+        }
+
     def commit(self, source: Mapping[str, Any]) -> Dict[str, Any]:
         manifest = {
             "schema": MANIFEST_SCHEMA,
@@ -115,6 +143,40 @@ class TaskWriter:
         else:
             os.replace(self.staging, self.final)
         return manifest
+
+
+class RaggedImages:
+    """Images of varying (H, W, 3) appended to one flat uint8 array plus an (N, 3) shape table.
+    Bytes stream to disk as they come; `close` wraps them as `<split>.images.npy` (1-D)."""
+
+    def __init__(self, folder: Path, split: str):
+        self.folder, self.split = folder, split
+        self.raw_path = folder / f"{split}.images.raw"
+        self.raw = open(self.raw_path, "wb")
+        self.shapes: list = []
+
+    def append(self, image: np.ndarray) -> None:
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) image, got {image.shape}")
+        self.raw.write(image.tobytes())
+        self.shapes.append(image.shape)
+
+    def close(self) -> Tuple[np.ndarray, np.ndarray]:
+        self.raw.close()
+        shapes = np.array(self.shapes, dtype=np.int64).reshape(-1, 3)
+        total = int(np.prod(shapes, axis=1).sum())
+        flat = np.lib.format.open_memmap(self.folder / f"{self.split}.images.npy", mode="w+", dtype=np.uint8,
+                                         shape=(total,))
+        with open(self.raw_path, "rb") as raw:
+            position = 0
+            while chunk := raw.read(1 << 24):
+                flat[position:position + len(chunk)] = np.frombuffer(chunk, np.uint8)
+                position += len(chunk)
+        flat.flush()
+        self.raw_path.unlink()
+        np.save(self.folder / f"{self.split}.shapes.npy", shapes)
+        return flat, shapes
 
 
 def write_task(data_dir: Path, task: Task, splits: Mapping[str, Tuple[np.ndarray, np.ndarray]],
@@ -150,12 +212,30 @@ def missing_tasks(data_dir: Path, suite: Suite, tasks) -> list:
 class SplitData:
     task: Task
     split: str
-    images: np.ndarray  # uint8 (N, H, W, 3), memory-mapped
+    images: np.ndarray  # uint8 (N, H, W, 3), or flat uint8 (total,) when `shapes` is set; memory-mapped
     labels: np.ndarray  # int64 (N,)
     manifest: Mapping[str, Any]
+    shapes: Optional[np.ndarray] = None  # (N, 3) for images of varying size
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def ragged(self) -> bool:
+        return self.shapes is not None
+
+    def image(self, index: int) -> np.ndarray:
+        """One (H, W, 3) image of a ragged split (a view into the memory map)."""
+        start = int(self.offsets[index])
+        return self.images[start:start + int(np.prod(self.shapes[index]))].reshape(self.shapes[index])
+
+    @property
+    def offsets(self) -> np.ndarray:
+        cached = self.__dict__.get("_offsets")
+        if cached is None:
+            cached = np.concatenate([[0], np.cumsum(np.prod(self.shapes, axis=1))])
+            object.__setattr__(self, "_offsets", cached)
+        return cached
 
 
 def read_manifest(data_dir: Path, task: Task) -> Dict[str, Any]:
@@ -177,13 +257,21 @@ def load_split(data_dir: Path, task: Task, split: str) -> SplitData:
     fix = f"rerun `alore-bench prepare --suite {task.suite} --tasks {task.name} --force`"
     if info is None:
         raise UserError(f"task {task.suite}/{task.name}: split {split} missing from {folder / MANIFEST}; {fix}")
+    shapes = None
     try:
         images = np.load(folder / f"{split}.images.npy", mmap_mode="r")
         labels = np.load(folder / f"{split}.labels.npy")
+        if "shapes_sha256" in info:
+            shapes = np.load(folder / f"{split}.shapes.npy")
     except (OSError, ValueError) as exc:
         raise UserError(f"task {task.suite}/{task.name} split {split}: unreadable cache file ({exc}); {fix}") from None
     expected = None if manifest.get("allow_mismatch") else task.splits[split]
-    check_arrays(task, split, images, labels, expected)
-    if _sha256(images) != info["images_sha256"] or _sha256(labels) != info["labels_sha256"]:
+    if shapes is None:
+        check_arrays(task, split, images, labels, expected)
+    elif len(shapes) != len(labels) or (expected is not None and len(labels) != expected) \
+            or int(np.prod(shapes, axis=1).sum()) != images.size:
+        raise UserError(f"task {task.suite}/{task.name} split {split}: image table does not match {folder}; {fix}")
+    checks = [(images, "images_sha256"), (labels, "labels_sha256")] + ([(shapes, "shapes_sha256")] if shapes is not None else [])
+    if any(_sha256(array) != info[key] for array, key in checks):
         raise UserError(f"task {task.suite}/{task.name} split {split}: checksum mismatch in {folder}; {fix}")
-    return SplitData(task, split, images, labels, manifest)
+    return SplitData(task, split, images, labels, manifest, shapes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Iterator, Sequence, Tuple
+from typing import Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -82,10 +82,35 @@ def _rows(array: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return array[idx]
 
 
+CROP = 224  # VPT's FGVC crop from images stored at short side 256
+
+
+def crop_batch(split: SplitData, idx: np.ndarray, rng: Optional[np.random.Generator]) -> np.ndarray:
+    """CROP x CROP crops of a ragged split's images: random position and horizontal flip when `rng`
+    is given (training), the centre otherwise. Pure slicing, no decoding."""
+    out = np.empty((len(idx), CROP, CROP, 3), np.uint8)
+    for row, index in enumerate(idx):
+        image = split.image(int(index))
+        h, w = image.shape[:2]
+        if rng is None:
+            top, left = (h - CROP) // 2, (w - CROP) // 2
+        else:
+            top, left = int(rng.integers(0, h - CROP + 1)), int(rng.integers(0, w - CROP + 1))
+        crop = image[top:top + CROP, left:left + CROP]
+        out[row] = crop[:, ::-1] if rng is not None and rng.random() < 0.5 else crop
+    return out
+
+
 def iterate(split: SplitData, batcher: DeviceBatcher, batch_size: int, shuffle: bool = False,
             seed: int = 0, epoch: int = 0) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
-    for idx in batch_indices(len(split), batch_size, shuffle, seed, epoch):
-        images = batcher(_rows(split.images, idx))
+    """Batches in order, or shuffled by (seed, epoch). Ragged (FGVC training) splits are cropped:
+    randomly with flips when shuffled for training, at the centre otherwise."""
+    for number, idx in enumerate(batch_indices(len(split), batch_size, shuffle, seed, epoch)):
+        if split.ragged:
+            rng = np.random.default_rng([seed, epoch, number]) if shuffle else None
+            images = batcher(crop_batch(split, idx, rng))
+        else:
+            images = batcher(_rows(split.images, idx))
         labels = torch.from_numpy(np.ascontiguousarray(_rows(split.labels, idx))).to(batcher.device, non_blocking=True)
         yield images, labels
 

@@ -74,10 +74,17 @@ def prepare_task(task: Task, kind: str, data_dir: Path, options: PrepareOptions,
                 writer.finish_split(split, images, labels)
             return writer.commit({"kind": "generated", "generator": task.generator, "description": task.description})
     if kind == "tfds":
+        from .fgvc_source import prepare_tfds_fgvc_task
         from .tfds_source import prepare_tfds_task
 
-        manual = (options.manual_dir or data_dir / "manual") / task.tfds.split(":")[0].split("/")[0]
-        return prepare_tfds_task(task, data_dir, options.tfds_dir, manual, options.allow_mismatch, progress, say)
+        manual = (options.manual_dir or data_dir / "manual") / (task.tfds or task.name).split(":")[0].split("/")[0]
+        # Suites with train / val / test splits (FGVC) keep VPT's layout; VTAB-1k slices its four.
+        prepare = prepare_tfds_fgvc_task if task.splits.keys() == {"train", "val", "test"} else prepare_tfds_task
+        return prepare(task, data_dir, options.tfds_dir, manual, options.allow_mismatch, progress, say)
+    if kind == "json":
+        from .fgvc_source import prepare_json_task
+
+        return prepare_json_task(task, data_dir, options.source_path, options.allow_mismatch, progress, say)
     if kind == "folder":
         from .folder_source import prepare_folder_task
 

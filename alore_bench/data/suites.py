@@ -36,6 +36,8 @@ class Task:
     manual_files: Tuple[str, ...] = ()
     manual_hint: str = ""
     notes: str = ""
+    image_root: Optional[str] = None  # FGVC: where the JSON split files' paths start
+    tfds_val: Optional[str] = None  # FGVC from TFDS: the official val split, where one exists
 
 
 @dataclass(frozen=True)
