@@ -106,6 +106,13 @@ def test_tfds_builders_under_mock_data(tmp_path):
         else:  # a seeded ceil(10%) of the official train becomes val
             assert counts == {"train": 9, "val": 1, "test": 10} and "not VPT's exact" in manifest["source"]["val"]
         assert manifest["splits"]["train"]["min_side"] == 256
+    results = tmp_path / "results"
+    run = runner.invoke(app, ["run", "--method", "alore", "--backbone", "demo_vit", "--suite", "fgvc",
+                              "--tasks", "cub200,oxford_flowers,stanford_dogs,stanford_cars", "--data-dir", str(data),
+                              "--results-dir", str(results), "--epochs", "1", "--device", "cpu"])
+    assert run.exit_code == 0, run.output
+    records = [json.loads(p.read_text()) for p in results.rglob("seed42.json")]
+    assert len(records) == 4 and all(r["metrics"]["eval_examples"] == 10 for r in records)
 
 
 def test_hold_out_matches_vpt_sizes():

@@ -19,6 +19,16 @@ def run(results: Path, *extra: str):
     return runner.invoke(app, args)
 
 
+def first_record_edited(results: Path, edit) -> tuple:
+    """Run once, apply `edit` to the written record on disk; returns (path, edited record)."""
+    assert run(results).exit_code == 0
+    path = only_record(results)
+    record = json.loads(path.read_text())
+    edit(record)
+    path.write_text(json.dumps(record))
+    return path, record
+
+
 def only_record(results: Path) -> Path:
     paths = sorted(results.rglob("seed*.json"))
     assert len(paths) == 1, paths
@@ -60,11 +70,7 @@ def test_record_schema(env_data, tmp_path):
 
 
 def test_identical_config_skips_changed_config_never_overwrites_force_reruns(env_data, tmp_path):
-    assert run(tmp_path).exit_code == 0
-    first = only_record(tmp_path)
-    marked = json.loads(first.read_text())
-    marked["marker"] = "written by the first run"
-    first.write_text(json.dumps(marked))
+    first, marked = first_record_edited(tmp_path, lambda r: r.update(marker="written by the first run"))
     first_text = first.read_text()
 
     again = run(tmp_path)
@@ -86,21 +92,13 @@ def test_identical_config_skips_changed_config_never_overwrites_force_reruns(env
 
 
 def test_record_from_other_data_is_not_reused(env_data, tmp_path):
-    assert run(tmp_path).exit_code == 0
-    path = only_record(tmp_path)
-    record = json.loads(path.read_text())
-    record["protocol"]["data_fingerprint"]["test"] = "0" * 33
-    path.write_text(json.dumps(record))
+    first_record_edited(tmp_path, lambda r: r["protocol"]["data_fingerprint"].update(test="0" * 33))
     result = run(tmp_path)
     assert result.exit_code == 2 and "different prepared data" in result.output
 
 
 def test_failed_record_is_rerun(env_data, tmp_path):
-    assert run(tmp_path).exit_code == 0
-    path = only_record(tmp_path)
-    record = json.loads(path.read_text())
-    record["status"] = "failed"
-    path.write_text(json.dumps(record))
+    path, _ = first_record_edited(tmp_path, lambda r: r.update(status="failed"))
     result = run(tmp_path)
     assert result.exit_code == 0 and "skip digits" not in result.output
     assert json.loads(path.read_text())["status"] == "ok"

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import UserError
 from .cache import TaskWriter
+from .images import decode_rgb
 from .label_rules import to_rgb
 from .suites import Task
 
@@ -92,16 +93,6 @@ def read_split_json(path: Path) -> List[Tuple[str, int]]:
     return list(data.items())
 
 
-def _open(path: Path, where: str) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except FileNotFoundError:
-        raise UserError(f"{where}: image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"{where}: image {path} is unreadable ({exc})") from None
-
-
 def prepare_json_task(task: Task, data_dir: Path, root: Path, allow_mismatch: bool, progress,
                       say: Callable[[str], None]) -> Dict:
     folder = find_dataset_folder(root, task)
@@ -116,7 +107,7 @@ def prepare_json_task(task: Task, data_dir: Path, root: Path, allow_mismatch: bo
         fgvc = FgvcWriter(writer, progress)
         for split, items in entries.items():
             where = str(folder / f"{split}.json")
-            images = (_open(image_root / rel, where) for rel, _ in items)
+            images = (decode_rgb(image_root / rel, str(image_root / rel), where) for rel, _ in items)
             labels = np.array([remap[label] for _, label in items], np.int64)
             fgvc.split(split, len(items), images, labels, split_file=f"{split}.json")
         return writer.commit({"kind": "json", "path": str(folder.resolve()), "image_root": str(image_root.resolve()),

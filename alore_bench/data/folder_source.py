@@ -7,18 +7,16 @@ folder or a .zip of it:
 
 from __future__ import annotations
 
-import io
 import posixpath
 import zipfile
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
 from .cache import TaskWriter
-from .images import RESIZE_NOTE, fit, storage_size
+from .images import RESIZE_NOTE, decode_rgb, fit, opened_image, storage_size
 from .suites import VTAB_SPLITS, Task
 
 FORMAT_NOTE = "NOAH/FacT pre-made vtab-1k folder: PIL JPEG re-encodings (quality 75) at native size"
@@ -94,17 +92,6 @@ def parse_list(reader: TreeReader, list_path: str, task: Task) -> List[Tuple[str
     return entries
 
 
-def decode(reader: TreeReader, rel: str, where: str) -> Image.Image:
-    try:
-        image = Image.open(io.BytesIO(reader.read_bytes(rel)))
-        image.load()
-    except (KeyError, FileNotFoundError):
-        raise UserError(f"{where}: image {reader.describe(rel)} does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise UserError(f"{where}: image {reader.describe(rel)} is unreadable ({exc})") from None
-    return image.convert("RGB")
-
-
 def prepare_folder_task(task: Task, data_dir: Path, source: Path, allow_mismatch: bool, progress,
                         say: Callable[[str], None]) -> Dict:
     reader = TreeReader(source)
@@ -119,35 +106,16 @@ def prepare_folder_task(task: Task, data_dir: Path, source: Path, allow_mismatch
             bar = progress.add_task(f"{task.name} {split}", total=2 * len(entries))
             sizes = set()
             for rel, _label, number in entries:  # headers only: is the split of one size?
-                with decode_header(reader, rel, f"{list_name}:{number}") as image:
+                with opened_image(lambda: reader.read_bytes(rel), reader.describe(rel), f"{list_name}:{number}") as image:
                     sizes.add((image.height, image.width))
                 progress.advance(bar)
             size = storage_size(next(iter(sizes)) if len(sizes) == 1 else None)
             images = writer.image_array(split, len(entries), *size)
             for i, (rel, _label, number) in enumerate(entries):
-                images[i] = fit(np.asarray(decode(reader, rel, f"{list_name}:{number}")), size)
+                images[i] = fit(decode_rgb(lambda: reader.read_bytes(rel), reader.describe(rel), f"{list_name}:{number}"), size)
                 progress.advance(bar)
             progress.remove_task(bar)
             writer.finish_split(split, images, np.array([label for _, label, _ in entries], np.int64),
                                 list_file=f"{folder}/{split}.txt")
         return writer.commit({"kind": "folder", "path": str(source.resolve()), "archive": reader.zip is not None,
                               "task_folder": folder, "format": FORMAT_NOTE, "resize": RESIZE_NOTE})
-
-
-class decode_header:
-    """Open an image lazily (size only) and verify it, as a context manager."""
-
-    def __init__(self, reader: TreeReader, rel: str, where: str):
-        self.reader, self.rel, self.where = reader, rel, where
-
-    def __enter__(self) -> Image.Image:
-        try:
-            self.image = Image.open(io.BytesIO(self.reader.read_bytes(self.rel)))
-        except (KeyError, FileNotFoundError):
-            raise UserError(f"{self.where}: image {self.reader.describe(self.rel)} does not exist") from None
-        except (UnidentifiedImageError, OSError) as exc:
-            raise UserError(f"{self.where}: image {self.reader.describe(self.rel)} is unreadable ({exc})") from None
-        return self.image
-
-    def __exit__(self, *exc) -> None:
-        self.image.close()

@@ -3,10 +3,15 @@ resolution when larger (VTAB pipelines resize straight to 224 x 224, ignoring as
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+import io
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import UserError
 
 CACHE_RESOLUTION = 224
 RESIZE_NOTE = f"PIL bicubic straight to {CACHE_RESOLUTION}x{CACHE_RESOLUTION} when larger or of varying size"
@@ -26,3 +31,22 @@ def fit(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
         return image
     resized = Image.fromarray(image).resize((size[1], size[0]), Image.BICUBIC)
     return np.asarray(resized, dtype=np.uint8)
+
+
+@contextmanager
+def opened_image(read: Union[Path, Callable[[], bytes]], name: str, where: str) -> Iterator[Image.Image]:
+    """Open an image (a file, or bytes from `read()`), turning a missing or undecodable image into a
+    one-line error that names the list file and line (`where`) and the image (`name`)."""
+    try:
+        data = read.read_bytes() if isinstance(read, Path) else read()
+        with Image.open(io.BytesIO(data)) as image:
+            yield image
+    except (KeyError, FileNotFoundError):
+        raise UserError(f"{where}: image {name} does not exist") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise UserError(f"{where}: image {name} is unreadable ({exc})") from None
+
+
+def decode_rgb(read: Union[Path, Callable[[], bytes]], name: str, where: str) -> np.ndarray:
+    with opened_image(read, name, where) as image:
+        return np.asarray(image.convert("RGB"))
