@@ -102,3 +102,14 @@ def test_merged_model_after_training_is_plain_and_equal():
     merged = spec.merge(model)
     assert not hasattr(merged, "alore_rules")
     torch.testing.assert_close(merged(x), before, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("method,budget,published", [
+    ("bitfit", 102_912, "0.10M"),      # BitFit on ViT-B/16 as tabulated by VPT / NOAH
+    ("adapter", 156_768, "0.16M"),     # Adapter with bottleneck 8 (NOAH's table)
+    ("repadapter", 221_184, "0.22M"),  # RepAdapter paper, ViT-B/16 on VTAB-1k
+])
+def test_published_budgets_on_vit_b16(method, budget, published):
+    count = vit_b16_trainable_without_head(method)
+    assert count == budget
+    assert f"{count / 1e6:.2f}M" == published

@@ -35,3 +35,11 @@ def linear_sites(model: nn.Module, choice: SiteChoice) -> List[Tuple[str, nn.Lin
             "this backbone family has no attention qkv / MLP fc1 linear layers the method can target"
         )
     return sites
+
+
+def mlp_blocks(model: nn.Module) -> List[Tuple[str, Mlp]]:
+    """(qualified name, Mlp) for every channel-mixing MLP of the model (by type)."""
+    found = [(name, module) for name, module in model.named_modules() if isinstance(module, Mlp)]
+    if not found:
+        raise UserError(f"no MLP blocks found in {type(model).__name__}: this method needs timm Mlp blocks")
+    return found

@@ -27,6 +27,9 @@ class MethodSpec:
     paper: str
     summary: str
     merge: Optional[Callable[[nn.Module], nn.Module]] = None
+    # Whether the adapted model computes exactly the backbone's function before training
+    # (false where the paper's initialisation is not an identity, e.g. SSF, or prompts are added).
+    identity_at_init: bool = True
 
     @property
     def mergeable(self) -> bool:
@@ -85,3 +88,40 @@ def copy_linear(base: nn.Linear, weight: torch.Tensor) -> nn.Linear:
         merged.bias.copy_(base.bias)
     merged.requires_grad_(base.weight.requires_grad)
     return merged
+
+
+def trainable_state(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """The method's own parameters and the head: everything a run trains."""
+    return {name: p.detach().contiguous().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def save_adapter(model: nn.Module, path, method: str, config: Any) -> None:
+    """Save what the method trained (safetensors), with the method and its config as metadata."""
+    import json
+    import os
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_file(trainable_state(model), str(tmp),
+              metadata={"method": method, "config": json.dumps(config_to_dict(config), sort_keys=True)})
+    os.replace(tmp, path)
+
+
+def load_adapter(model: nn.Module, path) -> Dict[str, str]:
+    """Load saved trainable weights into a model adapted with the same method and config; every
+    trainable tensor must be in the file and nothing else. Returns the file's metadata."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    expected = {name for name, p in model.named_parameters() if p.requires_grad}
+    missing, unexpected = sorted(expected - state.keys()), sorted(state.keys() - expected)
+    if missing or unexpected:
+        raise ValueError(f"{path}: adapter weights do not fit this model (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}); apply the same method and config first")
+    model.load_state_dict(state, strict=False)
+    with safe_open(str(path), "pt") as handle:
+        return dict(handle.metadata() or {})

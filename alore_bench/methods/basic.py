@@ -50,3 +50,43 @@ METHODS.register(
         summary="frozen backbone, only the classifier head trained",
     ),
 )
+
+
+@dataclass(frozen=True)
+class BitFitConfig:
+    """BitFit has no options: every bias term of the backbone and the head are trained."""
+
+
+@dataclass(frozen=True)
+class LNTuneConfig:
+    """LN-Tune has no options: the affine weights and biases of every LayerNorm and the head are trained."""
+
+
+def apply_bitfit(model: nn.Module, config: BitFitConfig) -> nn.Module:
+    freeze(model)
+    biases = [m.bias for m in model.modules() if isinstance(getattr(m, "bias", None), nn.Parameter)]
+    if not biases:
+        raise RuntimeError(f"bitfit: {type(model).__name__} has no bias terms")
+    for bias in biases:
+        bias.requires_grad_(True)
+    train_head(model)
+    return model
+
+
+def apply_ln_tune(model: nn.Module, config: LNTuneConfig) -> nn.Module:
+    freeze(model)
+    norms = [m for m in model.modules() if isinstance(m, nn.LayerNorm) and m.elementwise_affine]
+    if not norms:
+        raise RuntimeError(f"ln_tune: {type(model).__name__} has no affine LayerNorm")
+    for norm in norms:
+        norm.requires_grad_(True)
+    train_head(model)
+    return model
+
+
+METHODS.register("bitfit", MethodSpec(
+    name="bitfit", config_cls=BitFitConfig, apply=apply_bitfit,
+    paper="Zaken et al. 2022, BitFit (ACL)", summary="bias terms only"))
+METHODS.register("ln_tune", MethodSpec(
+    name="ln_tune", config_cls=LNTuneConfig, apply=apply_ln_tune,
+    paper="Basu et al. 2024, Strong Baselines for Parameter-Efficient Few-Shot Fine-tuning (AAAI), LN-Tune", summary="LayerNorm affine parameters only"))

@@ -56,6 +56,10 @@ def apply_lora(model: nn.Module, config: LoRAConfig) -> nn.Module:
 
 def merge_peft(model: nn.Module) -> nn.Module:
     """Merge every peft layer with peft's own merge, then unwrap it to the plain base layer."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        return model.merge_and_unload()
     layers = peft_layers(model)
     if not layers:
         raise ValueError("merge_peft: the model has no peft adapter layers")

@@ -1,0 +1,107 @@
+"""RepAdapter: a linear, sequential adapter with a grouped up-projection in front of the attention
+and MLP blocks, merged into the following linear layer after training (Luo et al. 2023)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..backbones.sites import SiteChoice, linear_sites
+from ..config import doc
+from ..errors import UserError
+from .base import METHODS, MethodSpec, copy_linear, freeze, replace_submodule, train_head
+
+
+@dataclass(frozen=True)
+class RepAdapterConfig:
+    bottleneck: int = doc("hidden width r of the adapter", default=8)
+    groups: int = doc("groups of the up-projection (r and d must be divisible by it)", default=2)
+    scale: float = doc("scale s of the adapter path (a per-task hyper-parameter in the paper)", default=1.0)
+    dropout: float = doc("dropout on the adapter input during training", default=0.0)
+    bias: bool = doc("give both projections a bias (the paper's 0.22M budget on ViT-B/16 counts none)",
+                     default=False)
+    sites: SiteChoice = doc("which linear inputs to adapt: attn (qkv), mlp (fc1) or both", default="both")
+
+    def validate(self) -> None:
+        if self.bottleneck < 1 or self.groups < 1 or self.bottleneck % self.groups:
+            raise UserError(f"repadapter bottleneck ({self.bottleneck}) must be a positive multiple of groups "
+                            f"({self.groups})")
+
+
+class RepAdapterLinear(nn.Module):
+    """base(x + s * up(down(x))) with a grouped `up`; all linear, so it merges into base."""
+
+    def __init__(self, base: nn.Linear, config: RepAdapterConfig):
+        super().__init__()
+        d, r, g = base.in_features, config.bottleneck, config.groups
+        if d % g:
+            raise UserError(f"repadapter groups={g} must divide the layer width {d}")
+        factory = dict(device=base.weight.device, dtype=base.weight.dtype)
+        self.base, self.groups, self.scale = base, g, config.scale
+        self.down = nn.Linear(d, r, bias=config.bias, **factory)
+        # Grouped up-projection: group k maps r/g hidden units to d/g outputs; zero, so the
+        # adapted model starts equal to the backbone.
+        self.up_weight = nn.Parameter(torch.zeros(g, d // g, r // g, **factory))
+        self.up_bias = nn.Parameter(torch.zeros(d, **factory)) if config.bias else None
+        if not self.down.weight.is_meta:
+            nn.init.xavier_uniform_(self.down.weight)
+            if self.down.bias is not None:
+                nn.init.zeros_(self.down.bias)
+        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+
+    def adapter(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.down(self.dropout(x))
+        grouped = hidden.reshape(*hidden.shape[:-1], self.groups, -1)
+        out = torch.einsum("...gr,gdr->...gd", grouped, self.up_weight).reshape(*hidden.shape[:-1], -1)
+        return out if self.up_bias is None else out + self.up_bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x + self.scale * self.adapter(x))
+
+    @torch.no_grad()
+    def merged_linear(self) -> nn.Linear:
+        # x' = (I + s U D) x + s (U b_d + b_u); y = W x' + b.
+        up = torch.block_diag(*self.up_weight.double())  # (d, r)
+        down_w = self.down.weight.double()
+        d = self.base.in_features
+        matrix = torch.eye(d, dtype=torch.float64, device=up.device) + self.scale * up @ down_w
+        offset = torch.zeros(d, dtype=torch.float64, device=up.device)
+        if self.down.bias is not None:
+            offset = offset + self.scale * up @ self.down.bias.double()
+        if self.up_bias is not None:
+            offset = offset + self.scale * self.up_bias.double()
+        weight = self.base.weight.double()
+        merged = copy_linear(self.base, weight @ matrix)
+        bias = weight @ offset + (self.base.bias.double() if self.base.bias is not None else 0)
+        if merged.bias is None:
+            merged.bias = nn.Parameter(torch.zeros(merged.out_features, dtype=merged.weight.dtype,
+                                                   device=merged.weight.device), requires_grad=False)
+        merged.bias.copy_(bias.to(merged.bias.dtype))
+        return merged
+
+
+def apply_repadapter(model: nn.Module, config: RepAdapterConfig) -> nn.Module:
+    sites = linear_sites(model, config.sites)
+    freeze(model)
+    for name, linear, _kind in sites:
+        replace_submodule(model, name, RepAdapterLinear(linear, config))
+    train_head(model)
+    return model
+
+
+@torch.no_grad()
+def merge_repadapter(model: nn.Module) -> nn.Module:
+    names = [name for name, m in model.named_modules() if isinstance(m, RepAdapterLinear)]
+    if not names:
+        raise ValueError("merge_repadapter: the model has no RepAdapter sites")
+    for name in names:
+        replace_submodule(model, name, model.get_submodule(name).merged_linear())
+    return model
+
+
+METHODS.register("repadapter", MethodSpec(
+    name="repadapter", config_cls=RepAdapterConfig, apply=apply_repadapter, merge=merge_repadapter,
+    paper="Luo et al. 2023, Towards Efficient Visual Adaption via Structural Re-parameterization (RepAdapter)",
+    summary="sequential linear adapter, grouped up-projection, before attention and MLP; mergeable"))

@@ -1,0 +1,87 @@
+"""Visual Prompt Tuning (Jia et al. 2022): learnable prompt tokens after the class token, at the
+input only (shallow) or replaced before every block (deep); removed before the head."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import reduce
+from operator import mul
+
+import torch
+from torch import nn
+
+from ..config import doc
+from ..errors import UserError
+from .base import METHODS, MethodSpec, freeze, train_head
+
+
+@dataclass(frozen=True)
+class VPTConfig:
+    length: int = doc("number of prompt tokens (VPT tunes it per task; set it per run with --opt length=N)",
+                      default=10)
+    dropout: float = doc("dropout on the prompt tokens during training", default=0.1)
+
+    def validate(self) -> None:
+        if self.length < 1:
+            raise UserError(f"VPT length must be at least 1, got {self.length}")
+
+
+class PromptedBlocks(nn.Module):
+    """Runs the ViT's blocks with prompt tokens inserted after the prefix (class) tokens; the
+    output has the original token count, so the norm and head see what they always saw."""
+
+    def __init__(self, blocks: nn.Sequential, prefix: int, prompts: nn.Parameter, deep: bool, dropout: float):
+        super().__init__()
+        self.blocks, self.prefix, self.deep = blocks, prefix, deep
+        self.prompts = prompts  # (layers, length, dim)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        length = self.prompts.shape[1]
+        batch = x.shape[0]
+        head, tail = x[:, :self.prefix], x[:, self.prefix:]
+        for i, block in enumerate(self.blocks):
+            if i == 0 or self.deep:
+                prompt = self.dropout(self.prompts[i if self.deep else 0]).expand(batch, -1, -1).to(x.dtype)
+                if i == 0:
+                    x = torch.cat([head, prompt, tail], dim=1)
+                else:
+                    x = torch.cat([x[:, :self.prefix], prompt, x[:, self.prefix + length:]], dim=1)
+            x = block(x)
+        return torch.cat([x[:, :self.prefix], x[:, self.prefix + length:]], dim=1)
+
+
+def _apply_vpt(model: nn.Module, config: VPTConfig, deep: bool) -> nn.Module:
+    blocks = getattr(model, "blocks", None)
+    if not isinstance(blocks, nn.Sequential) or not hasattr(model, "num_prefix_tokens"):
+        raise UserError(f"VPT needs a ViT with a `blocks` sequence and prefix tokens; {type(model).__name__} has none")
+    freeze(model)
+    dim = model.embed_dim
+    layers = len(blocks) if deep else 1
+    reference = model.pos_embed if getattr(model, "pos_embed", None) is not None else next(model.parameters())
+    prompts = nn.Parameter(torch.empty(layers, config.length, dim, device=reference.device, dtype=reference.dtype))
+    if not prompts.is_meta:
+        # VPT's initialisation: uniform with the Xavier bound of the patch projection.
+        patch = reduce(mul, model.patch_embed.patch_size, 1)
+        bound = math.sqrt(6.0 / float(3 * patch + dim))
+        nn.init.uniform_(prompts, -bound, bound)
+    model.blocks = PromptedBlocks(blocks, model.num_prefix_tokens, prompts, deep, config.dropout)
+    train_head(model)
+    return model
+
+
+def apply_vpt_shallow(model: nn.Module, config: VPTConfig) -> nn.Module:
+    return _apply_vpt(model, config, deep=False)
+
+
+def apply_vpt_deep(model: nn.Module, config: VPTConfig) -> nn.Module:
+    return _apply_vpt(model, config, deep=True)
+
+
+METHODS.register("vpt_shallow", MethodSpec(
+    name="vpt_shallow", config_cls=VPTConfig, apply=apply_vpt_shallow, identity_at_init=False,
+    paper="Jia et al. 2022, Visual Prompt Tuning (ECCV)", summary="prompt tokens at the input of the first block"))
+METHODS.register("vpt_deep", MethodSpec(
+    name="vpt_deep", config_cls=VPTConfig, apply=apply_vpt_deep, identity_at_init=False,
+    paper="Jia et al. 2022, Visual Prompt Tuning (ECCV)", summary="new prompt tokens before every block"))
