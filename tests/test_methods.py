@@ -59,6 +59,9 @@ def expected_trainable(name: str, config, model: nn.Module) -> int:
         return config.length * d + head
     if name == "vpt_deep":
         return depth * config.length * d + head
+    if name == "fact_tt":  # shared U, V (d x r) + an r x r core per d x d slot: qkv 3, proj 1, fc1 and fc2 4 each
+        slots = depth * (3 + 1 + fc1[0].out_features // d + fc1[0].out_features // d)
+        return 2 * d * config.rank + slots * config.rank**2 + head
     if name.startswith("peft:"):
         layers = {"attn": qkv, "mlp": fc1, "both": qkv + fc1}[config.sites]
         if name == "peft:loha":  # two Hadamard-multiplied low-rank pairs
