@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 import time
 from pathlib import Path
@@ -209,48 +210,104 @@ def run(
     raise typer.Exit(execute(plan))
 
 
+FORMATS = {".md": "md", ".csv": "csv", ".json": "json", ".tex": "tex"}
+
+
 @app.command()
 @user_errors
 def report(
     results_dir: Path = ResultsDir,
     suite: Optional[str] = typer.Option(None, "--suite", help="only this suite"),
-    fmt: Optional[str] = typer.Option(None, "--format", help="md, csv or json (default: a terminal table)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="write to this file (format from its suffix)"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="md, csv, json or tex (default: a terminal table)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write to this file; .md, .csv, .json or .tex picks the format"),
+    long: bool = typer.Option(False, "--long", help="the long-form frame (one row per record) instead of the table"),
+    compare: Optional[str] = typer.Option(None, "--compare", help="A:B, e.g. alore:lora or vit_b16/alore@3f2a:full"),
+    with_reference: bool = typer.Option(False, "--with-reference", help="add published rows and a delta column"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="accuracy-vs-parameters figure (.png, .svg or .pdf)"),
+    filters: Optional[List[str]] = typer.Option(None, "--filter", help="backbone|method|suite|task=VALUE[,VALUE] (repeatable)"),
 ):
-    """Per-task Top-1 tables with group means from the result records."""
+    """Paper-style tables (mean ± std over seeds, group means, both averaging conventions) from the records."""
     from .data.cache import atomic_write_text
     from .data.suites import SUITES
-    from .report import load_tables, render_rich, to_csv, to_json, to_markdown
+    from .records import load_records
+    from . import report as rep
 
     if not results_dir.is_dir():
         raise UserError(f"--results-dir {results_dir}: no such folder; run `alore-bench run` first")
-    suites = [SUITES.get(suite)] if suite else [SUITES.get(n) for n in SUITES]
-    tables, frame, bad = load_tables(results_dir, suites)
+    if out is not None and fmt is None:
+        fmt = FORMATS.get(out.suffix.lower())
+        if fmt is None:
+            raise UserError(f"--out {out}: unknown suffix {out.suffix!r}; use .md, .csv, .json or .tex (or --format)")
+    if fmt not in (None, "md", "csv", "json", "tex"):
+        raise UserError(f"--format {fmt!r}: choose md, csv, json or tex")
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise UserError(f"--plot {plot}: use a .png, .svg or .pdf file name")
+    records, bad = load_records(results_dir)
     for path, reason in bad:
         err_console.print(f"warning: skipped {path}: {reason}", highlight=False)
-    if not tables:
-        raise UserError(f"no successful records under {results_dir}" + (f" for suite {suite}" if suite else ""))
-    if out is not None and fmt is None:
-        fmt = {".md": "md", ".csv": "csv", ".json": "json"}.get(out.suffix.lower())
-        if fmt is None:
-            raise UserError(f"--out {out}: unknown suffix {out.suffix!r}; use .md, .csv or .json (or --format)")
-    if fmt not in (None, "md", "csv", "json"):
-        raise UserError(f"--format {fmt!r}: choose md, csv or json")
-    failed = frame[frame["status"] == "failed"]
-    for _, row in failed.iterrows():
-        err_console.print(f"failed run: {row['suite']}/{row['task']} {row['backbone']} {row['method']} "
+    frame = rep.apply_filters(rep.records_frame(records), filters or [])
+    for _, row in frame[frame["status"] == "failed"].iterrows():
+        err_console.print(f"failed run: {row['suite']}/{row['task']} {row['backbone']} {row['method']}@{row['config']} "
                           f"seed {row['seed']}: {row['error']}", highlight=False)
-    if fmt is None:
+    suites = [SUITES.get(suite)] if suite else [SUITES.get(n) for n in SUITES]
+    tables = [t for t in (rep.suite_table(frame, s) for s in suites) if t.rows]
+    if not tables:
+        raise UserError(f"no successful records under {results_dir}" + (f" for suite {suite}" if suite else "")
+                        + (" after --filter" if filters else ""))
+    if with_reference:
         for table in tables:
-            console.print(render_rich(table))
-        return
-    writer = {"md": to_markdown, "csv": to_csv, "json": to_json}[fmt]
-    text = "\n".join(writer(t) for t in tables)
-    if out is None:
+            table.reference = rep.load_reference(table.suite)
+
+    if compare is not None:
+        if len(tables) != 1:
+            raise UserError("--compare needs one suite: add --suite")
+        result = rep.compare_rows(tables[0], frame, compare)
+        text = json.dumps(result, indent=2) + "\n" if fmt == "json" else None
+        emit(text, out, lambda: console.print(compare_table(result)))
+    elif long:
+        if fmt not in ("csv", "json"):
+            raise UserError("--long writes the long-form frame as csv or json: add --format csv or --out FILE.csv")
+        text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=2)
+        emit(text, out, None)
+    elif fmt is None:
+        for table in tables:
+            console.print(rep.render_rich(table))
+    else:
+        writers = {"md": rep.to_markdown, "tex": rep.to_latex,
+                   "csv": lambda t: rep.wide_frame(t).to_csv(index=False),
+                   "json": lambda t: rep.wide_frame(t).to_json(orient="records", indent=2) + "\n"}
+        emit("\n".join(writers[fmt](t) for t in tables), out, None)
+    if plot is not None:
+        rep.plot_accuracy_vs_params(tables, plot)
+        err_console.print(f"wrote {plot}", highlight=False)
+
+
+def emit(text, out, show) -> None:
+    from .data.cache import atomic_write_text
+
+    if out is not None:
+        atomic_write_text(out, text if text is not None else "")
+        err_console.print(f"wrote {out}", highlight=False)
+    elif text is not None:
         sys.stdout.write(text)
     else:
-        atomic_write_text(out, text)
-        console.print(f"wrote {out}", highlight=False)
+        show()
+
+
+def compare_table(result) -> Table:
+    wil = result["wilcoxon"]
+    title = (f"{result['a']} vs {result['b']}: mean difference {result['mean_difference']:+.2f} over "
+             f"{result['tasks']} tasks; Wilcoxon " + (f"p = {wil['p_value']:.3g}, rank-biserial r = {wil['rank_biserial']:+.2f}"
+                                                      if wil else "not applicable (no difference)"))
+    table = Table(title=title)
+    for column in ("task", "A", "B", "seeds A/B", "Welch t", "p", "Hedges g"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for entry in result["per_task"]:
+        fmt = lambda v, spec: "—" if v is None else format(v, spec)  # noqa: E731
+        table.add_row(entry["task"], f"{entry['a_mean']:.1f}", f"{entry['b_mean']:.1f}",
+                      f"{entry['a_seeds']}/{entry['b_seeds']}", fmt(entry["welch_t"], ".2f"),
+                      fmt(entry["p_value"], ".3g"), fmt(entry["hedges_g"], "+.2f"))
+    return table
 
 
 DEMO_METHODS = ("linear", "full", "lora", "alore")
@@ -267,7 +324,8 @@ def demo(
     from .data.cache import default_data_dir
     from .data.prepare import PrepareOptions, prepare_suite
     from .data.suites import SUITES
-    from .report import load_tables, render_rich
+    from .records import load_records
+    from .report import records_frame, render_rich, suite_table
 
     start = time.perf_counter()
     suite = SUITES.get("demo")
@@ -279,9 +337,8 @@ def demo(
         plan = build_plan(method, "demo_vit", "demo", None, "42", None, None, None, None, None, None,
                           device, data_dir, results_dir, None, False, [])
         status |= execute(plan)
-    tables, _frame, _bad = load_tables(results_dir, [suite])
-    for table in tables:
-        console.print(render_rich(table))
+    records, _bad = load_records(results_dir)
+    console.print(render_rich(suite_table(records_frame(records), suite)))
     console.print(f"demo finished in {time.perf_counter() - start:.0f} s", highlight=False)
     raise typer.Exit(status)
 

@@ -83,7 +83,7 @@ def test_run_then_report(env_data, tmp_path):
     assert "| demo_vit | alore |" in result.output and "Structured mean" in result.output
     out = tmp_path / "table.csv"
     result = invoke("report", "--results-dir", str(results), "--out", str(out))
-    assert result.exit_code == 0 and out.read_text().startswith("backbone,method,config,digits")
+    assert result.exit_code == 0 and out.read_text().startswith("backbone,method,config,suite,params_m")
 
 
 def test_report_without_results_is_an_error(tmp_path):

@@ -27,6 +27,7 @@ class Task:
     classes: int
     splits: Mapping[str, int]
     aliases: Tuple[str, ...] = ()
+    display: str = ""  # the name papers print in their tables
     description: str = ""
     generator: Optional[str] = None
     tfds: Optional[str] = None

@@ -1,0 +1,175 @@
+"""Reports against tables computed by hand from fixture records."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from alore_bench.cli import app
+from alore_bench.data.suites import SUITES
+from alore_bench.records import RECORD_SCHEMA, load_records
+from alore_bench.report import (MEAN_GROUPS, MEAN_TASKS, compare_rows, load_reference, records_frame, suite_table,
+                                to_latex)
+
+runner = CliRunner()
+DEMO = SUITES.get("demo")
+GROUP = {t.name: t.group for t in DEMO.tasks}
+
+
+def write_record(root: Path, method: str, config: str, task: str, seed: int, top1: float, suite="demo",
+                 backbone="demo_vit", status="ok", params=4160, error=None, group=None):
+    path = root / suite / backbone / f"{method}-{config}" / task / f"seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"schema": RECORD_SCHEMA, "status": status, "error": error, "suite": suite, "task": task,
+              "group": group or GROUP.get(task), "backbone": backbone, "method": method, "seed": seed,
+              "config_hash": config, "metrics": {"top1": top1} if status == "ok" else None,
+              "params": {"trainable_without_head": params}}
+    path.write_text(json.dumps(record))
+    return path
+
+
+A = {"digits": (50, 60), "textures": (90, 92), "count_shapes": (40, 50), "locate_shape": (70, 80)}
+
+
+@pytest.fixture
+def results(tmp_path):
+    root = tmp_path / "results"
+    for task, values in A.items():
+        for seed, value in zip((1, 2), values):
+            write_record(root, "alore", "aaaa", task, seed, value)
+            # Same method, another config: its own row, never averaged with the first.
+            write_record(root, "alore", "bbbb", task, seed, value + 10)
+    for task in ("digits", "textures", "count_shapes"):  # a missing task
+        write_record(root, "lora", "cccc", task, 1, 70)
+    for task, values in A.items():  # a missing seed: textures lacks seed 2
+        for seed, value in zip((1, 2), values):
+            if not (task == "textures" and seed == 2):
+                write_record(root, "full", "dddd", task, seed, value)
+    write_record(root, "linear", "eeee", "digits", 1, 0, status="failed", error="TrainingDiverged: loss became nan")
+    (root / "demo" / "broken").mkdir(parents=True)
+    (root / "demo" / "broken" / "seed9.json").write_text("{not json")
+    return root
+
+
+def table_rows(root: Path):
+    records, bad = load_records(root)
+    table = suite_table(records_frame(records), DEMO)
+    return {row.key[1] + "@" + row.key[2]: row for row in table.rows}, table, bad
+
+
+def test_means_spreads_and_both_conventions_by_hand(results):
+    rows, _table, _bad = table_rows(results)
+    a = rows["alore@aaaa"]
+    assert not a.missing and a.seeds == [1, 2]
+    assert a.cells["digits"].mean == 55 and math.isclose(a.cells["digits"].std, math.sqrt(50))
+    assert a.cells["textures"].mean == 91 and math.isclose(a.cells["textures"].std, math.sqrt(2))
+    structured = a.cells["Structured mean"]  # per seed: 55 and 65
+    assert structured.mean == 60 and math.isclose(structured.std, math.sqrt(50)) and structured.n == 2
+    groups = a.cells[MEAN_GROUPS]  # per seed: (50+90+55)/3 = 65 and (60+92+65)/3 = 72.33
+    assert math.isclose(groups.mean, (65 + 217 / 3) / 2)
+    assert math.isclose(groups.std, abs(217 / 3 - 65) / math.sqrt(2))
+    tasks = a.cells[MEAN_TASKS]  # per seed: 62.5 and 70.5: a different number than the groups' convention
+    assert tasks.mean == 66.5 and math.isclose(tasks.std, 8 / math.sqrt(2))
+    assert rows["alore@bbbb"].cells["digits"].mean == 65  # other config, other row
+
+
+def test_missing_tasks_and_seeds_are_flagged_not_averaged(results):
+    rows, _table, _bad = table_rows(results)
+    lora = rows["lora@cccc"]
+    assert lora.missing == ["locate_shape: no result"]
+    assert "Structured mean" not in lora.cells and MEAN_GROUPS not in lora.cells and MEAN_TASKS not in lora.cells
+    assert lora.cells["Natural mean"].mean == 70  # complete groups still get their mean
+    full = rows["full@dddd"]
+    assert full.missing == ["textures: seeds 2 missing"]
+    assert "Specialized mean" not in full.cells and MEAN_GROUPS not in full.cells
+    assert full.cells["Structured mean"].mean == 60
+
+
+def test_report_markdown_marks_gaps_and_lists_failures_and_bad_files(results):
+    result = runner.invoke(app, ["report", "--results-dir", str(results), "--format", "md"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "| demo_vit | lora * | cccc | 70.0 | 70.0 | 70.0 | 70.0 | 70.0 | — | — | — | — |" in out
+    assert "* demo_vit/lora@cccc incomplete: locate_shape: no result" in out
+    assert "| demo_vit | alore | aaaa | 55.0 ± 7.1 |" in out
+    assert "failed run: demo/digits demo_vit linear@eeee seed 1: TrainingDiverged: loss became nan" in out
+    assert "warning: skipped" in out and "broken/seed9.json" in out
+
+
+def test_latex_booktabs_best_bold_second_underlined(results):
+    _rows, table, _bad = table_rows(results)
+    tex = to_latex(table)
+    assert tex.startswith(r"\begin{tabular}") and r"\toprule" in tex and r"\bottomrule" in tex
+    assert r"\multicolumn{3}{c}{Structured}" in tex and r"\cmidrule(lr){" in tex
+    lines = {l.split(" & ")[1] + "@" + l.split(" & ")[2]: l.split(" & ") for l in tex.splitlines() if l.startswith("demo")}
+    # digits (first value column): lora 70 best, alore@bbbb 65 second, alore@aaaa 55 neither.
+    assert lines["lora$^*$@cccc"][3] == r"\textbf{70.0}"
+    assert lines["alore@bbbb"][3] == r"\underline{65.0}"
+    assert lines["alore@aaaa"][3] == "55.0"
+    assert lines["lora$^*$@cccc"][9] == "--"  # no Structured mean for an incomplete row
+
+
+def test_out_suffix_picks_format_and_long_form(results, tmp_path):
+    for suffix, needle in ((".md", "| Backbone |"), (".tex", r"\toprule"), (".csv", "backbone,method,config"),
+                           (".json", '"backbone"')):
+        out = tmp_path / f"table{suffix}"
+        result = runner.invoke(app, ["report", "--results-dir", str(results), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert needle in out.read_text()
+    out = tmp_path / "long.csv"
+    assert runner.invoke(app, ["report", "--results-dir", str(results), "--long", "--out", str(out)]).exit_code == 0
+    lines = out.read_text().strip().splitlines()
+    assert lines[0].startswith("suite,task,group,backbone,method,config,seed,status,top1")
+    assert len(lines) == 1 + 8 + 8 + 3 + 7 + 1  # one row per readable record
+
+
+def test_filter(results):
+    result = runner.invoke(app, ["report", "--results-dir", str(results), "--format", "csv", "--filter", "method=lora"])
+    assert result.exit_code == 0 and "lora" in result.output and "alore" not in result.output
+    bad = runner.invoke(app, ["report", "--results-dir", str(results), "--filter", "colour=red"])
+    assert bad.exit_code == 2 and "--filter" in bad.output
+
+
+def test_compare_paired_and_per_task(results):
+    records, _ = load_records(results)
+    frame = records_frame(records)
+    table = suite_table(frame, DEMO)
+    result = compare_rows(table, frame, "alore@bbbb:alore@aaaa")
+    assert result["tasks"] == 4 and result["mean_difference"] == 10
+    assert result["wilcoxon"]["rank_biserial"] == 1.0  # every task favours bbbb
+    digits = next(e for e in result["per_task"] if e["task"] == "digits")
+    # x = 60, 70 and y = 50, 60: t = 10 / sqrt(50/2 + 50/2) = sqrt(2); Hedges g = 10/sqrt(50) * (1 - 3/7)
+    assert math.isclose(digits["welch_t"], math.sqrt(2))
+    assert math.isclose(digits["hedges_g"], 10 / math.sqrt(50) * (1 - 3 / 7))
+    lora = next(e for e in compare_rows(table, frame, "alore@aaaa:lora")["per_task"] if e["task"] == "digits")
+    assert lora["welch_t"] is None  # lora has one seed: no t-test
+    with pytest.raises(Exception, match="matches several rows"):
+        compare_rows(table, frame, "alore:lora")
+
+
+def test_plot_writes_an_image(results, tmp_path):
+    out = tmp_path / "fig.png"
+    result = runner.invoke(app, ["report", "--results-dir", str(results), "--plot", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_reference_rows_and_delta(tmp_path):
+    vtab = SUITES.get("vtab1k")
+    reference = {r["method"]: r for r in load_reference(vtab)}
+    lora = reference["lora"]
+    # LoRA as published: group means 556.4/7, 338.2/4 and 478.2/8.
+    assert math.isclose(lora["cells"][MEAN_GROUPS].mean, (556.4 / 7 + 338.2 / 4 + 478.2 / 8) / 3)
+    root = tmp_path / "results"
+    for task in vtab.tasks:
+        write_record(root, "lora", "ffff", task.name, 42, lora["cells"][task.name].mean + 1.0, suite="vtab1k",
+                     backbone="vit_b16", group=task.group, params=294912)
+    result = runner.invoke(app, ["report", "--results-dir", str(root), "--format", "md", "--with-reference"])
+    assert result.exit_code == 0, result.output
+    row = next(l for l in result.output.splitlines() if l.startswith("| vit_b16 | lora | ffff"))
+    assert row.endswith("| +1.0 |")
+    assert "LoRA [ref]" in result.output and "V-PETL Bench" in result.output
