@@ -390,9 +390,9 @@ def plot_accuracy_vs_params(tables: Sequence[SuiteTable], path) -> None:
             if cell is None or row.params_m is None:
                 continue
             x = max(row.params_m, 1e-4)  # linear probing trains no backbone parameter; keep it on a log axis
+            label = f"{row.key[1]} ({row.key[0]})" + (" [0 params, drawn at 1e-4]" if row.params_m < 1e-4 else "")
             ax.scatter([x], [cell.mean], s=36)
-            ax.annotate(f"{row.key[1]} ({row.key[0]})", (x, cell.mean), textcoords="offset points", xytext=(4, 4),
-                        fontsize=8)
+            ax.annotate(label, (x, cell.mean), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel("trainable parameters without head (M, log scale)")
         ax.set_ylabel(f"{column}, Top-1 (%)")
