@@ -69,7 +69,7 @@ def main() -> None:
     for name, seconds in rows.items():
         print(f"  {name:20s} {seconds * 1e3:8.2f} ms   x{seconds / baseline:5.2f} vs rank-space")
 
-    merged = site.merged_linear()
+    merged = site.merged()
     with torch.no_grad():
         unmerged_s = timed(lambda: site(x), args.repeats, device)
         merged_s = timed(lambda: merged(x), args.repeats, device)

@@ -51,7 +51,7 @@ def test_factorised_forward_equals_dense_kronecker_definition():
 
 def test_merged_weight_is_w_times_identity_plus_scaled_delta():
     site = _random_site()
-    merged = site.merged_linear()
+    merged = site.merged()
     x = torch.randn(9, 24)
     torch.testing.assert_close(merged(x), site(x), rtol=0, atol=1e-5)
     assert type(merged) is nn.Linear

@@ -22,7 +22,7 @@ from torch import nn
 from ..backbones.sites import SiteChoice, linear_sites
 from ..config import doc
 from ..errors import UserError
-from .base import METHODS, MethodSpec, copy_linear, freeze, replace_submodule, train_head
+from .base import METHODS, MethodSpec, copy_linear, freeze, merge_modules, replace_submodule, train_head
 
 RULES_ATTR = "alore_rules"
 
@@ -122,7 +122,7 @@ class ALoReLinear(nn.Module):
         return sum(torch.kron(rules[i], experts[i]) for i in range(self.experts))
 
     @torch.no_grad()
-    def merged_linear(self) -> nn.Linear:
+    def merged(self) -> nn.Linear:
         weight = self.base.weight.double()
         merged = weight + self.scale * weight @ self.delta_weight()
         return copy_linear(self.base, merged)
@@ -148,13 +148,8 @@ def apply_alore(model: nn.Module, config: ALoReConfig) -> nn.Module:
     return model
 
 
-@torch.no_grad()
 def merge_alore(model: nn.Module) -> nn.Module:
-    names = [name for name, module in model.named_modules() if isinstance(module, ALoReLinear)]
-    if not names:
-        raise ValueError("merge_alore: the model has no ALoRE sites")
-    for name in names:
-        replace_submodule(model, name, model.get_submodule(name).merged_linear())
+    merge_modules(model, ALoReLinear, "alore")
     if hasattr(model, RULES_ATTR):
         delattr(model, RULES_ATTR)
     return model

@@ -125,3 +125,14 @@ def load_adapter(model: nn.Module, path) -> Dict[str, str]:
     model.load_state_dict(state, strict=False)
     with safe_open(str(path), "pt") as handle:
         return dict(handle.metadata() or {})
+
+
+@torch.no_grad()
+def merge_modules(model: nn.Module, wrapper: type, method: str) -> nn.Module:
+    """Replace every `wrapper` module by the plain module its `merged()` returns (re-parameterisation)."""
+    names = [name for name, module in model.named_modules() if isinstance(module, wrapper)]
+    if not names:
+        raise ValueError(f"merge: the model has no {method} layers ({wrapper.__name__})")
+    for name in names:
+        replace_submodule(model, name, model.get_submodule(name).merged())
+    return model

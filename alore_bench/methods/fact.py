@@ -15,7 +15,7 @@ from torch import nn
 
 from ..config import doc
 from ..errors import UserError
-from .base import METHODS, MethodSpec, copy_linear, freeze, replace_submodule, train_head
+from .base import METHODS, MethodSpec, copy_linear, freeze, merge_modules, replace_submodule, train_head
 
 FACTORS_ATTR = "fact_factors"
 
@@ -71,7 +71,7 @@ class FacTLinear(nn.Module):
         return self.base(x) + self.scale * delta
 
     @torch.no_grad()
-    def merged_linear(self) -> nn.Linear:
+    def merged(self) -> nn.Linear:
         u, v = self._factors.u.double(), self._factors.v.double()
         blocks = torch.einsum("ds,oisr,er->oide", u, self.cores.double(), v)  # (out, in, d, d)
         delta = blocks.permute(0, 2, 1, 3).reshape(self.base.out_features, self.base.in_features)
@@ -104,13 +104,8 @@ def apply_fact_tt(model: nn.Module, config: FacTConfig) -> nn.Module:
     return model
 
 
-@torch.no_grad()
 def merge_fact_tt(model: nn.Module) -> nn.Module:
-    names = [name for name, m in model.named_modules() if isinstance(m, FacTLinear)]
-    if not names:
-        raise ValueError("merge_fact_tt: the model has no FacT layers")
-    for name in names:
-        replace_submodule(model, name, model.get_submodule(name).merged_linear())
+    merge_modules(model, FacTLinear, "fact_tt")
     delattr(model, FACTORS_ATTR)
     return model
 

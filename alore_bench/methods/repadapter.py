@@ -11,7 +11,7 @@ from torch import nn
 from ..backbones.sites import SiteChoice, linear_sites
 from ..config import doc
 from ..errors import UserError
-from .base import METHODS, MethodSpec, copy_linear, freeze, replace_submodule, train_head
+from .base import METHODS, MethodSpec, copy_linear, freeze, merge_modules, replace_submodule, train_head
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class RepAdapterLinear(nn.Module):
         return self.base(x + self.scale * self.adapter(x))
 
     @torch.no_grad()
-    def merged_linear(self) -> nn.Linear:
+    def merged(self) -> nn.Linear:
         # x' = (I + s U D) x + s (U b_d + b_u); y = W x' + b.
         up = torch.block_diag(*self.up_weight.double())  # (d, r)
         down_w = self.down.weight.double()
@@ -91,14 +91,8 @@ def apply_repadapter(model: nn.Module, config: RepAdapterConfig) -> nn.Module:
     return model
 
 
-@torch.no_grad()
 def merge_repadapter(model: nn.Module) -> nn.Module:
-    names = [name for name, m in model.named_modules() if isinstance(m, RepAdapterLinear)]
-    if not names:
-        raise ValueError("merge_repadapter: the model has no RepAdapter sites")
-    for name in names:
-        replace_submodule(model, name, model.get_submodule(name).merged_linear())
-    return model
+    return merge_modules(model, RepAdapterLinear, "repadapter")
 
 
 METHODS.register("repadapter", MethodSpec(

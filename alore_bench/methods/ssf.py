@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..config import doc
-from .base import METHODS, MethodSpec, freeze, replace_submodule, train_head
+from .base import METHODS, MethodSpec, freeze, merge_modules, replace_submodule, train_head
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,8 @@ def apply_ssf(model: nn.Module, config: SSFConfig) -> nn.Module:
     return model
 
 
-@torch.no_grad()
 def merge_ssf(model: nn.Module) -> nn.Module:
-    names = [name for name, m in model.named_modules() if isinstance(m, ScaleShift)]
-    if not names:
-        raise ValueError("merge_ssf: the model has no SSF layers")
-    for name in names:
-        replace_submodule(model, name, model.get_submodule(name).merged())
-    return model
+    return merge_modules(model, ScaleShift, "ssf")
 
 
 METHODS.register("ssf", MethodSpec(
