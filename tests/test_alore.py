@@ -108,6 +108,7 @@ def test_merged_model_after_training_is_plain_and_equal():
     ("bitfit", 102_912, "0.10M"),      # BitFit on ViT-B/16 as tabulated by VPT / NOAH
     ("adapter", 156_768, "0.16M"),     # Adapter with bottleneck 8 (NOAH's table)
     ("repadapter", 221_184, "0.22M"),  # RepAdapter paper, ViT-B/16 on VTAB-1k
+    ("ssf", 205_824, "0.21M"),         # SSF as tabulated by V-PETL Bench (the SSF paper prints 0.24M)
 ])
 def test_published_budgets_on_vit_b16(method, budget, published):
     count = vit_b16_trainable_without_head(method)
