@@ -66,50 +66,73 @@ ResultsDir = typer.Option(Path("results"), "--results-dir", help="where result r
 
 @app.command("list")
 @user_errors
-def list_command(what: Optional[str] = typer.Argument(None, help="suites, methods or backbones (default: all)")):
+def list_command(
+    what: Optional[str] = typer.Argument(None, help="suites, methods or backbones (default: all)"),
+    match: str = typer.Option("*", "--match", help="only names matching this wildcard, e.g. 'peft:*'"),
+    options: bool = typer.Option(False, "--options", help="with methods: each method's options, defaults and help"),
+):
     """Show the registries as tables."""
     choices = ("suites", "methods", "backbones")
     if what is not None and what not in choices:
         from .errors import unknown_name_error
         raise unknown_name_error("registry", what, choices, "alore-bench list")
     for name in [what] if what else choices:
-        console.print({"suites": suites_table, "methods": methods_table, "backbones": backbones_table}[name]())
+        console.print({"suites": suites_table, "methods": methods_table, "backbones": backbones_table}[name](match))
+        if name == "methods" and options:
+            console.print(method_options_table(match))
 
 
-def suites_table() -> Table:
+def method_options_table(match: str) -> Table:
+    import dataclasses
+
+    from .config import field_help
+    from .methods import METHODS
+
+    table = Table(title="method options (--opt key=value)")
+    for column in ("method", "option", "default", "help"):
+        table.add_column(column)
+    for name in METHODS.names(match):
+        cls = METHODS.get(name).config_cls
+        helps = field_help(cls)
+        for f in dataclasses.fields(cls):
+            table.add_row(name, f.name, repr(f.default), helps.get(f.name, ""))
+    return table
+
+
+def suites_table(match: str = "*") -> Table:
     from .data.suites import SUITES
 
     table = Table(title="suites")
     for column in ("suite", "tasks", "groups", "source", "description"):
         table.add_column(column)
-    for name in SUITES:
+    for name in SUITES.names(match):
         suite = SUITES.get(name)
         groups = ", ".join(f"{g} {sum(t.group == g for t in suite.tasks)}" for g in suite.groups)
         table.add_row(name, str(len(suite.tasks)), groups, suite.source, suite.description)
     return table
 
 
-def methods_table() -> Table:
+def methods_table(match: str = "*") -> Table:
     from .methods import METHODS
     from .params import vit_b16_trainable_without_head
 
     table = Table(title="methods (trainable parameters on ViT-B/16 without the head, default options)")
     for column in ("method", "trainable", "mergeable", "paper", "summary"):
         table.add_column(column, justify="right" if column == "trainable" else "left")
-    for name in METHODS:
+    for name in METHODS.names(match):
         spec = METHODS.get(name)
         table.add_row(name, f"{vit_b16_trainable_without_head(name):,}", "yes" if spec.mergeable else "no",
                       spec.paper, spec.summary)
     return table
 
 
-def backbones_table() -> Table:
+def backbones_table(match: str = "*") -> Table:
     from .backbones import BACKBONES
 
     table = Table(title="backbones")
     for column in ("backbone", "input", "weights", "summary"):
         table.add_column(column)
-    for name in BACKBONES:
+    for name in BACKBONES.names(match):
         spec = BACKBONES.get(name)
         table.add_row(name, f"{spec.input_size} px", spec.weight_tag, spec.summary)
     return table
@@ -227,7 +250,6 @@ def report(
     filters: Optional[List[str]] = typer.Option(None, "--filter", help="backbone|method|suite|task=VALUE[,VALUE] (repeatable)"),
 ):
     """Paper-style tables (mean ± std over seeds, group means, both averaging conventions) from the records."""
-    from .data.cache import atomic_write_text
     from .data.suites import SUITES
     from .records import load_records
     from . import report as rep

@@ -4,11 +4,10 @@ final model only (never best-of-test), timings and peak memory."""
 from __future__ import annotations
 
 import contextlib
-import math
 import resource
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 import torch
 import torch.nn.functional as F
@@ -148,7 +147,3 @@ class PeakMemory:
         # ru_maxrss is in KiB on Linux; it is the process's lifetime peak, an upper bound for this run.
         return {"peak_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
                 "kind": "process_max_rss"}
-
-
-def is_finite(value: float) -> bool:
-    return not (math.isnan(value) or math.isinf(value))

@@ -10,7 +10,7 @@ from alore_bench.backbones import BACKBONES
 from alore_bench.backbones.vit import load_vit_b16, resolve_vit_b16
 from alore_bench.errors import UserError
 
-from .conftest import TINY_VIT_ARGS, make_tiny_vit
+from .conftest import make_tiny_vit
 
 
 def write_google_vit_npz(model, path, num_classes=21843, seed=0):

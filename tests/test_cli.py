@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -145,3 +144,11 @@ def test_every_registered_method_runs_on_the_demo_suite_and_is_reported(env_data
     assert report.exit_code == 0
     for method in METHODS:
         assert f",{method}," in report.output
+
+
+def test_list_methods_with_wildcard_and_options():
+    result = invoke("list", "methods", "--match", "peft:*", "--options")
+    assert result.exit_code == 0, result.output
+    assert "peft:vera" in result.output and "alore" not in result.output.split("method options")[0]
+    assert "rank_dropout" in result.output
+    assert "experts" in invoke("list", "methods", "--match", "alore", "--options").output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alore_bench.config import TrainConfig, make_train_config, parse_opts, stable_hash
+from alore_bench.config import make_train_config, parse_opts, stable_hash
 from alore_bench.errors import UserError
 from alore_bench.methods import METHODS
 from alore_bench.methods.alore import ALoReConfig

@@ -11,7 +11,6 @@ from torch import nn
 
 from alore_bench.errors import UserError
 from alore_bench.methods import METHODS
-from alore_bench.methods.alore import ALoReLinear
 from alore_bench.methods.base import head_parameter_count, total_parameter_count, trainable_parameter_count
 
 from .conftest import make_tiny_vit
