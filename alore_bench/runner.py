@@ -45,6 +45,14 @@ class RunSummary:
     failed: List[tuple] = field(default_factory=list)
 
 
+def check_task_options(plan: RunPlan) -> None:
+    lengths = getattr(plan.method_config, "lengths", None)
+    unknown = sorted(set(lengths()) - set(plan.suite.task_names)) if lengths else []
+    if unknown:
+        raise UserError(f"--opt task_lengths names {', '.join(unknown)}, not tasks of suite {plan.suite.name} "
+                        f"({', '.join(plan.suite.task_names)})")
+
+
 def check_data(plan: RunPlan) -> None:
     missing = missing_tasks(plan.data_dir, plan.suite, plan.tasks)
     if missing:
@@ -54,6 +62,7 @@ def check_data(plan: RunPlan) -> None:
 
 
 def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> RunSummary:
+    check_task_options(plan)
     check_data(plan)  # data before weights: the cheaper fix first
     source = plan.backbone.resolve_weights(plan.weights, plan.data_dir)
     train_split, eval_split = plan.suite.stage_splits(plan.train_config.stage)
@@ -104,7 +113,7 @@ def build_adapted_model(plan: RunPlan, task: Task, pretrained: Mapping[str, torc
     model = plan.backbone.create(num_classes=task.classes, drop_path=plan.train_config.drop_path)
     load_state_dict_checked(model, pretrained, plan.backbone.name)
     backbone_total = total_parameter_count(model) - head_parameter_count(model)
-    model = plan.method.apply(model, plan.method_config)
+    model = plan.method.apply(model, plan.method.config_for_task(plan.method_config, task.name))
     return model, backbone_total
 
 
@@ -126,7 +135,8 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
         "method": plan.method.name,
         "seed": seed,
         "config_hash": stable_hash(identity),
-        "config": {"method": config_to_dict(plan.method_config), "train": config_to_dict(config)},
+        "config": {"method": config_to_dict(plan.method_config), "train": config_to_dict(config),
+                   "method_for_task": config_to_dict(plan.method.config_for_task(plan.method_config, task.name))},
         "protocol": {
             "train_split": train_split,
             "eval_split": eval_split,

@@ -57,6 +57,8 @@ def test_missing_weights_after_data_is_checked(env_data, tmp_path):
     (["--method", "alore", "--backbone", "demo_vit", "--suite", "demo", "--opt", "rnak=2"], "did you mean 'rank'"),
     (["--method", "alore", "--backbone", "demo_vit", "--suite", "demo", "--opt", "experts=x"], "expected an integer"),
     (["--method", "alore", "--backbone", "demo_vit", "--suite", "demo", "--seeds", "a"], "--seeds"),
+    (["--method", "vpt_deep", "--backbone", "demo_vit", "--suite", "demo", "--opt", "task_lengths=cifar100:5"],
+     "not tasks of suite demo"),
 ])
 def test_bad_names_and_options(env_data, tmp_path, args, needle):
     message = one_line_error(invoke("run", *args, "--results-dir", str(tmp_path)))

@@ -235,3 +235,16 @@ def test_lora_merge_equals_peft_merge_and_unload():
         torch.testing.assert_close(merged_ours(x), merged_peft(x), rtol=0, atol=1e-6)
     for (n1, p1), (n2, p2) in zip(merged_ours.state_dict().items(), merged_peft.state_dict().items()):
         assert n1 == n2 and torch.allclose(p1, p2, atol=1e-6)
+
+
+def test_vpt_per_task_prompt_lengths():
+    spec = METHODS.get("vpt_deep")
+    config = spec.config_from_dict({"length": 10, "task_lengths": "cifar100:100, dtd:1"})
+    assert spec.config_for_task(config, "dtd").length == 1
+    assert spec.config_for_task(config, "cifar100").length == 100
+    assert spec.config_for_task(config, "svhn").length == 10
+    model = spec.apply(make_tiny_vit(), spec.config_for_task(config, "dtd"))
+    assert trainable_parameter_count(model) == 2 * 1 * 32 + head_parameter_count(model)
+    with pytest.raises(UserError, match="task:length"):
+        spec.config_from_dict({"task_lengths": "dtd=3"})
+    assert spec.config_for_task(METHODS.get("alore").default_config(), "dtd") == METHODS.get("alore").default_config()

@@ -47,6 +47,11 @@ class MethodSpec:
     def config_to_dict(self, config: Any) -> Dict[str, Any]:
         return config_to_dict(config)
 
+    def config_for_task(self, config: Any, task: str) -> Any:
+        """Per-task settings a config may carry (e.g. VPT's prompt lengths); the config itself otherwise."""
+        for_task = getattr(config, "for_task", None)
+        return for_task(task) if for_task is not None else config
+
 
 METHODS: Registry[MethodSpec] = Registry("method", "--method")
 

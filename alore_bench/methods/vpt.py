@@ -4,7 +4,7 @@ input only (shallow) or replaced before every block (deep); removed before the h
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 from operator import mul
 
@@ -18,13 +18,28 @@ from .base import METHODS, MethodSpec, freeze, train_head
 
 @dataclass(frozen=True)
 class VPTConfig:
-    length: int = doc("number of prompt tokens (VPT tunes it per task; set it per run with --opt length=N)",
-                      default=10)
+    length: int = doc("number of prompt tokens", default=10)
     dropout: float = doc("dropout on the prompt tokens during training", default=0.1)
+    task_lengths: str = doc("per-task prompt lengths overriding `length`, as VPT tunes them, e.g. "
+                            "'cifar100:100,dtd:1'", default="")
 
     def validate(self) -> None:
         if self.length < 1:
             raise UserError(f"VPT length must be at least 1, got {self.length}")
+        self.lengths()
+
+    def lengths(self) -> dict:
+        out = {}
+        for item in filter(None, (part.strip() for part in self.task_lengths.split(","))):
+            task, sep, value = item.partition(":")
+            if not sep or not value.strip().isdigit() or int(value) < 1:
+                raise UserError(f"VPT task_lengths {item!r}: expected task:length with a positive length")
+            out[task.strip()] = int(value)
+        return out
+
+    def for_task(self, task: str) -> "VPTConfig":
+        """The config a run on `task` uses: its own prompt length when one is given."""
+        return replace(self, length=self.lengths().get(task, self.length))
 
 
 class PromptedBlocks(nn.Module):
