@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Literal, Mapping, Type, TypeVar
@@ -32,7 +33,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             if value == choice or (isinstance(value, str) and str(choice) == value):
                 return choice
         raise UserError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
-    if origin is typing.Union:  # Optional[X]
+    if origin in (typing.Union, types.UnionType):  # Optional[X], X | None
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if value is None or value == "none":
             return None

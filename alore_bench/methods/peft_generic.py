@@ -5,6 +5,7 @@ with peft's own merge."""
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import Any, Dict, Tuple
 
@@ -32,7 +33,8 @@ SIMPLE = (int, float, bool, str)
 def _is_simple(hint: Any) -> bool:
     if hint in SIMPLE:
         return True
-    return typing.get_origin(hint) is typing.Union and all(a in SIMPLE + (type(None),) for a in typing.get_args(hint))
+    return typing.get_origin(hint) in (typing.Union, types.UnionType) and \
+        all(a in SIMPLE + (type(None),) for a in typing.get_args(hint))
 
 
 def make_config_class(kind: str) -> type:
