@@ -173,7 +173,7 @@ def prepare(
 
 
 def build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, weight_decay, stage, normalisation,
-               device, data_dir, results_dir, weights, force, opt):
+               device, data_dir, results_dir, weights, force, opt, save_adapters=False):
     from .backbones import BACKBONES
     from .config import make_train_config
     from .data.cache import default_data_dir
@@ -193,7 +193,7 @@ def build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, we
     return RunPlan(suite=suite_spec, tasks=task_list, backbone=backbone_spec, method=method_spec,
                    method_config=method_config, train_config=train_config, seeds=_parse_seeds(seeds),
                    data_dir=default_data_dir(data_dir), results_dir=results_dir, device=resolve_device(device),
-                   weights=weights, force=force)
+                   weights=weights, force=force, save_adapters=save_adapters)
 
 
 def execute(plan) -> int:
@@ -226,10 +226,12 @@ def run(
     weights: Optional[str] = typer.Option(None, "--weights", help="pretrained weights file, or `timm` for the hub tag"),
     force: bool = typer.Option(False, "--force", help="rerun even when an identical record exists"),
     opt: Optional[List[str]] = typer.Option(None, "--opt", help="method option key=value (repeatable)"),
+    save_adapters: bool = typer.Option(False, "--save-adapters",
+                                       help="also save what each run trained (safetensors, beside its record)"),
 ):
     """Train and evaluate one method on a suite; writes one JSON record per task and seed."""
     plan = build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, weight_decay, stage,
-                      normalisation, device, data_dir, results_dir, weights, force, opt)
+                      normalisation, device, data_dir, results_dir, weights, force, opt, save_adapters)
     raise typer.Exit(execute(plan))
 
 

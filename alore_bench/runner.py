@@ -17,7 +17,8 @@ from .data.suites import Suite, Task
 from .engine import PeakMemory, Progress, TrainingDiverged, evaluate, merge_and_check, train
 from .env import environment, seed_everything
 from .errors import UserError
-from .methods.base import MethodSpec, head_parameter_count, total_parameter_count, trainable_parameter_count
+from .methods.base import (MethodSpec, head_parameter_count, save_adapter, total_parameter_count,
+                           trainable_parameter_count)
 from .records import (RECORD_SCHEMA, config_identity, data_fingerprint, now_iso, previous_outcome,
                       record_path, write_record)
 
@@ -36,6 +37,7 @@ class RunPlan:
     device: torch.device
     weights: Optional[str] = None
     force: bool = False
+    save_adapters: bool = False
 
 
 @dataclass
@@ -76,6 +78,8 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
         for seed in plan.seeds:
             path = record_path(plan.results_dir, identity, task.name, seed)
             outcome = previous_outcome(path, fingerprint)
+            if outcome == "same" and plan.save_adapters and not path.with_suffix(".safetensors").exists():
+                outcome = None  # the identical run saved no adapter: run it again to save one
             if outcome == "same" and not plan.force:
                 summary.skipped.append(path)
                 say(f"skip {task.name} seed {seed}: identical record exists at {path} (--force reruns)")
@@ -90,7 +94,8 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
     pretrained = load_pretrained_state(plan.backbone, source)
     env = environment(plan.device)
     for task, seed, path, fingerprint in todo:
-        record = run_one(plan, task, seed, pretrained, source, fingerprint, identity, env, progress)
+        record = run_one(plan, task, seed, pretrained, source, fingerprint, identity, env, progress,
+                         adapter_path=path.with_suffix(".safetensors") if plan.save_adapters else None)
         write_record(path, record)
         if record["status"] == "ok":
             summary.ran.append(path)
@@ -119,7 +124,7 @@ def build_adapted_model(plan: RunPlan, task: Task, pretrained: Mapping[str, torc
 
 def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch.Tensor], source: WeightSource,
             fingerprint: Mapping[str, Any], identity: Mapping[str, Any], env: Mapping[str, Any],
-            progress: Progress) -> Dict[str, Any]:
+            progress: Progress, adapter_path: Optional[Path] = None) -> Dict[str, Any]:
     config = plan.train_config
     train_split, eval_split = plan.suite.stage_splits(config.stage)
     norm = resolve_normalisation(config.normalisation, plan.backbone.mean, plan.backbone.std)
@@ -165,6 +170,9 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
         memory = PeakMemory(plan.device)
         batcher = DeviceBatcher(plan.backbone.input_size, norm, plan.device, plan.backbone.interpolation)
         trained = train(model, train_data, batcher, config, seed, progress, f"{task.name} s{seed} train")
+        if adapter_path is not None:  # what the method trained, before any merge, with its config
+            save_adapter(model, adapter_path, plan.method.name, plan.method.config_for_task(plan.method_config, task.name))
+            record["adapter_file"] = adapter_path.name
         merge_diff = None
         if plan.method.mergeable:
             model, merge_diff = merge_and_check(model, plan.method.merge, eval_data, batcher, config.batch_size)

@@ -115,3 +115,22 @@ def test_same_seed_same_numbers(env_data, tmp_path):
                                "--results-dir", str(c), "--seeds", "7"]).exit_code == 0
     rc = json.loads(sorted(c.rglob("seed7.json"))[0].read_text())["metrics"]
     assert rc["final_train_loss"] != ra["final_train_loss"]
+
+
+def test_saved_adapter_reloads_into_a_fresh_model(env_data, tmp_path):
+    import torch
+
+    from alore_bench.backbones import BACKBONES
+    from alore_bench.methods import METHODS
+    from alore_bench.methods.base import load_adapter
+
+    assert run(tmp_path, "--save-adapters").exit_code == 0
+    path = only_record(tmp_path)
+    record = json.loads(path.read_text())
+    adapter = path.with_name(record["adapter_file"])
+    spec = METHODS.get("alore")
+    model = spec.apply(BACKBONES.get("demo_vit").create(num_classes=10), spec.config_from_dict(record["config"]["method"]))
+    metadata = load_adapter(model, adapter)
+    assert metadata["method"] == "alore"
+    rules = model.alore_rules.weight
+    assert not torch.equal(rules, torch.eye(4).expand(4, 4, 4))  # trained values, not the init

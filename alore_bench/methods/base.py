@@ -109,6 +109,7 @@ def save_adapter(model: nn.Module, path, method: str, config: Any) -> None:
     from safetensors.torch import save_file
 
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     save_file(trainable_state(model), str(tmp),
               metadata={"method": method, "config": json.dumps(config_to_dict(config), sort_keys=True)})
