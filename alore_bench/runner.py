@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
 from .backbones import BackboneSpec, WeightSource
 from .backbones.base import load_state_dict_checked
 from .config import TrainConfig, config_to_dict, stable_hash
-from .data.cache import load_split, missing_tasks, read_manifest
+from .data.cache import SplitData, load_split, missing_tasks, read_manifest
 from .data.loader import DeviceBatcher, resolve_normalisation
 from .data.suites import Suite, Task
 from .engine import PeakMemory, Progress, TrainingDiverged, evaluate, merge_and_check, train
@@ -93,9 +93,12 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
 
     pretrained = load_pretrained_state(plan.backbone, source)
     env = environment(plan.device)
+    loaded: Dict[str, Tuple[SplitData, SplitData]] = {}  # each task's splits are read and verified once
     for task, seed, path, fingerprint in todo:
+        if task.name not in loaded:
+            loaded = {task.name: (load_split(plan.data_dir, task, train_split), load_split(plan.data_dir, task, eval_split))}
         record = run_one(plan, task, seed, pretrained, source, fingerprint, identity, env, progress,
-                         adapter_path=path.with_suffix(".safetensors") if plan.save_adapters else None)
+                         loaded[task.name], adapter_path=path.with_suffix(".safetensors") if plan.save_adapters else None)
         write_record(path, record)
         if record["status"] == "ok":
             summary.ran.append(path)
@@ -114,18 +117,21 @@ def load_pretrained_state(backbone: BackboneSpec, source: WeightSource) -> Dict[
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def build_adapted_model(plan: RunPlan, task: Task, pretrained: Mapping[str, torch.Tensor]) -> tuple:
+def build_adapted_model(plan: RunPlan, task: Task, pretrained: Mapping[str, torch.Tensor], method_config: Any) -> tuple:
     model = plan.backbone.create(num_classes=task.classes, drop_path=plan.train_config.drop_path)
     load_state_dict_checked(model, pretrained, plan.backbone.name)
     backbone_total = total_parameter_count(model) - head_parameter_count(model)
-    model = plan.method.apply(model, plan.method.config_for_task(plan.method_config, task.name))
+    model = plan.method.apply(model, method_config)
     return model, backbone_total
 
 
 def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch.Tensor], source: WeightSource,
             fingerprint: Mapping[str, Any], identity: Mapping[str, Any], env: Mapping[str, Any],
-            progress: Progress, adapter_path: Optional[Path] = None) -> Dict[str, Any]:
+            progress: Progress, splits: Tuple[SplitData, SplitData],
+            adapter_path: Optional[Path] = None) -> Dict[str, Any]:
     config = plan.train_config
+    method_config = plan.method.config_for_task(plan.method_config, task.name)
+    train_data, eval_data = splits
     train_split, eval_split = plan.suite.stage_splits(config.stage)
     norm = resolve_normalisation(config.normalisation, plan.backbone.mean, plan.backbone.std)
     record: Dict[str, Any] = {
@@ -141,7 +147,7 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
         "seed": seed,
         "config_hash": stable_hash(identity),
         "config": {"method": config_to_dict(plan.method_config), "train": config_to_dict(config),
-                   "method_for_task": config_to_dict(plan.method.config_for_task(plan.method_config, task.name))},
+                   "method_for_task": config_to_dict(method_config)},
         "protocol": {
             "train_split": train_split,
             "eval_split": eval_split,
@@ -158,12 +164,10 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
         "env": dict(env),
     }
     try:
-        train_data = load_split(plan.data_dir, task, train_split)
-        eval_data = load_split(plan.data_dir, task, eval_split)
         record["protocol"]["data_source"] = train_data.manifest["source"]
         record["protocol"]["data_allow_mismatch"] = bool(train_data.manifest.get("allow_mismatch", False))
         seed_everything(seed)
-        model, backbone_total = build_adapted_model(plan, task, pretrained)
+        model, backbone_total = build_adapted_model(plan, task, pretrained, method_config)
         model.to(plan.device)
         head = head_parameter_count(model)
         trainable = trainable_parameter_count(model)
@@ -171,7 +175,7 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
         batcher = DeviceBatcher(plan.backbone.input_size, norm, plan.device, plan.backbone.interpolation)
         trained = train(model, train_data, batcher, config, seed, progress, f"{task.name} s{seed} train")
         if adapter_path is not None:  # what the method trained, before any merge, with its config
-            save_adapter(model, adapter_path, plan.method.name, plan.method.config_for_task(plan.method_config, task.name))
+            save_adapter(model, adapter_path, plan.method.name, method_config)
             record["adapter_file"] = adapter_path.name
         merge_diff = None
         if plan.method.mergeable:

@@ -62,26 +62,25 @@ class LNTuneConfig:
     """LN-Tune has no options: the affine weights and biases of every LayerNorm and the head are trained."""
 
 
-def apply_bitfit(model: nn.Module, config: BitFitConfig) -> nn.Module:
+def _train_only(model: nn.Module, parts: list, method: str, what: str) -> nn.Module:
+    """Freeze everything, then train `parts` (parameters or modules) and the head; none is an error."""
+    if not parts:
+        raise RuntimeError(f"{method}: {type(model).__name__} has no {what}")
     freeze(model)
-    biases = [m.bias for m in model.modules() if isinstance(getattr(m, "bias", None), nn.Parameter)]
-    if not biases:
-        raise RuntimeError(f"bitfit: {type(model).__name__} has no bias terms")
-    for bias in biases:
-        bias.requires_grad_(True)
+    for part in parts:
+        part.requires_grad_(True)
     train_head(model)
     return model
+
+
+def apply_bitfit(model: nn.Module, config: BitFitConfig) -> nn.Module:
+    biases = [m.bias for m in model.modules() if isinstance(getattr(m, "bias", None), nn.Parameter)]
+    return _train_only(model, biases, "bitfit", "bias terms")
 
 
 def apply_ln_tune(model: nn.Module, config: LNTuneConfig) -> nn.Module:
-    freeze(model)
     norms = [m for m in model.modules() if isinstance(m, nn.LayerNorm) and m.elementwise_affine]
-    if not norms:
-        raise RuntimeError(f"ln_tune: {type(model).__name__} has no affine LayerNorm")
-    for norm in norms:
-        norm.requires_grad_(True)
-    train_head(model)
-    return model
+    return _train_only(model, norms, "ln_tune", "affine LayerNorm")
 
 
 METHODS.register("bitfit", MethodSpec(
