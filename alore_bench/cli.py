@@ -67,17 +67,19 @@ ResultsDir = typer.Option(Path("results"), "--results-dir", help="where result r
 @app.command("list")
 @user_errors
 def list_command(
-    what: Optional[str] = typer.Argument(None, help="suites, methods or backbones (default: all)"),
+    what: Optional[str] = typer.Argument(None, help="suites, methods, backbones or presets (default: all)"),
     match: str = typer.Option("*", "--match", help="only names matching this wildcard, e.g. 'peft:*'"),
     options: bool = typer.Option(False, "--options", help="with methods: each method's options, defaults and help"),
 ):
     """Show the registries as tables."""
-    choices = ("suites", "methods", "backbones")
+    choices = ("suites", "methods", "backbones", "presets")
     if what is not None and what not in choices:
         from .errors import unknown_name_error
         raise unknown_name_error("registry", what, choices, "alore-bench list")
     for name in [what] if what else choices:
-        console.print({"suites": suites_table, "methods": methods_table, "backbones": backbones_table}[name](match))
+        tables = {"suites": suites_table, "methods": methods_table, "backbones": backbones_table,
+                  "presets": presets_table}
+        console.print(tables[name](match))
         if name == "methods" and options:
             console.print(method_options_table(match))
 
@@ -138,6 +140,19 @@ def backbones_table(match: str = "*") -> Table:
     return table
 
 
+def presets_table(match: str = "*") -> Table:
+    from .presets import PRESETS
+
+    table = Table(title="presets (run --preset NAME): published per-task settings")
+    for column in ("preset", "method", "suite", "per task", "source"):
+        table.add_column(column)
+    for name in PRESETS.names(match):
+        preset = PRESETS.get(name)
+        keys = sorted({k for options in preset.tasks.values() for k in options})
+        table.add_row(name, preset.method, preset.suite, ", ".join(keys), preset.source)
+    return table
+
+
 @app.command()
 @user_errors
 def prepare(
@@ -173,13 +188,14 @@ def prepare(
 
 
 def build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, weight_decay, stage, normalisation,
-               device, data_dir, results_dir, weights, force, opt, save_adapters=False):
+               device, data_dir, results_dir, weights, force, opt, save_adapters=False, preset=None):
     from .backbones import BACKBONES
     from .config import make_train_config
     from .data.cache import default_data_dir
     from .data.suites import SUITES
     from .env import resolve_device
     from .methods import METHODS
+    from .presets import PRESETS
     from .runner import RunPlan
 
     method_spec = METHODS.get(method)
@@ -193,7 +209,8 @@ def build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, we
     return RunPlan(suite=suite_spec, tasks=task_list, backbone=backbone_spec, method=method_spec,
                    method_config=method_config, train_config=train_config, seeds=_parse_seeds(seeds),
                    data_dir=default_data_dir(data_dir), results_dir=results_dir, device=resolve_device(device),
-                   weights=weights, force=force, save_adapters=save_adapters)
+                   weights=weights, force=force, save_adapters=save_adapters,
+                   preset=PRESETS.get(preset) if preset else None)
 
 
 def execute(plan) -> int:
@@ -228,10 +245,12 @@ def run(
     opt: Optional[List[str]] = typer.Option(None, "--opt", help="method option key=value (repeatable)"),
     save_adapters: bool = typer.Option(False, "--save-adapters",
                                        help="also save what each run trained (safetensors, beside its record)"),
+    preset: Optional[str] = typer.Option(None, "--preset",
+                                         help="published per-task settings (see `alore-bench list presets`)"),
 ):
     """Train and evaluate one method on a suite; writes one JSON record per task and seed."""
     plan = build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, weight_decay, stage,
-                      normalisation, device, data_dir, results_dir, weights, force, opt, save_adapters)
+                      normalisation, device, data_dir, results_dir, weights, force, opt, save_adapters, preset)
     raise typer.Exit(execute(plan))
 
 

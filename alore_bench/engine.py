@@ -7,7 +7,7 @@ import contextlib
 import resource
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -62,8 +62,10 @@ def autocast(device: torch.device):
 
 
 def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: TrainConfig, seed: int,
-          progress: Progress, label: str = "train") -> Dict[str, Any]:
-    """Train the model's trainable parameters in place; returns loss and timing facts."""
+          progress: Progress, label: str = "train",
+          train_mode: Optional[Callable[[nn.Module], None]] = None) -> Dict[str, Any]:
+    """Train the model's trainable parameters in place; returns loss and timing facts.
+    `train_mode` puts the model into training mode (default: model.train())."""
     device = batcher.device
     steps_per_epoch = num_batches(len(data), config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -76,7 +78,7 @@ def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: Tra
     start = time.perf_counter()
     step = 0
     epoch_loss = float("nan")
-    model.train()
+    (train_mode or nn.Module.train)(model)
     for epoch in range(config.epochs):
         loss_sum, seen = 0.0, 0
         for images, labels in iterate(data, batcher, config.batch_size, shuffle=True, seed=seed, epoch=epoch):

@@ -19,11 +19,15 @@ RECORD_SCHEMA = "alore-bench/record/1"
 
 
 def config_identity(suite: str, backbone: str, method: str, method_config: Mapping[str, Any],
-                    train_config: Mapping[str, Any], weights: Mapping[str, Any]) -> Dict[str, Any]:
+                    train_config: Mapping[str, Any], weights: Mapping[str, Any],
+                    preset: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """What defines 'the same run' apart from task and seed."""
     weight_id = {"kind": weights["kind"], "sha256": weights.get("sha256") or weights["location"]}
-    return {"suite": suite, "backbone": backbone, "method": method, "method_config": dict(method_config),
-            "train": dict(train_config), "weights": weight_id}
+    identity = {"suite": suite, "backbone": backbone, "method": method, "method_config": dict(method_config),
+                "train": dict(train_config), "weights": weight_id}
+    if preset is not None:  # absent otherwise, so the hashes of earlier records stay valid
+        identity["preset"] = {"name": preset["name"], "sha": preset["sha"]}
+    return identity
 
 
 def record_path(results_dir: Path, identity: Mapping[str, Any], task: str, seed: int) -> Path:

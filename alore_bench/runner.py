@@ -19,6 +19,7 @@ from .env import environment, seed_everything
 from .errors import UserError
 from .methods.base import (MethodSpec, head_parameter_count, save_adapter, total_parameter_count,
                            trainable_parameter_count)
+from .presets import Preset
 from .records import (RECORD_SCHEMA, config_identity, data_fingerprint, now_iso, previous_outcome,
                       record_path, write_record)
 
@@ -38,6 +39,13 @@ class RunPlan:
     weights: Optional[str] = None
     force: bool = False
     save_adapters: bool = False
+    preset: Optional[Preset] = None
+
+    def method_config_for(self, task: Task) -> Any:
+        """The method config a run on `task` uses: the preset's per-task options, then the
+        method's own per-task settings (e.g. VPT's task_lengths)."""
+        config = self.preset.apply(self.method, self.method_config, task.name) if self.preset else self.method_config
+        return self.method.config_for_task(config, task.name)
 
 
 @dataclass
@@ -65,12 +73,14 @@ def check_data(plan: RunPlan) -> None:
 
 def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> RunSummary:
     check_task_options(plan)
+    if plan.preset is not None:
+        plan.preset.check(plan.method.name, plan.suite.name, plan.suite.task_names)
     check_data(plan)  # data before weights: the cheaper fix first
     source = plan.backbone.resolve_weights(plan.weights, plan.data_dir)
     train_split, eval_split = plan.suite.stage_splits(plan.train_config.stage)
     identity = config_identity(plan.suite.name, plan.backbone.name, plan.method.name,
                                config_to_dict(plan.method_config), config_to_dict(plan.train_config),
-                               source.describe())
+                               source.describe(), preset=plan.preset.describe() if plan.preset else None)
     todo, summary = [], RunSummary()
     for task in plan.tasks:
         manifest = read_manifest(plan.data_dir, task)
@@ -130,7 +140,7 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
             progress: Progress, splits: Tuple[SplitData, SplitData],
             adapter_path: Optional[Path] = None) -> Dict[str, Any]:
     config = plan.train_config
-    method_config = plan.method.config_for_task(plan.method_config, task.name)
+    method_config = plan.method_config_for(task)
     train_data, eval_data = splits
     train_split, eval_split = plan.suite.stage_splits(config.stage)
     norm = resolve_normalisation(config.normalisation, plan.backbone.mean, plan.backbone.std)
@@ -147,7 +157,8 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
         "seed": seed,
         "config_hash": stable_hash(identity),
         "config": {"method": config_to_dict(plan.method_config), "train": config_to_dict(config),
-                   "method_for_task": config_to_dict(method_config)},
+                   "method_for_task": config_to_dict(method_config),
+                   "preset": plan.preset.describe() if plan.preset else None},
         "protocol": {
             "train_split": train_split,
             "eval_split": eval_split,
@@ -173,7 +184,8 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
         trainable = trainable_parameter_count(model)
         memory = PeakMemory(plan.device)
         batcher = DeviceBatcher(plan.backbone.input_size, norm, plan.device, plan.backbone.interpolation)
-        trained = train(model, train_data, batcher, config, seed, progress, f"{task.name} s{seed} train")
+        trained = train(model, train_data, batcher, config, seed, progress, f"{task.name} s{seed} train",
+                        train_mode=plan.method.set_train_mode)
         if adapter_path is not None:  # what the method trained, before any merge, with its config
             save_adapter(model, adapter_path, plan.method.name, method_config)
             record["adapter_file"] = adapter_path.name

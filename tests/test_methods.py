@@ -28,9 +28,11 @@ def expected_trainable(name: str, config, model: nn.Module) -> int:
         return total_parameter_count(model)
     if name == "linear":
         return head
-    if name == "lora":
-        layers = {"attn": qkv, "mlp": fc1, "both": qkv + fc1}[config.sites]
-        return sum(config.rank * (l.in_features + l.out_features) for l in layers) + head
+    if name == "lora":  # fused qkv: one (d + 3d) r pair; separate q, k, v: (d + d) r each
+        parts = len(config.targets.split(",")) if config.targets != "qkv" else 1
+        attn = sum(config.rank * (l.in_features * parts + l.out_features) for l in qkv)
+        mlp = sum(config.rank * (l.in_features + l.out_features) for l in fc1)
+        return {"attn": attn, "mlp": mlp, "both": attn + mlp}[config.sites] + head
     if name == "alore":
         layers = {"attn": qkv, "mlp": fc1, "both": qkv + fc1}[config.sites]
         n = config.experts
@@ -42,8 +44,9 @@ def expected_trainable(name: str, config, model: nn.Module) -> int:
         return depth * per_block + d + d + head
     if name == "ln_tune":
         return (2 * depth + 1) * 2 * d + head
-    if name == "adapter":  # down d x b + b, up b x d + d, one per block
-        return depth * (2 * d * config.bottleneck + config.bottleneck + d) + head
+    if name == "adapter":  # down d x b + b, up b x d + d; one per block (NOAH) or two (Houlsby)
+        per_block = 2 if config.placement == "houlsby" else 1
+        return per_block * depth * (2 * d * config.bottleneck + config.bottleneck + d) + head
     if name == "adaptformer":
         return depth * (2 * d * config.bottleneck + config.bottleneck + d) + head
     if name == "ssf":  # gamma and beta after qkv, proj, fc1, fc2, norm1, norm2, patch projection, final norm
@@ -61,12 +64,16 @@ def expected_trainable(name: str, config, model: nn.Module) -> int:
     if name == "fact_tt":  # shared U, V (d x r) + an r x r core per d x d slot: qkv 3, proj 1, fc1 and fc2 4 each
         slots = depth * (3 + 1 + fc1[0].out_features // d + fc1[0].out_features // d)
         return 2 * d * config.rank + slots * config.rank**2 + head
+    if name == "fact_tk":  # shared U, V (d x r), core tensor r^3 and slot factor r x (slots per block)
+        slots = depth * (4 + 2 * fc1[0].out_features // d)
+        return 2 * d * config.rank + config.rank**3 + config.rank * slots + head
     if name.startswith("peft:"):
         layers = {"attn": qkv, "mlp": fc1, "both": qkv + fc1}[config.sites]
         if name == "peft:loha":  # two Hadamard-multiplied low-rank pairs
             return sum(2 * config.r * (l.in_features + l.out_features) for l in layers) + head
-        if name == "peft:ia3":  # one scaling vector per layer (outputs of non-feed-forward layers)
-            return sum(l.out_features for l in layers) + head
+        if name == "peft:ia3":  # k and v outputs (d each), the MLP's hidden activation
+            return {"attn": 2 * d * depth, "mlp": fc1[0].out_features * depth,
+                    "both": (2 * d + fc1[0].out_features) * depth}[config.sites] + head
         if name == "peft:vera":  # two scaling vectors per layer, shared frozen random projections
             return sum(l.out_features + config.r for l in layers) + head
         # LoKr and OFT: the parameters peft itself declares as the adapter's (their factorisations

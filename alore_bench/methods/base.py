@@ -30,6 +30,12 @@ class MethodSpec:
     # Whether the adapted model computes exactly the backbone's function before training
     # (false where the paper's initialisation is not an identity, e.g. SSF, or prompts are added).
     identity_at_init: bool = True
+    # How the model is put into training mode each epoch; None is model.train(). VPT's official
+    # training keeps the frozen backbone in eval mode (no drop-path, no dropout in it).
+    train_mode: Optional[Callable[[nn.Module], None]] = None
+
+    def set_train_mode(self, model: nn.Module) -> None:
+        (self.train_mode or nn.Module.train)(model)
 
     @property
     def mergeable(self) -> bool:
@@ -54,6 +60,19 @@ class MethodSpec:
 
 
 METHODS: Registry[MethodSpec] = Registry("method", "--method")
+
+
+def eval_except(*kinds: type) -> Callable[[nn.Module], None]:
+    """A train_mode that keeps the whole model in eval mode except modules of the given types
+    (e.g. the method's own dropout), which train."""
+
+    def train_mode(model: nn.Module) -> None:
+        model.eval()
+        for module in model.modules():
+            if isinstance(module, kinds):
+                module.train()
+
+    return train_mode
 
 
 def freeze(model: nn.Module) -> None:

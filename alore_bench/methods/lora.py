@@ -1,14 +1,24 @@
-"""LoRA through HF peft, injected into timm's fused qkv projection (Hu et al. 2022)."""
+"""LoRA through HF peft (Hu et al. 2022).
+
+Default: the variant behind the published VTAB-1k "LoRA" 0.29M row, NOAH's code: one rank-8
+update of the fused qkv weight, W + (A B)^T with A (d x r) kaiming-uniform over its last dim
+(bound 1 / sqrt(r)) and B zero, no scaling (ZhangYuanhan-AI/NOAH `model/module/qkv_super_prompt.py`
+lines 26-30 and 57; `experiments/LoRA/ViT-B_prompt_lora_8.yaml`). `--opt targets=q,v` puts
+separate adapters on q and v as the LoRA paper does (same budget, a different method); the fused
+projection is split into q, k, v layers for that and fused again when merging."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import List, Literal, Tuple
 
+import torch
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
-from ..backbones.sites import SiteChoice, linear_sites
+from ..backbones.sites import SiteChoice, fuse_qkv, linear_sites, split_qkv
 from ..config import doc
 from ..errors import UserError
 from .base import METHODS, MethodSpec, freeze, replace_submodule, train_head
@@ -19,13 +29,47 @@ class LoRAConfig:
     rank: int = doc("LoRA rank r", default=8)
     alpha: float = doc("LoRA alpha; the update is scaled by alpha / rank", default=8.0)
     dropout: float = doc("dropout on the LoRA path during training", default=0.0)
-    sites: SiteChoice = doc("which linear layers get LoRA: attn (fused qkv), mlp (fc1) or both", default="attn")
+    sites: SiteChoice = doc("which linear layers get LoRA: attn (the attention projections), mlp (fc1) or both",
+                            default="attn")
+    targets: str = doc("attention targets: qkv (one LoRA on the fused projection, NOAH's published row) or a "
+                       "comma list of q, k, v (separate LoRAs, e.g. q,v as in the LoRA paper)", default="qkv")
+    init: Literal["noah", "peft"] = doc(
+        "init of A: noah (uniform, bound 1/sqrt(rank), NOAH's code) or peft (kaiming-uniform over the input "
+        "width, the LoRA paper's and peft's)", default="noah")
 
     def validate(self) -> None:
+        attention_targets(self.targets)
         if self.rank < 1:
             raise UserError(f"LoRA rank must be at least 1, got {self.rank}")
         if not 0 <= self.dropout < 1:
             raise UserError(f"LoRA dropout must lie in [0, 1), got {self.dropout}")
+
+
+def attention_targets(targets: str) -> Tuple[str, ...]:
+    """("qkv",) for the fused projection, else the chosen subset of q, k, v in that order."""
+    parts = [p.strip() for p in targets.split(",") if p.strip()]
+    if parts == ["qkv"]:
+        return ("qkv",)
+    if not parts or any(p not in ("q", "k", "v") for p in parts) or len(set(parts)) != len(parts):
+        raise UserError(f"targets {targets!r}: use qkv, or a comma list of distinct q, k, v (e.g. q,v)")
+    return tuple(p for p in ("q", "k", "v") if p in parts)
+
+
+def split_targets(model: nn.Module, sites: SiteChoice, targets: Tuple[str, ...],
+                  mlp_layer: str = "fc1") -> List[Tuple[str, str]]:
+    """(qualified name, kind) of the layers a peft method adapts: each attention site's fused qkv, or
+    its q / k / v after splitting the fused projection; each MLP's `mlp_layer`."""
+    found = linear_sites(model, sites)
+    split = targets != ("qkv",) and any(kind == "attn" for _n, _l, kind in found)
+    names: List[Tuple[str, str]] = []
+    for name, _linear, kind in found:
+        if kind == "attn":
+            names += [(f"{name}.{p}", "attn") for p in targets] if split else [(name, "attn")]
+        else:
+            names.append((name.rpartition(".")[0] + f".{mlp_layer}" if "." in name else mlp_layer, "mlp"))
+    if split:
+        split_qkv(model)
+    return names
 
 
 def peft_layers(model: nn.Module) -> list[tuple[str, BaseTunerLayer]]:
@@ -44,14 +88,27 @@ def train_peft_layers(model: nn.Module) -> None:
 
 def apply_lora(model: nn.Module, config: LoRAConfig) -> nn.Module:
     # Explicit qualified names of the type-selected sites: peft matches them exactly.
-    targets = [name for name, _linear, _kind in linear_sites(model, config.sites)]
+    targets = [name for name, _kind in split_targets(model, config.sites, attention_targets(config.targets))]
     peft_config = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
                              target_modules=targets, bias="none")
     model = inject_adapter_in_model(peft_config, model)
+    if config.init == "noah":
+        reinit_lora_a_as_noah(model)
     freeze(model)
     train_peft_layers(model)
     train_head(model)
     return model
+
+
+@torch.no_grad()
+def reinit_lora_a_as_noah(model: nn.Module) -> None:
+    """NOAH's LoRA_a is a (d x r) tensor given kaiming_uniform(a=sqrt(5)), whose fan-in is then r:
+    uniform with bound 1 / sqrt(r) (peft's A, (r x d), gets bound 1 / sqrt(d))."""
+    for _name, layer in peft_layers(model):
+        for linear in layer.lora_A.values():
+            if not linear.weight.is_meta:
+                bound = 1.0 / math.sqrt(linear.weight.shape[0])
+                linear.weight.uniform_(-bound, bound)
 
 
 def merge_peft(model: nn.Module) -> nn.Module:
@@ -59,14 +116,14 @@ def merge_peft(model: nn.Module) -> nn.Module:
     from peft import PeftModel
 
     if isinstance(model, PeftModel):
-        return model.merge_and_unload()
+        return fuse_qkv(model.merge_and_unload())
     layers = peft_layers(model)
     if not layers:
         raise ValueError("merge_peft: the model has no peft adapter layers")
     for name, layer in layers:
         layer.merge()
         replace_submodule(model, name, layer.get_base_layer())
-    return model
+    return fuse_qkv(model)
 
 
 METHODS.register(
@@ -77,6 +134,6 @@ METHODS.register(
         apply=apply_lora,
         merge=merge_peft,
         paper="Hu et al. 2022, LoRA (ICLR)",
-        summary="low-rank update of the fused qkv weight through peft; mergeable",
+        summary="rank-8 update of the fused qkv weight (NOAH's published row) through peft; mergeable",
     ),
 )

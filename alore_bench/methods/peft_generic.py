@@ -12,9 +12,9 @@ from typing import Any, Dict, Tuple
 import peft
 from torch import nn
 
-from ..backbones.sites import SiteChoice, linear_sites
+from ..backbones.sites import SiteChoice
 from .base import METHODS, MethodSpec, freeze, train_head
-from .lora import merge_peft, train_peft_layers
+from .lora import merge_peft, split_targets, train_peft_layers
 
 # peft config class and paper of each registered type. LoRA has its own entry (`lora`).
 PEFT_TYPES: Dict[str, Tuple[str, str]] = {
@@ -37,13 +37,24 @@ def _is_simple(hint: Any) -> bool:
         all(a in SIMPLE + (type(None),) for a in typing.get_args(hint))
 
 
+# (IA)^3 (Liu et al. 2022, Sec. 3.3) rescales the keys, the values and the feed-forward network's
+# intermediate activation: the outputs of k and v, and the input of fc2 (a peft feed-forward module).
+IA3_SITES = {"attn": ("k", "v"), "mlp": "fc2"}
+
+
 def make_config_class(kind: str) -> type:
     """A frozen dataclass of `sites` plus peft's simple options for this type (names, types,
     defaults and help text taken from peft's config class)."""
     peft_cls = getattr(peft, PEFT_TYPES[kind][0])
     hints = typing.get_type_hints(peft_cls)
-    fields = [("sites", SiteChoice, dataclasses.field(
-        default="attn", metadata={"help": "which linear layers to adapt: attn (fused qkv), mlp (fc1) or both"}))]
+    if kind == "ia3":
+        site_field = dataclasses.field(default="both", metadata={"help": (
+            "attn: scale the outputs of k and v; mlp: scale the MLP's intermediate activation (fc2's input); "
+            "both: the paper's (IA)^3")})
+    else:
+        site_field = dataclasses.field(default="attn", metadata={
+            "help": "which linear layers to adapt: attn (fused qkv), mlp (fc1) or both"})
+    fields = [("sites", SiteChoice, site_field)]
     for f in dataclasses.fields(peft_cls):
         if f.name in NOT_OPTIONS or not _is_simple(hints[f.name]) or f.default is dataclasses.MISSING:
             continue
@@ -55,11 +66,13 @@ def make_apply(kind: str):
     peft_cls = getattr(peft, PEFT_TYPES[kind][0])
 
     def apply(model: nn.Module, config: Any) -> nn.Module:
-        sites = linear_sites(model, config.sites)
         options = {k: v for k, v in dataclasses.asdict(config).items() if k != "sites"}
-        targets = [name for name, _linear, _kind in sites]
-        if kind == "ia3":  # (IA)^3 scales the input of feed-forward layers and the output of the others
-            options["feedforward_modules"] = [name for name, _linear, site in sites if site == "mlp"]
+        if kind == "ia3":
+            sites = split_targets(model, config.sites, IA3_SITES["attn"], mlp_layer=IA3_SITES["mlp"])
+            options["feedforward_modules"] = [name for name, site in sites if site == "mlp"]
+        else:
+            sites = split_targets(model, config.sites, ("qkv",))
+        targets = [name for name, _site in sites]
         peft_config = peft_cls(target_modules=targets, **options)
         tuner = peft.mapping.PEFT_TYPE_TO_TUNER_MAPPING[peft_config.peft_type]
         if getattr(tuner, "uses_shared_state", False):
@@ -79,4 +92,6 @@ def make_apply(kind: str):
 for _kind, (_cls, _paper) in PEFT_TYPES.items():
     METHODS.register(f"peft:{_kind}", MethodSpec(
         name=f"peft:{_kind}", config_cls=make_config_class(_kind), apply=make_apply(_kind), merge=merge_peft,
-        identity_at_init=True, paper=_paper, summary=f"peft's {_cls[:-6]} on the fused qkv (by default); mergeable"))
+        identity_at_init=True, paper=_paper,
+        summary=("peft's IA3 on k, v and the MLP's intermediate activation, as the paper; mergeable" if _kind == "ia3"
+                 else f"peft's {_cls[:-6]} on the fused qkv (by default); mergeable")))

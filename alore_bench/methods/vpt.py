@@ -1,5 +1,10 @@
 """Visual Prompt Tuning (Jia et al. 2022): learnable prompt tokens after the class token, at the
-input only (shallow) or replaced before every block (deep); removed before the head."""
+input only (shallow) or replaced before every block (deep); removed before the head.
+
+As KMnP/vpt trains it: prompt dropout 0.0 (`src/configs/config.py`, _C.MODEL.PROMPT.DROPOUT),
+uniform init with bound sqrt(6 / (3 * patch^2 + dim)) (`src/models/vit_prompt/vit.py`,
+PromptedTransformer.__init__), and the frozen encoder and embeddings kept in eval mode during
+training (same file, PromptedTransformer.train), so the backbone's drop-path is off."""
 
 from __future__ import annotations
 
@@ -13,13 +18,13 @@ from torch import nn
 
 from ..config import doc
 from ..errors import UserError
-from .base import METHODS, MethodSpec, freeze, train_head
+from .base import METHODS, MethodSpec, eval_except, freeze, train_head
 
 
 @dataclass(frozen=True)
 class VPTConfig:
     length: int = doc("number of prompt tokens", default=10)
-    dropout: float = doc("dropout on the prompt tokens during training", default=0.1)
+    dropout: float = doc("dropout on the prompt tokens during training (official: 0.0)", default=0.0)
     task_lengths: str = doc("per-task prompt lengths overriding `length`, as VPT tunes them, e.g. "
                             "'cifar100:100,dtd:1'", default="")
 
@@ -42,6 +47,10 @@ class VPTConfig:
         return replace(self, length=self.lengths().get(task, self.length))
 
 
+class PromptDropout(nn.Dropout):
+    """Dropout on the prompts: the one module that trains while the frozen backbone stays in eval mode."""
+
+
 class PromptedBlocks(nn.Module):
     """Runs the ViT's blocks with prompt tokens inserted after the prefix (class) tokens; the
     output has the original token count, so the norm and head see what they always saw."""
@@ -50,7 +59,7 @@ class PromptedBlocks(nn.Module):
         super().__init__()
         self.blocks, self.prefix, self.deep = blocks, prefix, deep
         self.prompts = prompts  # (layers, length, dim)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = PromptDropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         length = self.prompts.shape[1]
@@ -96,7 +105,9 @@ def apply_vpt_deep(model: nn.Module, config: VPTConfig) -> nn.Module:
 
 METHODS.register("vpt_shallow", MethodSpec(
     name="vpt_shallow", config_cls=VPTConfig, apply=apply_vpt_shallow, identity_at_init=False,
+    train_mode=eval_except(PromptDropout),
     paper="Jia et al. 2022, Visual Prompt Tuning (ECCV)", summary="prompt tokens at the input of the first block"))
 METHODS.register("vpt_deep", MethodSpec(
     name="vpt_deep", config_cls=VPTConfig, apply=apply_vpt_deep, identity_at_init=False,
+    train_mode=eval_except(PromptDropout),
     paper="Jia et al. 2022, Visual Prompt Tuning (ECCV)", summary="new prompt tokens before every block"))

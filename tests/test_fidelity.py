@@ -1,0 +1,286 @@
+"""Each baseline's default pinned against what its official code does (placement read back with
+forward hooks, initial statistics, trainable sets, budgets on ViT-B/16)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from alore_bench.methods import METHODS
+from alore_bench.methods.base import trainable_parameter_count
+from alore_bench.params import vit_b16_trainable_without_head
+
+from .conftest import TINY_VIT_ARGS
+
+# A tiny ViT with ViT-B's MLP ratio (4): FacT's official layout assumes four d x d chunks.
+RATIO4 = dict(TINY_VIT_ARGS, mlp_ratio=4.0)
+
+
+def tiny(**overrides) -> VisionTransformer:
+    torch.manual_seed(0)
+    return VisionTransformer(num_classes=5, **{**RATIO4, **overrides})
+
+
+def adapted(name: str, model=None, **opts):
+    spec = METHODS.get(name)
+    torch.manual_seed(1)
+    return spec.apply(model if model is not None else tiny(), spec.config_from_dict(opts))
+
+
+def randomise(model: nn.Module) -> None:
+    """Give every trainable tensor non-trivial values (as after training)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.normal_(0, 0.1)
+
+
+def capture(module: nn.Module, store: list, output: bool = False):
+    def hook(_m, args, out=None):
+        store.append((out if output else args[0]).detach().clone())
+    return module.register_forward_hook(lambda m, a, o: hook(m, a, o)) if output else \
+        module.register_forward_pre_hook(lambda m, a: hook(m, a))
+
+
+# --- budgets on ViT-B/16 without the head (meta device), each the official code's ---
+
+@pytest.mark.parametrize("name, budget", [
+    ("adapter", 12 * (768 * 8 + 8 + 8 * 768 + 768)),  # NOAH: one bottleneck-8 adapter per block, 0.16M
+    ("adaptformer", 12 * (768 * 8 + 8 + 8 * 768 + 768)),  # bottleneck 8, the published 0.16M row
+    ("lora", 12 * 8 * (768 + 3 * 768)),  # NOAH: rank 8 on the fused qkv, 0.29M
+    ("repadapter", 24 * (768 * 8 + 8 + 768 * 4 + 768)),  # with the official biases: 0.24M
+    ("fact_tt", 2 * 768 * 8 + 12 * 12 * 64),  # rank 8
+    ("fact_tk", 2 * 768 * 32 + 32**3 + 32 * 144),  # rank 32
+    ("peft:ia3", 12 * (768 + 768 + 3072)),  # k, v and the FFN activation
+    ("alore", 147_520),
+])
+def test_vit_b16_budgets_without_head(name, budget):
+    assert vit_b16_trainable_without_head(name) == budget
+
+
+# --- AdaptFormer ---
+
+def test_adaptformer_reads_the_residual_stream_and_adds_outside_drop_path():
+    model = adapted("adaptformer")
+    randomise(model)
+    config = METHODS.get("adaptformer").default_config()
+    assert (config.bottleneck, config.scale, config.dropout) == (8, 0.1, 0.1)
+    block = model.blocks[0]
+    norm2_inputs, adapter_inputs = [], []
+    capture(block.block.norm2, norm2_inputs)
+    capture(block.adapter, adapter_inputs)
+    model.eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        model(x)
+    torch.testing.assert_close(adapter_inputs[0], norm2_inputs[0])  # x before norm2, not norm2(x)
+    # Dropped paths (drop-path zeroes both branches of a sample) keep the adapter's contribution.
+    block.block.drop_path1, block.block.drop_path2 = _Zero(), _Zero()
+    mid = norm2_inputs[0]
+    with torch.no_grad():
+        torch.testing.assert_close(block(mid), mid + block.adapter(mid))
+
+
+class _Zero(nn.Module):
+    def forward(self, x):
+        return torch.zeros_like(x)
+
+
+def test_adaptformer_initialisation_is_the_official_lora_init():
+    model = adapted("adaptformer", model=tiny(embed_dim=64, num_heads=2))
+    adapter = model.blocks[0].adapter
+    bound = 1 / math.sqrt(64)  # kaiming_uniform(a=sqrt(5)) on a (8 x 64) weight
+    assert adapter.down.weight.abs().max() <= bound and adapter.down.weight.abs().max() > 0.8 * bound
+    for tensor in (adapter.down.bias, adapter.up.weight, adapter.up.bias):
+        assert torch.count_nonzero(tensor) == 0
+    assert isinstance(adapter.act, nn.ReLU) and adapter.dropout.p == 0.1
+
+
+# --- NOAH's adapter ---
+
+def test_adapter_follows_the_drop_pathed_mlp_output_with_noah_init():
+    model = adapted("adapter", model=tiny(embed_dim=64, num_heads=2))
+    block = model.blocks[0]
+    wrapper = block.drop_path2
+    mlp_out, adapter_in = [], []
+    capture(block.mlp, mlp_out, output=True)
+    capture(wrapper.adapter, adapter_in)
+    model.eval()
+    with torch.no_grad():
+        model(torch.randn(2, 3, 16, 16))
+    torch.testing.assert_close(adapter_in[0], mlp_out[0])
+    bottleneck = wrapper.adapter
+    assert type(bottleneck.act).__name__ == "QuickGELU"
+    xavier = math.sqrt(6 / (64 + 8))
+    for linear in (bottleneck.down, bottleneck.up):
+        assert linear.weight.abs().max() <= xavier and linear.weight.abs().max() > 0.8 * xavier
+        assert 0 < linear.bias.abs().max() < 1e-5
+    # Houlsby's placement adds a second adapter after attention.
+    houlsby = adapted("adapter", placement="houlsby")
+    assert trainable_parameter_count(houlsby) > trainable_parameter_count(adapted("adapter"))
+
+
+# --- VPT ---
+
+def test_vpt_defaults_and_frozen_backbone_in_eval_mode_while_training():
+    for name in ("vpt_shallow", "vpt_deep"):
+        spec = METHODS.get(name)
+        assert spec.default_config().dropout == 0.0
+        model = adapted(name, model=tiny(drop_path_rate=0.5), length=3)
+        spec.set_train_mode(model)
+        assert not any(m.training for m in model.blocks.blocks.modules())
+        x = torch.randn(2, 3, 16, 16)
+        with torch.no_grad():  # no drop-path: two training-mode passes agree
+            torch.testing.assert_close(model(x), model(x))
+        with_dropout = adapted(name, model=tiny(), length=3, dropout=0.5)
+        spec.set_train_mode(with_dropout)
+        assert with_dropout.blocks.dropout.training and not with_dropout.blocks.blocks.training
+
+
+# --- FacT: our layers against the official formulas, with the same tensors ---
+
+def _official_tt_deltas(layer_kind, x, factors, cores, s):
+    """fact_tt.py fact_forward_attn / fact_forward_mlp (no dropout: eval)."""
+    u, v = factors.u, factors.v
+    B, N, _ = x.shape
+    if layer_kind == "qkv":
+        return torch.cat([(x @ u.T) @ cores[o, 0].T @ v.T for o in range(3)], dim=2) * s
+    if layer_kind == "fc1":
+        w = torch.cat([cores[o, 0] for o in range(cores.shape[0])], dim=0)  # Linear(r, 4r).weight
+        return (((x @ u.T) @ w.T).reshape(B, N, -1, u.shape[0]) @ v.T).reshape(B, N, -1) * s
+    w = torch.cat([cores[0, i] for i in range(cores.shape[1])], dim=1)  # fc2: Linear(4r, r).weight
+    chunks = x.reshape(B, N, -1, u.shape[1]) @ u.T
+    return (chunks.reshape(B, N, -1) @ w.T) @ v.T * s
+
+
+def _official_tk_deltas(layer_kind, x, factors, first, s):
+    """fact_tk.py fact_forward_attn / fact_forward_mlp (no dropout: eval)."""
+    u, v, r = factors.u, factors.v, factors.u.shape[0]
+    B, N, C = x.shape
+    if layer_kind == "qkv":
+        c = factors.tensor @ factors.slot_factor[:, first:first + 4]
+        return torch.cat([((x @ u.T) @ c[:, :, k]) @ v.T for k in range(3)], dim=2) * s
+    c = factors.tensor @ factors.slot_factor[:, first:first + 8]
+    fc1_c, fc2_c = c[:, :, :4].reshape(r, r * 4), c[:, :, 4:].reshape(r, r * 4)
+    if layer_kind == "fc1":
+        return (((x @ u.T) @ fc1_c).reshape(B, N, 4, r) @ v.T).reshape(B, N, 4 * C) * s
+    return ((x.reshape(B, N, 4, C // 4) @ u.T).reshape(B, N, 4 * r) @ fc2_c.t()) @ v.T * s
+
+
+@pytest.mark.parametrize("name", ["fact_tt", "fact_tk"])
+def test_fact_matches_the_official_forward(name):
+    model = adapted(name, rank=4, scale=3.0)
+    randomise(model)
+    model.eval()
+    factors = model.fact_factors
+    for kind, layer, first in (("qkv", model.blocks[1].attn.qkv, 12), ("fc1", model.blocks[1].mlp.fc1, 16),
+                               ("fc2", model.blocks[1].mlp.fc2, 16)):
+        x = torch.randn(2, 5, layer.base.in_features)
+        with torch.no_grad():
+            ours = layer(x) - layer.base(x)
+            official = (_official_tt_deltas(kind, x, factors, layer.cores.weight, 3.0) if name == "fact_tt"
+                        else _official_tk_deltas(kind, x, factors, first, 3.0))
+        torch.testing.assert_close(ours, official, rtol=1e-4, atol=1e-5)
+
+
+def test_fact_initialisation_and_dropout_after_the_core():
+    model = adapted("fact_tt", model=tiny(embed_dim=64, num_heads=2), rank=8)
+    factors = model.fact_factors
+    assert torch.count_nonzero(factors.v) == 0  # FacTv zero
+    assert factors.u.abs().max() <= 1 / math.sqrt(64) and factors.u.abs().max() > 0.8 / math.sqrt(64)
+    qkv_cores, fc2_cores = model.blocks[0].attn.qkv.cores.weight, model.blocks[0].mlp.fc2.cores.weight
+    # nn.Linear(r, r) init: uniform(+-1/sqrt(r)), std 1/sqrt(3 r); fc2's Linear(4r, r): 1/sqrt(4 r)
+    assert qkv_cores.abs().max() <= 1 / math.sqrt(8) and abs(qkv_cores.std() - 1 / math.sqrt(24)) < 0.03
+    assert fc2_cores.abs().max() <= 1 / math.sqrt(32) and fc2_cores.abs().max() > 0.8 / math.sqrt(32)
+    dropped = []
+    capture(model.blocks[0].attn.qkv.dropout, dropped)
+    model.train()
+    model(torch.randn(1, 3, 16, 16))
+    assert dropped[0].shape[-2:] == (3, 8)  # the cores' output: 3 slots x rank, before V
+
+
+def test_fact_per_task_budgets_from_the_paper_presets():
+    from alore_bench.presets import PRESETS
+
+    tt = PRESETS.get("fact_tt_paper")
+    budgets = {task: _vit_b16_budget("fact_tt", opts) for task, opts in tt.tasks.items()}
+    assert budgets["cifar100"] == 2 * 768 * 8 + 144 * 64 and budgets["svhn"] == 2 * 768 * 16 + 144 * 256
+    assert round(sum(budgets.values()) / len(budgets) / 1e6, 2) == 0.04  # the paper's FacT-TT 0.04M
+    tk = PRESETS.get("fact_tk_paper")
+    budgets = {task: _vit_b16_budget("fact_tk", opts) for task, opts in tk.tasks.items()}
+    assert round(sum(budgets.values()) / len(budgets) / 1e6, 2) == 0.07  # the published "FacT" 0.07M row
+
+
+def test_vpt_deep_per_task_budgets_from_the_preset():
+    from alore_bench.presets import PRESETS
+
+    preset = PRESETS.get("vpt_deep_paper")
+    budgets = {task: _vit_b16_budget("vpt_deep", opts) for task, opts in preset.tasks.items()}
+    assert budgets["oxford_flowers102"] == 12 * 1 * 768 and budgets["smallnorb_azi"] == 12 * 200 * 768
+
+
+def _vit_b16_budget(method: str, opts) -> int:
+    from alore_bench.backbones import BACKBONES
+
+    spec = METHODS.get(method)
+    model = BACKBONES.get("vit_b16").create(num_classes=0, device="meta")
+    with torch.device("meta"):
+        model = spec.apply(model, spec.config_from_dict(opts))
+    return trainable_parameter_count(model)
+
+
+# --- RepAdapter ---
+
+def test_repadapter_biases_and_dropout_on_the_hidden_layer():
+    model = adapted("repadapter")
+    layer = model.blocks[0].attn.qkv
+    assert layer.down.bias is not None and layer.up_bias is not None
+    assert layer.dropout.p == 0.1
+    seen = []
+    capture(layer.dropout, seen)
+    model.train()
+    model(torch.randn(1, 3, 16, 16))
+    assert seen[0].shape[-1] == 8  # the hidden layer, not the d-wide input
+
+
+# --- LoRA ---
+
+def test_lora_default_is_noahs_fused_qkv_and_qv_variant_merges():
+    model = adapted("lora", model=tiny(embed_dim=64, num_heads=2))
+    layer = model.blocks[0].attn.qkv
+    a = layer.lora_A["default"].weight  # (r, d); NOAH's bound is 1/sqrt(r), peft's 1/sqrt(d)
+    assert a.abs().max() > 1 / math.sqrt(64) and a.abs().max() <= 1 / math.sqrt(8)
+    assert torch.count_nonzero(layer.lora_B["default"].weight) == 0
+    qv = adapted("lora", targets="q,v", init="peft")
+    assert trainable_parameter_count(qv) == trainable_parameter_count(adapted("lora"))
+    trained = {n for n, p in qv.named_parameters() if p.requires_grad and "lora" in n}
+    assert all(".qkv.q." in n or ".qkv.v." in n for n in trained) and trained
+    randomise(qv)
+    qv.eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        before = qv(x)
+        merged = METHODS.get("lora").merge(qv)
+        torch.testing.assert_close(merged(x), before, rtol=0, atol=1e-5)
+    assert all(type(b.attn.qkv) is nn.Linear for b in merged.blocks)
+
+
+# --- (IA)^3 ---
+
+def test_ia3_scales_keys_values_and_the_ffn_activation_only():
+    model = adapted("peft:ia3")
+    names = sorted(n for n, p in model.named_parameters() if p.requires_grad and "ia3" in n)
+    assert {n.split(".ia3_l")[0].split("blocks.0.")[-1] for n in names if n.startswith("blocks.0.")} == \
+        {"attn.qkv.k", "attn.qkv.v", "mlp.fc2"}
+    # q stays the frozen projection: the attention logits' queries are not rescaled.
+    base = tiny()
+    randomise(model)
+    model.eval()
+    x = torch.randn(1, 4, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model.blocks[0].attn.qkv.q(x), base.blocks[0].attn.qkv(x)[..., :32])
+        assert not torch.allclose(model.blocks[0].attn.qkv.k(x), base.blocks[0].attn.qkv(x)[..., 32:64])
