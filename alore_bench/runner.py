@@ -14,12 +14,13 @@ from .config import TrainConfig, config_to_dict, stable_hash
 from .data.cache import SplitData, load_split, missing_tasks, read_manifest
 from .data.loader import DeviceBatcher, resolve_normalisation
 from .data.suites import Suite, Task
-from .engine import PeakMemory, Progress, TrainingDiverged, evaluate, merge_and_check, train
+from .engine import EvalOutcome, PeakMemory, Progress, TrainingDiverged, evaluate, merge_and_check, train
 from .env import environment, seed_everything
 from .errors import UserError
 from .methods.base import (MethodSpec, head_parameter_count, save_adapter, total_parameter_count,
                            trainable_parameter_count)
 from .presets import Preset
+from .probe import FeatureCache, run_probe
 from .records import (RECORD_SCHEMA, config_identity, data_fingerprint, now_iso, previous_outcome,
                       record_path, write_record)
 
@@ -135,6 +136,23 @@ def build_adapted_model(plan: RunPlan, task: Task, pretrained: Mapping[str, torc
     return model, backbone_total
 
 
+def probe_task(plan: RunPlan, task: Task, seed: int, model, method_config: Any,
+               splits: Tuple[SplitData, SplitData], batcher: DeviceBatcher, source: WeightSource) -> Dict[str, Any]:
+    """A linear probe of one (task, seed): features cached per backbone, weights, input pipeline and split."""
+    train_split, eval_split = plan.suite.stage_splits(plan.train_config.stage)
+    roles = {"train": (train_split, splits[0]), "eval": (eval_split, splits[1])}
+    if method_config.solver == "lbfgs":  # the L2 strength is chosen on the suite's tuning stage, never on test
+        tune_train, tune_eval = plan.suite.stage_splits("tune")
+        for role, name in (("tune_train", tune_train), ("tune_eval", tune_eval)):
+            known = {n: d for n, d in roles.values()}
+            roles[role] = (name, known[name] if name in known else load_split(plan.data_dir, task, name))
+    identity = {"backbone": plan.backbone.name, "weights": source.sha256 or source.location,
+                "normalisation": [batcher.scale.tolist(), batcher.shift.tolist()],
+                "interpolation": batcher.interpolation, "input_size": batcher.input_size}
+    cache = FeatureCache(plan.data_dir, plan.suite.name, task.name, identity)
+    return run_probe(model, method_config.solver, plan.train_config, seed, task.classes, roles, cache, batcher)
+
+
 def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch.Tensor], source: WeightSource,
             fingerprint: Mapping[str, Any], identity: Mapping[str, Any], env: Mapping[str, Any],
             progress: Progress, splits: Tuple[SplitData, SplitData],
@@ -184,15 +202,26 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
         trainable = trainable_parameter_count(model)
         memory = PeakMemory(plan.device)
         batcher = DeviceBatcher(plan.backbone.input_size, norm, plan.device, plan.backbone.interpolation)
-        trained = train(model, train_data, batcher, config, seed, progress, f"{task.name} s{seed} train",
-                        train_mode=plan.method.set_train_mode)
+        record["protocol"]["backbone_mode_in_training"] = "eval" if plan.method.train_mode else "train"
+        merge_diff = None
+        if plan.method.feature_probe:
+            probe = probe_task(plan, task, seed, model, method_config, splits, batcher, source)
+            trained = {k: probe[k] for k in ("final_train_loss", "steps", "train_seconds")}
+            outcome = EvalOutcome(probe["top1"], probe["eval_examples"], 0.0)
+            record["protocol"]["head_training"] = {
+                "on": "cached features", "solver": method_config.solver, "feature_seconds": probe["feature_seconds"],
+                "features_from_cache": probe["features_from_cache"], "selection": probe["selection"],
+                "augment": None if plan.suite.augment is None else "none (features of centre crops)"}
+        else:
+            trained = train(model, train_data, batcher, config, seed, progress, f"{task.name} s{seed} train",
+                            train_mode=plan.method.set_train_mode)
         if adapter_path is not None:  # what the method trained, before any merge, with its config
             save_adapter(model, adapter_path, plan.method.name, method_config)
             record["adapter_file"] = adapter_path.name
-        merge_diff = None
         if plan.method.mergeable:
             model, merge_diff = merge_and_check(model, plan.method.merge, eval_data, batcher, config.batch_size)
-        outcome = evaluate(model, eval_data, batcher, config.batch_size, progress, f"{task.name} s{seed} eval")
+        if not plan.method.feature_probe:
+            outcome = evaluate(model, eval_data, batcher, config.batch_size, progress, f"{task.name} s{seed} eval")
         record["protocol"]["eval_model"] = "merged" if plan.method.mergeable else "as_trained"
         record["metrics"] = {
             "top1": 100.0 * outcome.top1,

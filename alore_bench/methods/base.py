@@ -33,6 +33,8 @@ class MethodSpec:
     # How the model is put into training mode each epoch; None is model.train(). VPT's official
     # training keeps the frozen backbone in eval mode (no drop-path, no dropout in it).
     train_mode: Optional[Callable[[nn.Module], None]] = None
+    # Train only the head on features of the frozen backbone, computed once and cached (alore_bench.probe).
+    feature_probe: bool = False
 
     def set_train_mode(self, model: nn.Module) -> None:
         (self.train_mode or nn.Module.train)(model)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from torch import nn
 
+from ..config import doc
 from .base import METHODS, MethodSpec, freeze, train_head
 
 
@@ -16,7 +18,11 @@ class FullConfig:
 
 @dataclass(frozen=True)
 class LinearConfig:
-    """Linear probing has no options: only the new classifier head is trained."""
+    """Linear probing: only the new head is trained, on features of the frozen backbone in eval mode."""
+
+    solver: Literal["lbfgs", "adamw"] = doc(
+        "lbfgs: full-batch logistic regression, L2 strength chosen on the suite's tuning split (VTAB-1k: "
+        "train800 -> val200); adamw: the suite's AdamW recipe on the cached features", default="lbfgs")
 
 
 def apply_full(model: nn.Module, config: FullConfig) -> nn.Module:
@@ -47,7 +53,9 @@ METHODS.register(
         config_cls=LinearConfig,
         apply=apply_linear,
         paper="linear probing (baseline)",
-        summary="frozen backbone, only the classifier head trained",
+        summary="frozen eval-mode backbone, head trained on cached features (L-BFGS by default)",
+        train_mode=nn.Module.eval,
+        feature_probe=True,
     ),
 )
 

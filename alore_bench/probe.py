@@ -1,0 +1,198 @@
+"""Linear probing on cached features: the frozen backbone (eval mode) embeds each split once, the
+features are cached on disk, and only the head is trained on them.
+
+Two solvers (`linear --opt solver=...`):
+- `lbfgs` (default): full-batch multinomial logistic regression with an L2 penalty on the weights,
+  solved with L-BFGS; the penalty is chosen from a grid by training on the suite's tuning split and
+  scoring on its validation split (VTAB-1k: train800 -> val200), then the head is refitted on the
+  run's training split. Never selected on test. Deterministic: every seed gives the same head.
+- `adamw`: the suite's AdamW recipe (same optimiser, schedule, batch order and head init as
+  training through the backbone), on the cached features; equal to training the head through the
+  frozen eval-mode backbone up to floating-point rounding, and much faster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, Mapping, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler
+from torch import nn
+
+from .config import TrainConfig, stable_hash
+from .data.cache import SplitData
+from .data.loader import DeviceBatcher, batch_indices, iterate, num_batches
+
+# Inverse L2 strengths searched by the L-BFGS probe, in scikit-learn's convention (loss summed over
+# examples + ||W||^2 / (2 C)); 1.0 is LogisticRegression's default.
+C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
+FEATURE_BATCH = 256
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, data: SplitData, batcher: DeviceBatcher) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Pre-logit features of a split through the frozen backbone in eval mode (centre crops for
+    ragged splits), as float32 on the batcher's device, with the labels."""
+    model.eval()
+    features, labels = [], []
+    for images, targets in iterate(data, batcher, FEATURE_BATCH, shuffle=False):
+        features.append(model.forward_head(model.forward_features(images), pre_logits=True).float())
+        labels.append(targets)
+    return torch.cat(features), torch.cat(labels)
+
+
+class FeatureCache:
+    """Features on disk under <data dir>/features/<suite>/<task>/<key>/<split>.npy, keyed by what
+    makes them differ: backbone, weights, normalisation, resize, input size and the split's data."""
+
+    def __init__(self, data_dir: Path, suite: str, task: str, identity: Mapping[str, Any]):
+        self.folder = Path(data_dir) / "features" / suite / task / stable_hash(dict(identity), 16)
+        self.identity = dict(identity)
+
+    def path(self, split: str) -> Path:
+        return self.folder / f"{split}.npy"
+
+    def load_or_compute(self, split: str, data: SplitData, compute) -> Tuple[torch.Tensor, bool]:
+        """(features, whether they came from the cache); a fresh computation is written atomically."""
+        path = self.path(split)
+        fingerprint = data.manifest["splits"][split]["images_sha256"] if split in data.manifest.get("splits", {}) else None
+        meta = self.folder / f"{split}.json"
+        if path.is_file() and meta.is_file():
+            try:
+                saved = json.loads(meta.read_text(encoding="utf-8"))
+                if saved.get("images_sha256") == fingerprint and saved.get("count") == len(data):
+                    return torch.from_numpy(np.load(path)), True
+            except (OSError, ValueError):
+                pass  # unreadable cache entries are recomputed
+        features = compute()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        with open(tmp, "wb") as handle:
+            np.save(handle, features.cpu().numpy())
+        os.replace(tmp, path)
+        meta_tmp = meta.with_name(f".{meta.name}.tmp-{os.getpid()}")
+        meta_tmp.write_text(json.dumps({"images_sha256": fingerprint, "count": len(data), **self.identity}), encoding="utf-8")
+        os.replace(meta_tmp, meta)
+        return features, False
+
+
+def train_head_adamw(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
+                     seed: int) -> Dict[str, Any]:
+    """The engine's recipe on features: same optimiser, schedule and (seed, epoch) batch order."""
+    steps_per_epoch = num_batches(len(labels), config.batch_size)
+    total, warmup = steps_per_epoch * config.epochs, steps_per_epoch * config.warmup_epochs
+    optimizer = create_optimizer_v2(head, opt="adamw", lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = CosineLRScheduler(optimizer, t_initial=max(total - warmup, 1), lr_min=config.min_lr,
+                                  warmup_t=warmup, warmup_lr_init=config.warmup_lr, warmup_prefix=True,
+                                  t_in_epochs=False)
+    head.train()
+    step, epoch_loss = 0, float("nan")
+    for epoch in range(config.epochs):
+        loss_sum = 0.0
+        for idx in batch_indices(len(labels), config.batch_size, True, seed, epoch):
+            idx_t = torch.from_numpy(idx).to(features.device)
+            loss = F.cross_entropy(head(features[idx_t]), labels[idx_t])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            scheduler.step_update(step)
+            loss_sum += loss.item() * len(idx)
+        epoch_loss = loss_sum / len(labels)
+    return {"final_train_loss": epoch_loss, "steps": step}
+
+
+def fit_logistic(features: torch.Tensor, labels: torch.Tensor, classes: int, c: float,
+                 max_iter: int = 500) -> Tuple[torch.Tensor, torch.Tensor, float]:
+    """Multinomial logistic regression, sum of losses + ||W||^2 / (2 C) (bias not penalised), by
+    full-batch L-BFGS in float64 from zero; returns (weight, bias, final mean loss)."""
+    x = features.double()
+    y = labels.long()
+    weight = torch.zeros(classes, x.shape[1], dtype=torch.float64, device=x.device, requires_grad=True)
+    bias = torch.zeros(classes, dtype=torch.float64, device=x.device, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9,
+                                  tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+    count = len(y)
+
+    def closure():
+        optimizer.zero_grad()
+        # Scaled by 1 / N for conditioning; the minimiser is scikit-learn's.
+        loss = (F.cross_entropy(x @ weight.T + bias, y, reduction="sum") + (weight ** 2).sum() / (2 * c)) / count
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        mean_loss = float(F.cross_entropy(x @ weight.T + bias, y))
+    return weight.detach(), bias.detach(), mean_loss
+
+
+def accuracy(weight: torch.Tensor, bias: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> float:
+    with torch.no_grad():
+        logits = features.to(weight.dtype) @ weight.T + bias
+        return float((logits.argmax(dim=-1) == labels).double().mean())
+
+
+def select_c(tune_train: Tuple[torch.Tensor, torch.Tensor], tune_val: Tuple[torch.Tensor, torch.Tensor],
+             classes: int, grid: Sequence[float] = C_GRID) -> Tuple[float, Dict[str, float]]:
+    """The C with the best validation accuracy (ties: the stronger penalty, i.e. the smaller C)."""
+    scores = {}
+    for c in grid:
+        weight, bias, _ = fit_logistic(*tune_train, classes, c)
+        scores[repr(c)] = accuracy(weight, bias, *tune_val)
+    best = max(grid, key=lambda c: (scores[repr(c)], -c))
+    return best, scores
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def run_probe(model: nn.Module, solver: str, config: TrainConfig, seed: int, classes: int,
+              splits: Mapping[str, Tuple[str, SplitData]], cache: FeatureCache,
+              batcher: DeviceBatcher) -> Dict[str, Any]:
+    """Train `model`'s head on cached features and evaluate it. `splits` maps the roles "train" and
+    "eval" (and, for lbfgs, "tune_train" and "tune_eval") to (split name, data). Returns the head's
+    results: top1 (fraction), eval examples, loss, steps, timings and the penalty selection."""
+    start = time.perf_counter()
+    features: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}
+    cached = []
+    for role, (name, data) in splits.items():
+        feats, hit = cache.load_or_compute(name, data, lambda data=data: extract_features(model, data, batcher)[0])
+        labels = torch.from_numpy(np.ascontiguousarray(data.labels)).to(batcher.device)
+        features[role] = (feats.to(batcher.device), labels)
+        cached.append(hit)
+    feature_seconds = time.perf_counter() - start
+    head = model.get_classifier()
+    start = time.perf_counter()
+    if solver == "adamw":
+        trained = train_head_adamw(head, *features["train"], config, seed)
+        selection = None
+    else:
+        best, scores = select_c(features["tune_train"], features["tune_eval"], classes)
+        weight, bias, loss = fit_logistic(*features["train"], classes, best)
+        with torch.no_grad():
+            head.weight.copy_(weight.to(head.weight.dtype))
+            head.bias.copy_(bias.to(head.bias.dtype))
+        trained = {"final_train_loss": loss, "steps": None}
+        selection = {"parameter": "C (inverse L2 strength, scikit-learn convention)", "grid": list(C_GRID),
+                     "selected": best, "scores": scores,
+                     "on": f"{splits['tune_train'][0]} -> {splits['tune_eval'][0]}"}
+    train_seconds = time.perf_counter() - start
+    head.eval()
+    with torch.no_grad():
+        eval_feats, eval_labels = features["eval"]
+        correct = int((head(eval_feats).argmax(dim=-1) == eval_labels).sum())
+    return {"top1": correct / len(eval_labels), "eval_examples": len(eval_labels),
+            "final_train_loss": trained["final_train_loss"], "steps": trained["steps"],
+            "feature_seconds": feature_seconds, "train_seconds": train_seconds,
+            "features_from_cache": all(cached), "selection": selection}
