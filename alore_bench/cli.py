@@ -188,7 +188,7 @@ def prepare(
 
 
 def build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, weight_decay, stage, normalisation,
-               device, data_dir, results_dir, weights, force, opt, save_adapters=False, preset=None):
+               device, data_dir, results_dir, weights, force, opt, save_adapters=False, preset=None, protocol=None):
     from .backbones import BACKBONES
     from .config import make_train_config
     from .data.cache import default_data_dir
@@ -204,7 +204,7 @@ def build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, we
     task_list = suite_spec.select(_split_list(tasks))
     method_config = method_spec.config_from_opts(opt or [])
     cli = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, stage=stage,
-               normalisation=normalisation)
+               normalisation=normalisation, protocol=protocol)
     train_config = make_train_config(suite_spec.recipe_for(method_spec.name), cli)
     return RunPlan(suite=suite_spec, tasks=task_list, backbone=backbone_spec, method=method_spec,
                    method_config=method_config, train_config=train_config, seeds=_parse_seeds(seeds),
@@ -236,7 +236,11 @@ def run(
     lr: Optional[float] = typer.Option(None, "--lr"),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
     stage: Optional[str] = typer.Option(None, "--stage", help="final (train800val200 -> test) or tune (train800 -> val200)"),
-    normalisation: Optional[str] = typer.Option(None, "--normalisation", help="backbone, imagenet or half"),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help=(
+        "input pipeline as a unit: vpt (TFDS data, ImageNet mean/std, bilinear; vtab1k and fgvc default), "
+        "noah (pre-made folders, ImageNet mean/std, bicubic) or native (the backbone's own)")),
+    normalisation: Optional[str] = typer.Option(None, "--normalisation",
+                                                help="override the protocol's: backbone, imagenet or half"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
     data_dir: Optional[Path] = DataDir,
     results_dir: Path = ResultsDir,
@@ -250,7 +254,8 @@ def run(
 ):
     """Train and evaluate one method on a suite; writes one JSON record per task and seed."""
     plan = build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, weight_decay, stage,
-                      normalisation, device, data_dir, results_dir, weights, force, opt, save_adapters, preset)
+                      normalisation, device, data_dir, results_dir, weights, force, opt, save_adapters, preset,
+                      protocol)
     raise typer.Exit(execute(plan))
 
 

@@ -118,9 +118,13 @@ class TrainConfig:
         "test); tune: evaluate on the validation split instead (VTAB-1k: train800 -> val200)",
         default="final",
     )
-    normalisation: Literal["backbone", "imagenet", "half"] = doc(
-        "input normalisation: the backbone's own mean/std, ImageNet's, or 0.5/0.5", default="backbone"
-    )
+    protocol: Literal["vpt", "noah", "native"] = doc(
+        "input-pipeline preset (normalisation, resize, expected data source): vpt (TFDS, ImageNet mean/std, "
+        "bilinear), noah (pre-made folders, ImageNet mean/std, bicubic) or native (the backbone's own)",
+        default="native")
+    normalisation: Literal["protocol", "backbone", "imagenet", "half"] = doc(
+        "input normalisation: the protocol's, the backbone's own mean/std, ImageNet's, or 0.5/0.5",
+        default="protocol")
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size"):

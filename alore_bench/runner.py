@@ -20,6 +20,7 @@ from .errors import UserError
 from .methods.base import (MethodSpec, head_parameter_count, save_adapter, total_parameter_count,
                            trainable_parameter_count)
 from .presets import Preset
+from .protocols import PROTOCOLS
 from .probe import FeatureCache, run_probe
 from .records import (RECORD_SCHEMA, config_identity, data_fingerprint, now_iso, previous_outcome,
                       record_path, write_record)
@@ -83,8 +84,10 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
                                config_to_dict(plan.method_config), config_to_dict(plan.train_config),
                                source.describe(), preset=plan.preset.describe() if plan.preset else None)
     todo, summary = [], RunSummary()
+    protocol = PROTOCOLS.get(plan.train_config.protocol)
     for task in plan.tasks:
         manifest = read_manifest(plan.data_dir, task)
+        protocol.check_source(task.name, manifest["source"]["kind"])
         fingerprint = data_fingerprint(manifest, (train_split, eval_split))
         for seed in plan.seeds:
             path = record_path(plan.results_dir, identity, task.name, seed)
@@ -148,7 +151,7 @@ def probe_task(plan: RunPlan, task: Task, seed: int, model, method_config: Any,
             roles[role] = (name, known[name] if name in known else load_split(plan.data_dir, task, name))
     identity = {"backbone": plan.backbone.name, "weights": source.sha256 or source.location,
                 "normalisation": [batcher.scale.tolist(), batcher.shift.tolist()],
-                "interpolation": batcher.interpolation, "input_size": batcher.input_size}
+                "interpolation": batcher.interpolation, "antialias": batcher.antialias, "input_size": batcher.input_size}
     cache = FeatureCache(plan.data_dir, plan.suite.name, task.name, identity)
     return run_probe(model, method_config.solver, plan.train_config, seed, task.classes, roles, cache, batcher)
 
@@ -161,7 +164,10 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
     method_config = plan.method_config_for(task)
     train_data, eval_data = splits
     train_split, eval_split = plan.suite.stage_splits(config.stage)
-    norm = resolve_normalisation(config.normalisation, plan.backbone.mean, plan.backbone.std)
+    protocol = PROTOCOLS.get(config.protocol)
+    norm = resolve_normalisation(protocol.normalisation if config.normalisation == "protocol" else config.normalisation,
+                                 plan.backbone.mean, plan.backbone.std)
+    interpolation = protocol.interpolation or plan.backbone.interpolation
     record: Dict[str, Any] = {
         "schema": RECORD_SCHEMA,
         "status": "running",
@@ -182,9 +188,11 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
             "eval_split": eval_split,
             "selection": "last_epoch",
             "augment": plan.suite.augment,
+            "preset": protocol.describe(),
             "normalisation": norm.describe(),
             "input_size": plan.backbone.input_size,
-            "interpolation": plan.backbone.interpolation,
+            "interpolation": interpolation,
+            "antialias": protocol.antialias,
             "weights": source.describe(),
             "data_source": None,
             "data_fingerprint": dict(fingerprint),
@@ -201,7 +209,7 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
         head = head_parameter_count(model)
         trainable = trainable_parameter_count(model)
         memory = PeakMemory(plan.device)
-        batcher = DeviceBatcher(plan.backbone.input_size, norm, plan.device, plan.backbone.interpolation)
+        batcher = DeviceBatcher(plan.backbone.input_size, norm, plan.device, interpolation, protocol.antialias)
         record["protocol"]["backbone_mode_in_training"] = "eval" if plan.method.train_mode else "train"
         merge_diff = None
         if plan.method.feature_probe:

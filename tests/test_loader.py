@@ -46,3 +46,31 @@ def test_shuffled_order_depends_only_on_seed_and_epoch():
     again = np.concatenate(list(batch_indices(50, 8, True, seed=42, epoch=3)))
     other = np.concatenate(list(batch_indices(50, 8, True, seed=42, epoch=4)))
     assert (first == again).all() and not (first == other).all() and sorted(first) == list(range(50))
+
+
+def test_tfds_route_resizes_like_tf_image_resize():
+    """Bilinear, half-pixel centres, no anti-aliasing: a 2x downscale averages each 2 x 2 block's
+    centre pair exactly (anti-aliased or bicubic resizing would mix in the neighbours)."""
+    import numpy as np
+
+    from alore_bench.data.images import fit
+
+    image = np.random.default_rng(0).integers(0, 256, size=(448, 448, 3)).astype(np.uint8)
+    out = fit(image, (224, 224), "tf_bilinear")
+    blocks = image.reshape(224, 2, 224, 2, 3).astype(np.float64).mean(axis=(1, 3))
+    np.testing.assert_array_equal(out, np.round(blocks).astype(np.uint8))
+    assert not np.array_equal(fit(image, (224, 224)), out)  # PIL bicubic (the folder route) differs
+
+
+def test_centre_crop_rounds_like_torchvision():
+    import numpy as np
+
+    from alore_bench.data.loader import crop_batch
+
+    class Ragged:
+        def image(self, index):
+            return np.arange(225 * 227 * 3, dtype=np.int64).reshape(225, 227, 3).astype(np.uint8)
+
+    crop = crop_batch(Ragged(), np.array([0]), None)[0]
+    # torchvision: top = round((225 - 224) / 2) = round(0.5) = 0, left = round(1.5) = 2
+    np.testing.assert_array_equal(crop, Ragged().image(0)[0:224, 2:226])

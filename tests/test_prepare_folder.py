@@ -65,7 +65,7 @@ def test_full_size_folder_imports_with_official_counts_and_trains(tmp_path):
     np.testing.assert_array_equal(np.round(images[:, 4, 4, 0] / 85.0).astype(int), labels)
     run = runner.invoke(app, ["run", "--method", "linear", "--backbone", "demo_vit", "--tasks", "kitti",
                               "--data-dir", str(data), "--results-dir", str(tmp_path / "r"), "--epochs", "1",
-                              "--device", "cpu"])
+                              "--device", "cpu", "--protocol", "noah"])
     assert run.exit_code == 0, run.output
     record = json.loads(next((tmp_path / "r").rglob("seed42.json")).read_text())
     assert record["metrics"]["eval_examples"] == 711 and record["protocol"]["data_source"]["kind"] == "folder"

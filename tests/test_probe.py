@@ -76,11 +76,18 @@ def test_linear_probe_on_real_digits_reaches_logistic_regression(tmp_path):
     result = runner.invoke(app, ["prepare", "--suite", "vtab1k", "--source", "folder", str(tmp_path / "vtab-1k"),
                                  "--tasks", "eurosat", "--data-dir", str(data), "--allow-mismatch"])
     assert result.exit_code == 0, result.output
+    # The vtab1k default protocol (vpt) expects TFDS data: a pre-made folder is refused, noah accepted.
     result = runner.invoke(app, ["run", "--method", "linear", "--backbone", "demo_vit", "--tasks", "eurosat",
                                  "--data-dir", str(data), "--results-dir", str(tmp_path / "results"), "--device", "cpu"])
+    assert result.exit_code == 2 and "--protocol noah" in result.output
+    result = runner.invoke(app, ["run", "--method", "linear", "--backbone", "demo_vit", "--tasks", "eurosat",
+                                 "--data-dir", str(data), "--results-dir", str(tmp_path / "results"), "--device", "cpu",
+                                 "--protocol", "noah"])
     assert result.exit_code == 0, result.output
     record = json.loads(next((tmp_path / "results").rglob("seed42.json")).read_text())
     assert record["protocol"]["backbone_mode_in_training"] == "eval"
+    assert record["protocol"]["preset"]["name"] == "noah" and record["protocol"]["normalisation"]["name"] == "imagenet"
+    assert record["protocol"]["interpolation"] == "bicubic"
     assert record["protocol"]["head_training"]["selection"]["on"] == "train800 -> val200"
 
     # scikit-learn's LogisticRegression (default C) on the same frozen features.
@@ -88,7 +95,7 @@ def test_linear_probe_on_real_digits_reaches_logistic_regression(tmp_path):
     spec = BACKBONES.get("demo_vit")
     norm = record["protocol"]["normalisation"]
     batcher = DeviceBatcher(spec.input_size, resolve_normalisation(norm["name"], spec.mean, spec.std),
-                            torch.device("cpu"), record["protocol"]["interpolation"])
+                            torch.device("cpu"), record["protocol"]["interpolation"], record["protocol"]["antialias"])
     model = _demo_vit(task.classes)
     train_x, train_y = extract_features(model, load_split(data, task, "train800val200"), batcher)
     test_x, test_y = extract_features(model, load_split(data, task, "test"), batcher)
@@ -99,7 +106,7 @@ def test_linear_probe_on_real_digits_reaches_logistic_regression(tmp_path):
     # A second seed reuses the cached features and, the solver being deterministic, the same head.
     result = runner.invoke(app, ["run", "--method", "linear", "--backbone", "demo_vit", "--tasks", "eurosat",
                                  "--seeds", "43", "--data-dir", str(data), "--results-dir", str(tmp_path / "results"),
-                                 "--device", "cpu"])
+                                 "--device", "cpu", "--protocol", "noah"])
     assert result.exit_code == 0, result.output
     again = json.loads(next((tmp_path / "results").rglob("seed43.json")).read_text())
     assert again["protocol"]["head_training"]["features_from_cache"] is True

@@ -15,6 +15,10 @@ from ..errors import UserError
 
 CACHE_RESOLUTION = 224
 RESIZE_NOTE = f"PIL bicubic straight to {CACHE_RESOLUTION}x{CACHE_RESOLUTION} when larger or of varying size"
+# The VTAB pipeline of task_adaptation and VPT (tf.image.resize, TF2's default: bilinear, half-pixel
+# centres, no anti-aliasing), which F.interpolate(bilinear, align_corners=False) computes too.
+TF_RESIZE_NOTE = (f"bilinear without anti-aliasing (as tf.image.resize) straight to {CACHE_RESOLUTION}x"
+                  f"{CACHE_RESOLUTION} when larger or of varying size, rounded to uint8")
 
 
 def storage_size(shape: Optional[Sequence[Optional[int]]]) -> Tuple[int, int]:
@@ -25,10 +29,20 @@ def storage_size(shape: Optional[Sequence[Optional[int]]]) -> Tuple[int, int]:
     return CACHE_RESOLUTION, CACHE_RESOLUTION
 
 
-def fit(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-    """An RGB uint8 image of exactly `size`; resized with PIL bicubic only when it differs."""
+def fit(image: np.ndarray, size: Tuple[int, int], method: str = "pil_bicubic") -> np.ndarray:
+    """An RGB uint8 image of exactly `size`, resized only when it differs: with PIL bicubic (NOAH's
+    folders) or TF-style bilinear without anti-aliasing (`tf_bilinear`, VPT's TFDS pipeline)."""
     if image.shape[:2] == tuple(size):
         return image
+    if method == "tf_bilinear":
+        import torch
+        import torch.nn.functional as F
+
+        batch = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].double()
+        resized = F.interpolate(batch, size=tuple(size), mode="bilinear", align_corners=False, antialias=False)
+        return resized[0].permute(1, 2, 0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    if method != "pil_bicubic":
+        raise ValueError(f"unknown resize method {method!r}")
     resized = Image.fromarray(image).resize((size[1], size[0]), Image.BICUBIC)
     return np.asarray(resized, dtype=np.uint8)
 

@@ -38,10 +38,12 @@ def resolve_normalisation(choice: str, backbone_mean: Sequence[float], backbone_
 class DeviceBatcher:
     """Turns uint8 (N, H, W, 3) images into normalised float batches at the model's resolution."""
 
-    def __init__(self, input_size: int, norm: Normalisation, device: torch.device, interpolation: str = "bicubic"):
+    def __init__(self, input_size: int, norm: Normalisation, device: torch.device, interpolation: str = "bicubic",
+                 antialias: bool = True):
         self.input_size = input_size
         self.device = device
         self.interpolation = interpolation
+        self.antialias = antialias
         std = torch.tensor(norm.std, device=device)
         # (x / 255 - mean) / std as one multiply-add on the channels-last uint8 layout.
         self.scale = 1.0 / (255.0 * std)
@@ -59,7 +61,8 @@ class DeviceBatcher:
         batch = batch.permute(0, 3, 1, 2).float()
         shrinking = batch.shape[-1] > self.input_size or batch.shape[-2] > self.input_size
         batch = F.interpolate(batch, size=(self.input_size, self.input_size), mode=self.interpolation,
-                              align_corners=False, antialias=shrinking and self.interpolation in ("bilinear", "bicubic"))
+                              align_corners=False,
+                              antialias=self.antialias and shrinking and self.interpolation in ("bilinear", "bicubic"))
         batch = batch.clamp_(0.0, 255.0)
         return batch.mul_(self.scale.view(1, 3, 1, 1)).add_(self.shift.view(1, 3, 1, 1))
 
@@ -92,8 +95,8 @@ def crop_batch(split: SplitData, idx: np.ndarray, rng: Optional[np.random.Genera
     for row, index in enumerate(idx):
         image = split.image(int(index))
         h, w = image.shape[:2]
-        if rng is None:
-            top, left = (h - CROP) // 2, (w - CROP) // 2
+        if rng is None:  # rounded as torchvision's CenterCrop (VPT's FGVC test transform) rounds
+            top, left = int(round((h - CROP) / 2.0)), int(round((w - CROP) / 2.0))
         else:
             top, left = int(rng.integers(0, h - CROP + 1)), int(rng.integers(0, w - CROP + 1))
         crop = image[top:top + CROP, left:left + CROP]

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import UserError
 from .cache import TaskWriter
-from .images import RESIZE_NOTE, fit, storage_size
+from .images import TF_RESIZE_NOTE, fit, storage_size
 from .label_rules import LABEL_RULES, LabelRuleError
 from .suites import Task
 
@@ -79,7 +79,7 @@ def prepare_tfds_task(task: Task, data_dir: Path, tfds_dir: Optional[Path], manu
                     image, label = rule(source[i])
                 except LabelRuleError as exc:
                     raise UserError(f"task {task.name} split {split} ({task.slices[split]}) record {i}: {exc}") from None
-                images[i] = fit(image, size)
+                images[i] = fit(image, size, "tf_bilinear")
                 labels[i] = label
                 progress.advance(bar)
             progress.remove_task(bar)
@@ -99,6 +99,6 @@ def prepare_tfds_task(task: Task, data_dir: Path, tfds_dir: Optional[Path], manu
             "version": str(builder.info.version),
             "tensorflow_datasets": tfds.__version__,
             "label_rule": task.label_rule or "plain",
-            "resize": RESIZE_NOTE,
+            "resize": TF_RESIZE_NOTE,
             "notes": task.notes,
         })
