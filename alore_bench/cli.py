@@ -116,15 +116,18 @@ def suites_table(match: str = "*") -> Table:
 
 def methods_table(match: str = "*") -> Table:
     from .methods import METHODS
-    from .params import vit_b16_trainable_without_head
+    from .params import mean_head_parameters, vit_b16_trainable_without_head
 
-    table = Table(title="methods (trainable parameters on ViT-B/16 without the head, default options)")
-    for column in ("method", "trainable", "mergeable", "paper", "summary"):
-        table.add_column(column, justify="right" if column == "trainable" else "left")
+    heads = {suite: mean_head_parameters(suite) for suite in ("vtab1k", "fgvc")}
+    table = Table(title="methods (trainable parameters on ViT-B/16, default options: without the head, and with "
+                        f"the mean head of VTAB-1k ({heads['vtab1k']:,.0f}) and of FGVC ({heads['fgvc']:,.0f}))")
+    for column in ("method", "trainable", "+head VTAB-1k", "+head FGVC", "mergeable", "paper", "summary"):
+        table.add_column(column, justify="right" if column in ("trainable", "+head VTAB-1k", "+head FGVC") else "left")
     for name in METHODS.names(match):
         spec = METHODS.get(name)
-        table.add_row(name, f"{vit_b16_trainable_without_head(name):,}", "yes" if spec.mergeable else "no",
-                      spec.paper, spec.summary)
+        count = vit_b16_trainable_without_head(name)
+        table.add_row(name, f"{count:,}", f"{count + heads['vtab1k']:,.0f}", f"{count + heads['fgvc']:,.0f}",
+                      "yes" if spec.mergeable else "no", spec.paper, spec.summary)
     return table
 
 

@@ -20,3 +20,11 @@ def vit_b16_trainable_without_head(method: str) -> int:
     with torch.device("meta"):
         model = spec.apply(model, spec.default_config())
     return trainable_parameter_count(model)
+
+
+def mean_head_parameters(suite: str, width: int = 768) -> float:
+    """The mean size of a new linear head (width x classes + classes) over a suite's tasks."""
+    from .data.suites import SUITES
+
+    tasks = SUITES.get(suite).tasks
+    return sum(width * t.classes + t.classes for t in tasks) / len(tasks)

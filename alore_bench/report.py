@@ -3,6 +3,7 @@ with spread from per-seed group means, both overall averaging conventions, visib
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -17,6 +18,8 @@ ROW_KEYS = ["backbone", "method", "config"]
 MEAN_GROUPS = "Mean (groups)"  # the VTAB-1k convention: mean of the group means
 MEAN_TASKS = "Mean (tasks)"  # the other convention: mean over all tasks
 PARAMS = "Params (M)"
+PARAMS_HEAD = "+head (M)"
+PROTOCOL = "Protocol"
 
 
 def records_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -29,10 +32,14 @@ def records_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "seed": r.get("seed"), "status": r.get("status"),
             "top1": (r.get("metrics") or {}).get("top1"),
             "trainable_without_head": (r.get("params") or {}).get("trainable_without_head"),
+            "trainable": (r.get("params") or {}).get("trainable"),
+            "protocol": ((r.get("protocol") or {}).get("preset") or {}).get("name"),
+            "method_config": json.dumps((r.get("config") or {}).get("method") or {}, sort_keys=True),
+            "preset": (((r.get("config") or {}).get("preset")) or {}).get("name"),
             "error": r.get("error"), "path": r.get("_path"),
         })
     columns = ["suite", "task", "group", "backbone", "method", "config", "seed", "status", "top1",
-               "trainable_without_head", "error", "path"]
+               "trainable_without_head", "trainable", "protocol", "method_config", "preset", "error", "path"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -57,9 +64,13 @@ class Cell:
 class Row:
     key: Tuple[str, str, str]
     cells: Dict[str, Cell]  # task and group-mean columns
-    params_m: Optional[float]
+    params_m: Optional[float]  # trainable parameters without the head, mean over the row's tasks
     seeds: List[int]
     missing: List[str] = field(default_factory=list)  # what keeps the row from being complete
+    params_with_head_m: Optional[float] = None  # with the head, mean over the row's tasks
+    protocol: Optional[str] = None
+    method_config: Dict[str, Any] = field(default_factory=dict)
+    preset: Optional[str] = None
 
     @property
     def label(self) -> str:
@@ -130,8 +141,16 @@ def build_row(key: Tuple[str, str, str], records: pd.DataFrame, suite: Suite) ->
                                        for g in suite.groups])) for s in seeds]
             cells[MEAN_GROUPS] = _mean_std(per_seed)
         cells[MEAN_TASKS] = per_seed_mean([t.name for t in suite.tasks])
-    params = records["trainable_without_head"].dropna()
-    return Row(key, cells, float(params.iloc[0]) / 1e6 if len(params) else None, seeds, missing)
+    per_task = records.drop_duplicates("task")  # budgets can differ per task (per-task presets), never per seed
+
+    def mean_m(column: str) -> Optional[float]:
+        values = per_task[column].dropna()
+        return float(values.mean()) / 1e6 if len(values) else None
+
+    first = records.iloc[0]
+    return Row(key, cells, mean_m("trainable_without_head"), seeds, missing,
+               params_with_head_m=mean_m("trainable"), protocol=first.get("protocol"),
+               method_config=json.loads(first.get("method_config") or "{}"), preset=first.get("preset"))
 
 
 def suite_table(frame: pd.DataFrame, suite: Suite) -> SuiteTable:
@@ -155,33 +174,55 @@ def header_names(table: SuiteTable) -> List[str]:
 
 
 def display_rows(table: SuiteTable, std: bool = True) -> Tuple[List[str], List[List[str]]]:
-    header = ["Backbone", "Method", "Config"] + header_names(table) + [PARAMS, "Seeds"]
+    header = ["Backbone", "Method", "Config"] + header_names(table) + [PARAMS, PARAMS_HEAD, PROTOCOL, "Seeds"]
     deltas = reference_deltas(table) if table.reference else {}
     if table.reference:
         header.append("Δ vs ref")
     rows = []
+    fmt_m = lambda v: "—" if v is None else f"{v:.4g}"  # noqa: E731
     for row in table.rows:
         flag = " *" if row.missing else ""
         cells = [_fmt(row.cells.get(c), std) for c, _ in table.columns()]
-        params = "—" if row.params_m is None else f"{row.params_m:.4g}"
-        rows.append([row.key[0], row.key[1] + flag, row.key[2]] + cells + [params, str(len(row.seeds))])
+        rows.append([row.key[0], row.key[1] + flag, row.key[2]] + cells +
+                    [fmt_m(row.params_m), fmt_m(row.params_with_head_m), row.protocol or "—", str(len(row.seeds))])
         if table.reference:
-            delta = deltas.get(row.key)
-            rows[-1].append("—" if delta is None else f"{delta:+.1f}")
+            delta, _why = deltas.get(row.key, (None, ""))
+            rows[-1].append("n/c" if delta is None and _why else "—" if delta is None else f"{delta:+.1f}")
     for ref in table.reference:
         cells = [_fmt(ref["cells"].get(c), False) for c, _ in table.columns()]
         rows.append([ref["backbone"], f"{ref['label']} [ref]", ref["ref_id"]] + cells +
-                    [f"{ref['params_m']:.4g}", "—", ""])
+                    [f"{ref['params_m']:.4g}", "—", ref["protocol_preset"] or "—", "—", ""])
     return header, rows
+
+
+def protocol_warnings(table: SuiteTable) -> List[str]:
+    """Rows (and reference rows) made with different input pipelines share this table."""
+    ours = sorted({r.protocol or "unrecorded" for r in table.rows})
+    refs = sorted({r["protocol_preset"] for r in table.reference if r.get("protocol_preset")})
+    notes = []
+    if len(ours) > 1:
+        notes.append(f"WARNING: rows of different protocols share this table ({', '.join(ours)}): "
+                     "their normalisation, resizing or data differ, so their numbers are not comparable")
+    if table.reference and set(refs) - set(ours):
+        notes.append(f"WARNING: reference rows come from protocols {', '.join(refs)}, this table's rows from "
+                     f"{', '.join(ours)}: differences include the input pipeline")
+    return notes
 
 
 def footnotes(table: SuiteTable) -> List[str]:
     notes = [f"Top-1 (%), mean ± std over seeds; {MEAN_GROUPS} = mean of the group means (the VTAB-1k "
              f"convention), {MEAN_TASKS} = mean over all tasks; spread of means is over per-seed means. "
              "A mean needs every task and seed of its row; '—' marks what cannot be averaged."]
+    notes.append(f"{PARAMS}: trainable parameters without the head, {PARAMS_HEAD}: with it, each the mean over "
+                 "the row's tasks (heads and per-task settings differ between tasks).")
+    notes += protocol_warnings(table)
     for row in table.rows:
         if row.missing:
             notes.append(f"* {row.label} incomplete: " + "; ".join(row.missing))
+    if table.reference:
+        for key, (delta, why) in reference_deltas(table).items():
+            if delta is None and why:
+                notes.append(f"n/c {'/'.join(key[:2])}@{key[2]}: not comparable with its reference row: {why}")
     for ref in table.reference:
         notes.append(f"[ref] {ref['ref_id']} {ref['label']}: {ref['source']} ({ref['table']}); "
                      f"protocol: {ref['protocol']}")
@@ -247,7 +288,8 @@ def wide_frame(table: SuiteTable) -> pd.DataFrame:
     records = []
     for row in table.rows:
         entry: Dict[str, Any] = dict(zip(ROW_KEYS, row.key))
-        entry.update({"suite": table.suite.name, "params_m": row.params_m, "seeds": len(row.seeds),
+        entry.update({"suite": table.suite.name, "params_m": row.params_m,
+                      "params_with_head_m": row.params_with_head_m, "protocol": row.protocol, "seeds": len(row.seeds),
                       "complete": not row.missing, "missing": "; ".join(row.missing)})
         for c, _ in table.columns():
             cell = row.cells.get(c)
@@ -299,20 +341,48 @@ def load_reference(suite: Suite) -> List[Dict[str, Any]]:
             cells[MEAN_TASKS] = Cell(float(np.mean([cells[t.name].mean for t in suite.tasks])), None, 1)
             if len(suite.groups) > 1:
                 cells[MEAN_GROUPS] = Cell(float(np.mean([cells[f"{g} mean"].mean for g in suite.groups])), None, 1)
+        text = lambda column: None if pd.isna(entry.get(column)) or entry.get(column) == "" else str(entry[column])  # noqa: E731
         out.append({"backbone": entry["backbone"], "method": entry["method"], "label": entry["label"],
                     "params_m": float(entry["params_m"]), "source": entry["source"], "table": entry["table"],
-                    "protocol": entry["protocol"], "cells": cells, "ref_id": f"R{i + 1}"})
+                    "protocol": entry["protocol"], "cells": cells, "ref_id": f"R{i + 1}",
+                    "protocol_preset": text("protocol_preset"), "config": json.loads(text("config") or "{}"),
+                    "preset": text("preset"),
+                    # The budget the official code trains where the published count uses another convention.
+                    "code_params_m": float(entry["code_params_m"]) if text("code_params_m") else float(entry["params_m"])})
     return out
 
 
-def reference_deltas(table: SuiteTable) -> Dict[Tuple[str, str, str], Optional[float]]:
-    """Our overall mean minus the published one, for rows whose (backbone, method) has a reference."""
+def comparability(row: Row, ref: Mapping[str, Any]) -> str:
+    """Why `row` is not the configuration `ref` was trained with ('' when it is): its options, its
+    per-task preset and its budget (to 0.01M) must match the reference's."""
+    wrong = [f"{k}={row.method_config.get(k)!r} (published: {v!r})" for k, v in ref["config"].items()
+             if row.method_config.get(k) != v]
+    if wrong:
+        return "options " + ", ".join(wrong)
+    if (ref.get("preset") or None) != (row.preset or None):
+        return f"preset {row.preset or 'none'} (published row: {ref.get('preset') or 'none'})"
+    if row.params_m is None or round(row.params_m, 2) != round(ref["code_params_m"], 2):
+        return f"budget {row.params_m if row.params_m is None else round(row.params_m, 3)}M " \
+               f"(published row: {ref['code_params_m']}M)"
+    return ""
+
+
+def reference_deltas(table: SuiteTable) -> Dict[Tuple[str, str, str], Tuple[Optional[float], str]]:
+    """(our overall mean minus the published one, '') for rows trained as their reference row was;
+    (None, reason) for rows whose reference row used another configuration; (None, '') without one."""
     column = overall_column(table.suite)
     deltas = {}
     for row in table.rows:
         ref = next((r for r in table.reference if (r["backbone"], r["method"]) == row.key[:2]), None)
-        ours, theirs = row.cells.get(column), (ref or {}).get("cells", {}).get(column)
-        deltas[row.key] = None if ours is None or theirs is None else ours.mean - theirs.mean
+        if ref is None:
+            deltas[row.key] = (None, "")
+            continue
+        why = comparability(row, ref)
+        ours, theirs = row.cells.get(column), ref["cells"].get(column)
+        if why:
+            deltas[row.key] = (None, why)
+        else:
+            deltas[row.key] = (None if ours is None or theirs is None else ours.mean - theirs.mean, "")
     return deltas
 
 

@@ -284,3 +284,23 @@ def test_ia3_scales_keys_values_and_the_ffn_activation_only():
     with torch.no_grad():
         torch.testing.assert_close(model.blocks[0].attn.qkv.q(x), base.blocks[0].attn.qkv(x)[..., :32])
         assert not torch.allclose(model.blocks[0].attn.qkv.k(x), base.blocks[0].attn.qkv(x)[..., 32:64])
+
+
+def test_budgets_with_the_head_reproduce_ssfs_published_counts():
+    """SSF's paper counts the head: 205,824 + the mean VTAB-1k head (38,045) = 0.24M, FGVC 0.39M."""
+    from alore_bench.params import mean_head_parameters
+
+    ssf = vit_b16_trainable_without_head("ssf")
+    assert round((ssf + mean_head_parameters("vtab1k")) / 1e6, 2) == 0.24
+    assert round((ssf + mean_head_parameters("fgvc")) / 1e6, 2) == 0.39
+    assert round(ssf / 1e6, 2) == 0.21  # as V-PETL Bench tabulates it, without the head
+
+
+def test_list_methods_shows_budgets_with_and_without_the_head():
+    from typer.testing import CliRunner
+
+    from alore_bench.cli import app
+
+    result = CliRunner().invoke(app, ["list", "methods", "--match", "ssf"])
+    assert result.exit_code == 0
+    assert "205,824" in result.output and "243,869" in result.output and "386,231" in result.output

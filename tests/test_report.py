@@ -21,13 +21,16 @@ GROUP = {t.name: t.group for t in DEMO.tasks}
 
 
 def write_record(root: Path, method: str, config: str, task: str, seed: int, top1: float, suite="demo",
-                 backbone="demo_vit", status="ok", params=4160, error=None, group=None):
+                 backbone="demo_vit", status="ok", params=4160, error=None, group=None, method_config=None,
+                 protocol=None, preset=None):
     path = root / suite / backbone / f"{method}-{config}" / task / f"seed{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"schema": RECORD_SCHEMA, "status": status, "error": error, "suite": suite, "task": task,
               "group": group or GROUP.get(task), "backbone": backbone, "method": method, "seed": seed,
               "config_hash": config, "metrics": {"top1": top1} if status == "ok" else None,
-              "params": {"trainable_without_head": params}}
+              "params": {"trainable_without_head": params},
+              "config": {"method": method_config or {}, "preset": {"name": preset} if preset else None},
+              "protocol": {"preset": {"name": protocol}} if protocol else {}}
     path.write_text(json.dumps(record))
     return path
 
@@ -165,11 +168,20 @@ def test_reference_rows_and_delta(tmp_path):
     # LoRA as published: group means 556.4/7, 338.2/4 and 478.2/8.
     assert math.isclose(lora["cells"][MEAN_GROUPS].mean, (556.4 / 7 + 338.2 / 4 + 478.2 / 8) / 3)
     root = tmp_path / "results"
+    noah = {"rank": 8, "alpha": 8.0, "targets": "qkv", "sites": "attn", "init": "noah", "dropout": 0.0}
     for task in vtab.tasks:
         write_record(root, "lora", "ffff", task.name, 42, lora["cells"][task.name].mean + 1.0, suite="vtab1k",
-                     backbone="vit_b16", group=task.group, params=294912)
+                     backbone="vit_b16", group=task.group, params=294912, method_config=noah, protocol="noah")
+        # The LoRA paper's q,v variant: same budget, another configuration than the published row.
+        write_record(root, "lora", "eeee", task.name, 42, lora["cells"][task.name].mean + 2.0, suite="vtab1k",
+                     backbone="vit_b16", group=task.group, params=294912, method_config={**noah, "targets": "q,v"},
+                     protocol="vpt")
     result = runner.invoke(app, ["report", "--results-dir", str(root), "--format", "md", "--with-reference"])
     assert result.exit_code == 0, result.output
     row = next(l for l in result.output.splitlines() if l.startswith("| vit_b16 | lora | ffff"))
     assert row.endswith("| +1.0 |")
+    other = next(l for l in result.output.splitlines() if l.startswith("| vit_b16 | lora | eeee"))
+    assert other.endswith("| n/c |") and "+2.0" not in other
+    assert "targets='q,v' (published: 'qkv')" in result.output
+    assert "WARNING: rows of different protocols share this table (noah, vpt)" in result.output
     assert "LoRA [ref]" in result.output and "V-PETL Bench" in result.output
