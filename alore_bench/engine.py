@@ -61,19 +61,25 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: TrainConfig, seed: int,
-          progress: Progress, label: str = "train",
-          train_mode: Optional[Callable[[nn.Module], None]] = None) -> Dict[str, Any]:
-    """Train the model's trainable parameters in place; returns loss and timing facts.
-    `train_mode` puts the model into training mode (default: model.train())."""
-    device = batcher.device
-    steps_per_epoch = num_batches(len(data), config.batch_size)
+def optimizer_and_schedule(model: nn.Module, config: TrainConfig, steps_per_epoch: int):
+    """AdamW (no decay on biases, norms and tokens) with linear warmup then cosine decay, per step."""
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = steps_per_epoch * config.warmup_epochs
     optimizer = create_optimizer_v2(model, opt="adamw", lr=config.lr, weight_decay=config.weight_decay)
     scheduler = CosineLRScheduler(optimizer, t_initial=max(total_steps - warmup_steps, 1), lr_min=config.min_lr,
                                   warmup_t=warmup_steps, warmup_lr_init=config.warmup_lr, warmup_prefix=True,
                                   t_in_epochs=False)
+    return optimizer, scheduler
+
+
+def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: TrainConfig, seed: int,
+          progress: Progress, label: str = "train",
+          train_mode: Optional[Callable[[nn.Module], None]] = None) -> Dict[str, Any]:
+    """Train the model's trainable parameters in place; returns loss and timing facts.
+    `train_mode` puts the model into training mode (default: model.train())."""
+    device = batcher.device
+    optimizer, scheduler = optimizer_and_schedule(model, config, num_batches(len(data), config.batch_size))
+    total_steps = num_batches(len(data), config.batch_size) * config.epochs
     bar = progress.add_task(label, total=total_steps)
     start = time.perf_counter()
     step = 0

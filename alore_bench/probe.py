@@ -22,13 +22,12 @@ from typing import Any, Dict, Mapping, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from timm.optim import create_optimizer_v2
-from timm.scheduler import CosineLRScheduler
 from torch import nn
 
 from .config import TrainConfig, stable_hash
 from .data.cache import SplitData
 from .data.loader import DeviceBatcher, batch_indices, iterate, num_batches
+from .engine import optimizer_and_schedule
 
 # Inverse L2 strengths searched by the L-BFGS probe, in scikit-learn's convention (loss summed over
 # examples + ||W||^2 / (2 C)); 1.0 is LogisticRegression's default.
@@ -86,12 +85,7 @@ class FeatureCache:
 def train_head_adamw(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
                      seed: int) -> Dict[str, Any]:
     """The engine's recipe on features: same optimiser, schedule and (seed, epoch) batch order."""
-    steps_per_epoch = num_batches(len(labels), config.batch_size)
-    total, warmup = steps_per_epoch * config.epochs, steps_per_epoch * config.warmup_epochs
-    optimizer = create_optimizer_v2(head, opt="adamw", lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = CosineLRScheduler(optimizer, t_initial=max(total - warmup, 1), lr_min=config.min_lr,
-                                  warmup_t=warmup, warmup_lr_init=config.warmup_lr, warmup_prefix=True,
-                                  t_in_epochs=False)
+    optimizer, scheduler = optimizer_and_schedule(head, config, num_batches(len(labels), config.batch_size))
     head.train()
     step, epoch_loss = 0, float("nan")
     for epoch in range(config.epochs):
