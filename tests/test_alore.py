@@ -126,3 +126,37 @@ def test_repadapter_paper_budget_counts_weights_only():
     with torch.device("meta"):
         model = spec.apply(model, spec.config_from_dict({"bias": False}))
     assert trainable_parameter_count(model) == 221_184  # the paper's 0.22M
+
+
+@pytest.mark.parametrize("options", [
+    {"placement": "parallel"}, {"zero_factor": "up"}, {"rule_init": "random"}, {"rules": "per_layer"},
+    {"placement": "parallel", "rules": "per_layer", "zero_factor": "up", "rule_init": "random"},
+])
+def test_ablation_options_start_as_backbone_train_and_merge_exactly(options):
+    from alore_bench.methods.base import trainable_parameter_count
+
+    spec = METHODS.get("alore")
+    config = spec.config_from_dict(options)
+    base = make_tiny_vit()
+    model = spec.apply(make_tiny_vit(), config)
+    x = torch.randn(3, 3, 16, 16)
+    model.eval(), base.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), base(x), rtol=0, atol=1e-6)  # one factor starts at zero
+    sites = [m for m in model.modules() if isinstance(m, ALoReLinear)]
+    zero = "up" if options.get("zero_factor") == "up" else "down"
+    assert all(torch.count_nonzero(getattr(s, zero)) == 0 for s in sites)
+    n, r, depth = config.experts, config.rank, len(model.blocks)
+    widths = [(s.base.in_features, s.base.out_features if config.placement == "parallel" else s.base.in_features)
+              for s in sites]
+    rules = n**3 * (depth if config.rules == "per_layer" else 1)
+    assert trainable_parameter_count(model) == sum(r * (a + b) for a, b in widths) + rules + 5 * 32 + 5
+    if options.get("rule_init") == "random":
+        assert not torch.allclose(sites[0].rules, torch.eye(n).expand(n, n, n), atol=0.2)
+    with torch.no_grad():
+        for s in sites:
+            s.down.normal_(std=0.1), s.up.normal_(std=0.1)
+        before = model(x)
+        merged = spec.merge(model)
+    torch.testing.assert_close(merged(x), before, rtol=0, atol=1e-4)
+    assert not [n for n, _ in merged.named_parameters() if "alore" in n]

@@ -304,3 +304,41 @@ def test_list_methods_shows_budgets_with_and_without_the_head():
     result = CliRunner().invoke(app, ["list", "methods", "--match", "ssf"])
     assert result.exit_code == 0
     assert "205,824" in result.output and "243,869" in result.output and "386,231" in result.output
+
+
+# --- ARC and RLRR against their official formulas ---
+
+def test_arc_matches_the_official_adapter_and_shares_projections():
+    model = adapted("arc", dim=6)
+    spec = METHODS.get("arc")
+    assert spec.default_config().dim == 50 and spec.default_config().dropout == 0.1
+    att, mlp = model.blocks[0].attn.qkv, model.blocks[0].mlp.fc1
+    assert torch.count_nonzero(att.rescale) == 0 and torch.count_nonzero(mlp.rescale) > 0  # official init
+    assert att.projection is model.blocks[1].attn.qkv.projection  # one P for every block's attention
+    randomise(model)
+    model.eval()
+    x = torch.randn(2, 5, 32)
+    with torch.no_grad():  # ARC_adapter.forward: x @ (P * lambda) @ P^T + b + x, then the frozen layer
+        p, lam, b = att.projection, att.rescale, att.bias
+        official = att.base(torch.matmul(torch.matmul(x, p * lam), p.t()) + b + x)
+        torch.testing.assert_close(att(x), official)
+
+
+def test_rlrr_matches_the_official_linear_and_adds_ssf_after_norms():
+    model = adapted("rlrr")
+    q = model.blocks[0].attn.qkv.q
+    assert q.scale_out.abs().max() <= math.sqrt(6) and q.scale_out.abs().max() > 1  # kaiming, fan-in 1
+    assert q.scale_in.abs().max() <= math.sqrt(6 / 32)
+    assert type(model.blocks[0].norm1).__name__ == "ScaleShift" and type(model.norm).__name__ == "ScaleShift"
+    randomise(model)
+    x = torch.randn(2, 5, 32)
+    with torch.no_grad():  # RLRRLinear.forward
+        w = q.base.weight * q.scale_in * q.scale_out + q.base.weight
+        torch.testing.assert_close(q(x), torch.nn.functional.linear(x, w, q.base.bias + q.shift))
+
+
+def test_arc_rlrr_kadaptation_budgets_on_vit_b16():
+    assert vit_b16_trainable_without_head("arc") == 2 * 768 * 50 + 24 * (50 + 768)
+    per_block = 4 * (768 * 3) + (768 + 2 * 3072) + (3072 + 2 * 768) + 2 * 2 * 768
+    assert vit_b16_trainable_without_head("rlrr") == 12 * per_block + 4 * 768
+    assert vit_b16_trainable_without_head("kadaptation") == 12 * 2 * 2 * 768 + 2 * 32**3

@@ -67,6 +67,17 @@ def expected_trainable(name: str, config, model: nn.Module) -> int:
     if name == "fact_tk":  # shared U, V (d x r), core tensor r^3 and slot factor r x (slots per block)
         slots = depth * (4 + 2 * fc1[0].out_features // d)
         return 2 * d * config.rank + config.rank**3 + config.rank * slots + head
+    if name == "arc":  # shared P (d x r) per site kind, per site lambda (r) and bias (d)
+        layers = {"attn": qkv, "mlp": fc1, "both": qkv + fc1}[config.sites]
+        kinds = {"attn": 1, "mlp": 1, "both": 2}[config.sites]
+        return kinds * d * config.dim + len(layers) * (config.dim + d) + head
+    if name == "rlrr":  # per block linear: s_in (in) + s_out (out) + shift (out); SSF pairs after 2 norms
+        hidden = fc1[0].out_features
+        per_block = 3 * (d + 2 * d) + (d + 2 * d) + (d + 2 * hidden) + (hidden + 2 * d) + 2 * 2 * d
+        return depth * per_block + 2 * d + 2 * d + head  # + SSF after the patch projection and final norm
+    if name == "kadaptation":  # per target: n (r m + m r) fast factors; n^3 rules per target kind
+        parts = len(config.targets.split(","))
+        return depth * parts * 2 * d * config.rank + parts * config.experts**3 + head
     if name.startswith("peft:"):
         layers = {"attn": qkv, "mlp": fc1, "both": qkv + fc1}[config.sites]
         if name == "peft:loha":  # two Hadamard-multiplied low-rank pairs

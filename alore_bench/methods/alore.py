@@ -33,12 +33,21 @@ class ALoReConfig:
     rank: int = doc("rank r of each expert's factors D_i (m x r) and U_i (r x m)", default=4)
     scale: float = doc("scale s of the adapter path x + s * dW x (a per-task hyper-parameter)", default=1.0)
     sites: SiteChoice = doc("which linear inputs to adapt: attn (qkv), mlp (fc1) or both", default="both")
-    rules: Literal["shared", "per_site", "fixed"] = doc(
-        "expert rules S_i: one n x n x n set shared by all sites, one per site, or fixed to identity "
-        "(with experts=1 this is the single-branch sequential adapter)",
+    rules: Literal["shared", "per_layer", "per_site", "fixed"] = doc(
+        "expert rules S_i: one n x n x n set shared by all sites, one per transformer block, one per site, "
+        "or fixed to identity (with experts=1 this is the single-branch sequential adapter)",
         default="shared",
     )
+    rule_init: Literal["identity", "random"] = doc(
+        "initialisation of learned rules: identity plus noise of std rule_noise, or random (uniform, "
+        "bound 1/sqrt(n))", default="identity")
     rule_noise: float = doc("std of the noise added to the identity initialisation of learned rules", default=0.02)
+    zero_factor: Literal["down", "up"] = doc(
+        "which factor starts at zero so the model starts as the backbone: U_i (down, default) or D_i (up); "
+        "the other gets the fan-in init", default="down")
+    placement: Literal["sequential", "parallel"] = doc(
+        "sequential: x -> W (x + s dW x) (mergeable into W, the paper's); parallel: x -> W x + s dW x with dW "
+        "shaped like W (a PHM update of the weight, KAdaptation-style)", default="sequential")
     dropout: float = doc("dropout on the adapter path during training", default=0.0)
 
     def validate(self) -> None:
@@ -52,38 +61,52 @@ class ALoReRules(nn.Module):
     """The experts' multiplication rules S, shape (n, n, n) indexed [expert, out block, in block]."""
 
     def __init__(self, experts: int, learned: bool, noise: float,
-                 device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None):
+                 device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None, init: str = "identity"):
         super().__init__()
         eye = torch.eye(experts, device=device, dtype=dtype).expand(experts, experts, experts).clone()
         if learned:
             self.weight = nn.Parameter(eye)
-            if noise > 0 and not self.weight.is_meta:
+            if not self.weight.is_meta:
                 with torch.no_grad():
-                    self.weight.add_(torch.randn_like(self.weight) * noise)
+                    if init == "random":
+                        bound = 1.0 / math.sqrt(experts)
+                        self.weight.uniform_(-bound, bound)
+                    elif noise > 0:
+                        self.weight.add_(torch.randn_like(self.weight) * noise)
         else:
             self.register_buffer("weight", eye, persistent=False)
 
 
 class ALoReLinear(nn.Module):
-    """A frozen nn.Linear with an ALoRE adapter on its input; factorised forward, no d x d matrix."""
+    """A frozen nn.Linear with an ALoRE adapter; factorised forward, no dense dW. Sequential (the
+    paper's): on the input, blocks of m = d_in / n on both sides of dW. Parallel: dW shaped like W,
+    blocks of d_in / n in and d_out / n out."""
 
     def __init__(self, base: nn.Linear, config: ALoReConfig, rules: ALoReRules, own_rules: bool):
         super().__init__()
         d = base.in_features
         n, r = config.experts, config.rank
-        if d % n:
-            raise UserError(f"ALoRE experts={n} must divide the layer width {d}: pick experts from "
-                            f"{', '.join(str(k) for k in range(1, 17) if d % k == 0)}")
+        self.parallel = config.placement == "parallel"
+        d_out = base.out_features if self.parallel else d
+        for width in (d, d_out):
+            if width % n:
+                raise UserError(f"ALoRE experts={n} must divide the layer width {width}: pick experts from "
+                                f"{', '.join(str(k) for k in range(1, 17) if width % k == 0)}")
         self.base = base
-        self.experts, self.rank, self.block = n, r, d // n
+        self.experts, self.rank, self.block, self.out_block = n, r, d // n, d_out // n
         self.scale = config.scale
         factory = dict(device=base.weight.device, dtype=base.weight.dtype)
-        # U_i = 0 so the adapted model starts equal to the backbone; D_i gets a fan-in init.
+        # One factor starts at zero so the adapted model starts equal to the backbone (U_i by
+        # default); the other gets a fan-in init.
         self.down = nn.Parameter(torch.zeros(n, r, self.block, **factory))  # U_i: (r, m)
-        self.up = nn.Parameter(torch.empty(n, self.block, r, **factory))  # D_i: (m, r)
+        self.up = nn.Parameter(torch.zeros(n, self.out_block, r, **factory))  # D_i: (m_out, r)
         if not self.up.is_meta:
-            bound = 1.0 / math.sqrt(r)
-            nn.init.uniform_(self.up, -bound, bound)
+            if config.zero_factor == "down":
+                bound = 1.0 / math.sqrt(r)
+                nn.init.uniform_(self.up, -bound, bound)
+            else:
+                bound = 1.0 / math.sqrt(self.block)
+                nn.init.uniform_(self.down, -bound, bound)
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         if own_rules:
             self.rules_module = rules
@@ -107,16 +130,18 @@ class ALoReLinear(nn.Module):
         down = self.down.permute(2, 0, 1).reshape(m, n * r)  # U stacked: (m, i r)
         low = (blocks @ down).view(-1, n, n, r)  # (T, q, i, r) = U_i x_q
         mixed = torch.einsum("ipq,tqir->tpir", self.rules.to(low.dtype), low)  # sum_q S_i[p, q] U_i x_q
-        up = self.up.permute(0, 2, 1).reshape(n * r, m)  # D stacked: (i r, m)
-        out = mixed.reshape(-1, n, n * r) @ up  # (T, p, m) = sum_i D_i (.)
-        return out.reshape(x.shape)
+        up = self.up.permute(0, 2, 1).reshape(n * r, self.out_block)  # D stacked: (i r, m_out)
+        out = mixed.reshape(-1, n, n * r) @ up  # (T, p, m_out) = sum_i D_i (.)
+        return out.reshape(*x.shape[:-1], n * self.out_block)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.parallel:
+            return self.base(x) + self.scale * self.delta(self.dropout(x))
         return self.base(x + self.scale * self.delta(self.dropout(x)))
 
     @torch.no_grad()
     def delta_weight(self) -> torch.Tensor:
-        """The dense d x d matrix dW, in float64 (used only for merging)."""
+        """The dense matrix dW (d x d, or W's shape when parallel), in float64 (used only for merging)."""
         rules = self.rules.double()
         experts = torch.bmm(self.up.double(), self.down.double())  # (n, m, m) = D_i U_i
         return sum(torch.kron(rules[i], experts[i]) for i in range(self.experts))
@@ -124,7 +149,9 @@ class ALoReLinear(nn.Module):
     @torch.no_grad()
     def merged(self) -> nn.Linear:
         weight = self.base.weight.double()
-        merged = weight + self.scale * weight @ self.delta_weight()
+        if self.parallel:  # W + s dW
+            return copy_linear(self.base, weight + self.scale * self.delta_weight())
+        merged = weight + self.scale * weight @ self.delta_weight()  # W (I + s dW)
         return copy_linear(self.base, merged)
 
 
@@ -133,16 +160,21 @@ def apply_alore(model: nn.Module, config: ALoReConfig) -> nn.Module:
     freeze(model)
     reference = sites[0][1].weight
     factory = dict(device=reference.device, dtype=reference.dtype)
-    shared = None
-    if config.rules == "shared":
-        shared = ALoReRules(config.experts, learned=True, noise=config.rule_noise, **factory)
-        model.add_module(RULES_ATTR, shared)
+    def new_rules(learned: bool = True) -> ALoReRules:
+        return ALoReRules(config.experts, learned=learned, noise=config.rule_noise, init=config.rule_init, **factory)
+
+    if config.rules in ("shared", "per_layer"):
+        # Registered once on the model (a ModuleDict by block for per_layer), referenced by the sites.
+        groups = {name.rsplit(".", 2)[0] if config.rules == "per_layer" else "all" for name, _l, _k in sites}
+        owners = {group: new_rules() for group in sorted(groups)}
+        model.add_module(RULES_ATTR, owners["all"] if config.rules == "shared" else
+                         nn.ModuleDict({g.replace(".", "_"): r for g, r in owners.items()}))
     for name, linear, _kind in sites:
-        if config.rules == "shared":
-            site = ALoReLinear(linear, config, shared, own_rules=False)
+        if config.rules in ("shared", "per_layer"):
+            group = name.rsplit(".", 2)[0] if config.rules == "per_layer" else "all"
+            site = ALoReLinear(linear, config, owners[group], own_rules=False)
         else:
-            rules = ALoReRules(config.experts, learned=config.rules == "per_site", noise=config.rule_noise, **factory)
-            site = ALoReLinear(linear, config, rules, own_rules=True)
+            site = ALoReLinear(linear, config, new_rules(config.rules == "per_site"), own_rules=True)
         replace_submodule(model, name, site)
     train_head(model)
     return model
