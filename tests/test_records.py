@@ -45,12 +45,14 @@ def test_record_schema(env_data, tmp_path):
         assert record[key] is not None
     assert record["group"] == "Natural" and record["seed"] == 42
     assert record["config"]["method"] == {"experts": 4, "rank": 4, "scale": 1.0, "sites": "both", "rules": "shared",
-                                          "rule_noise": 0.02, "dropout": 0.0}
+                                          "rule_init": "identity", "rule_noise": 0.02, "zero_factor": "down",
+                                          "placement": "sequential", "dropout": 0.0}
     assert record["config"]["train"]["epochs"] == 1 and record["config"]["train"]["batch_size"] == 100
     protocol = record["protocol"]
     assert protocol["selection"] == "last_epoch"
     assert (protocol["train_split"], protocol["eval_split"]) == ("train800val200", "test")
-    assert protocol["normalisation"]["name"] == "backbone"
+    assert protocol["normalisation"]["name"] == "backbone" and protocol["preset"]["name"] == "native"
+    assert protocol["backbone_mode_in_training"] == "train" and protocol["antialias"] is True
     assert protocol["weights"]["kind"] == "package" and len(protocol["weights"]["sha256"]) == 64
     assert protocol["data_source"]["kind"] == "generated"
     assert protocol["eval_model"] == "merged"

@@ -19,7 +19,7 @@ from torch import nn
 from ..backbones.sites import SiteChoice, linear_sites
 from ..config import doc
 from ..errors import UserError
-from .base import METHODS, MethodSpec, copy_linear, freeze, merge_modules, replace_submodule, train_head
+from .base import METHODS, MethodSpec, fold_input_affine, freeze, merge_modules, replace_submodule, train_head
 
 PROJECTIONS_ATTR = "arc_projections"
 
@@ -61,15 +61,10 @@ class ARCLinear(nn.Module):
 
     @torch.no_grad()
     def merged(self) -> nn.Linear:
-        p, weight = self.projection.double(), self.base.weight.double()
+        p = self.projection.double()
+        # x' = (I + P diag(lambda) P^T) x + b; the matrix is symmetric.
         matrix = torch.eye(p.shape[0], dtype=torch.float64, device=p.device) + (p * self.rescale.double()) @ p.T
-        merged = copy_linear(self.base, weight @ matrix.T)  # x' = x (I + P diag(lambda) P^T) + b
-        bias = weight @ self.bias.double() + (self.base.bias.double() if self.base.bias is not None else 0)
-        if merged.bias is None:
-            merged.bias = nn.Parameter(torch.zeros(merged.out_features, dtype=merged.weight.dtype,
-                                                   device=merged.weight.device), requires_grad=False)
-        merged.bias.copy_(bias.to(merged.bias.dtype))
-        return merged
+        return fold_input_affine(self.base, matrix, self.bias.double())
 
 
 def apply_arc(model: nn.Module, config: ARCConfig) -> nn.Module:

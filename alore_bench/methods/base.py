@@ -116,6 +116,20 @@ def copy_linear(base: nn.Linear, weight: torch.Tensor) -> nn.Linear:
     return merged
 
 
+@torch.no_grad()
+def fold_input_affine(base: nn.Linear, matrix: torch.Tensor, offset: torch.Tensor) -> nn.Linear:
+    """A plain nn.Linear computing base(matrix @ x + offset): weight W M, bias W offset + b (for
+    sequential adapters that are affine in x; matrix and offset in float64)."""
+    weight = base.weight.double()
+    merged = copy_linear(base, weight @ matrix)
+    bias = weight @ offset + (base.bias.double() if base.bias is not None else 0)
+    if merged.bias is None:
+        merged.bias = nn.Parameter(torch.zeros(merged.out_features, dtype=merged.weight.dtype,
+                                               device=merged.weight.device), requires_grad=False)
+    merged.bias.copy_(bias.to(merged.bias.dtype))
+    return merged
+
+
 def trainable_state(model: nn.Module) -> Dict[str, torch.Tensor]:
     """The method's own parameters and the head: everything a run trains."""
     return {name: p.detach().contiguous().clone() for name, p in model.named_parameters() if p.requires_grad}

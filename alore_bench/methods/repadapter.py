@@ -18,7 +18,7 @@ from torch import nn
 from ..backbones.sites import SiteChoice, linear_sites
 from ..config import doc
 from ..errors import UserError
-from .base import METHODS, MethodSpec, copy_linear, freeze, merge_modules, replace_submodule, train_head
+from .base import METHODS, MethodSpec, fold_input_affine, freeze, merge_modules, replace_submodule, train_head
 
 
 @dataclass(frozen=True)
@@ -85,14 +85,7 @@ class RepAdapterLinear(nn.Module):
             offset = offset + self.scale * up @ self.down.bias.double()
         if self.up_bias is not None:
             offset = offset + self.scale * self.up_bias.double()
-        weight = self.base.weight.double()
-        merged = copy_linear(self.base, weight @ matrix)
-        bias = weight @ offset + (self.base.bias.double() if self.base.bias is not None else 0)
-        if merged.bias is None:
-            merged.bias = nn.Parameter(torch.zeros(merged.out_features, dtype=merged.weight.dtype,
-                                                   device=merged.weight.device), requires_grad=False)
-        merged.bias.copy_(bias.to(merged.bias.dtype))
-        return merged
+        return fold_input_affine(self.base, matrix, offset)
 
 
 def apply_repadapter(model: nn.Module, config: RepAdapterConfig) -> nn.Module:
