@@ -119,6 +119,7 @@ def test_adapter_follows_the_drop_pathed_mlp_output_with_noah_init():
     for linear in (bottleneck.down, bottleneck.up):
         assert linear.weight.abs().max() <= xavier and linear.weight.abs().max() > 0.8 * xavier
         assert 0 < linear.bias.abs().max() < 1e-5
+    assert bottleneck.dropout.p == 0.1  # NOAH's --drop_rate_adapter
     # Houlsby's placement adds a second adapter after attention.
     houlsby = adapted("adapter", placement="houlsby")
     assert trainable_parameter_count(houlsby) > trainable_parameter_count(adapted("adapter"))
@@ -252,10 +253,12 @@ def test_repadapter_biases_and_dropout_on_the_hidden_layer():
 def test_lora_default_is_noahs_fused_qkv_and_qv_variant_merges():
     model = adapted("lora", model=tiny(embed_dim=64, num_heads=2))
     layer = model.blocks[0].attn.qkv
-    a = layer.lora_A["default"].weight  # (r, d); NOAH's bound is 1/sqrt(r), peft's 1/sqrt(d)
-    assert a.abs().max() > 1 / math.sqrt(64) and a.abs().max() <= 1 / math.sqrt(8)
+    a = layer.lora_A["default"].weight  # nn.Linear(d, r) kaiming-uniform: bound 1/sqrt(d)
+    assert a.abs().max() <= 1 / math.sqrt(64) and a.abs().max() > 0.8 / math.sqrt(64)
     assert torch.count_nonzero(layer.lora_B["default"].weight) == 0
-    qv = adapted("lora", targets="q,v", init="peft")
+    assert layer.lora_dropout["default"].p == 0.1  # NOAH's --drop_rate_LoRA on the LoRA input
+    assert layer.scaling["default"] == 1.0
+    qv = adapted("lora", targets="q,v")
     assert trainable_parameter_count(qv) == trainable_parameter_count(adapted("lora"))
     trained = {n for n, p in qv.named_parameters() if p.requires_grad and "lora" in n}
     assert all(".qkv.q." in n or ".qkv.v." in n for n in trained) and trained

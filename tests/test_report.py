@@ -170,7 +170,7 @@ def test_reference_rows_and_delta(tmp_path):
     # LoRA as published: group means 556.4/7, 338.2/4 and 478.2/8.
     assert math.isclose(lora["cells"][MEAN_GROUPS].mean, (556.4 / 7 + 338.2 / 4 + 478.2 / 8) / 3)
     root = tmp_path / "results"
-    noah = {"rank": 8, "alpha": 8.0, "targets": "qkv", "sites": "attn", "init": "noah", "dropout": 0.0}
+    noah = {"rank": 8, "alpha": 8.0, "targets": "qkv", "sites": "attn", "dropout": 0.1}
     for task in vtab.tasks:
         write_record(root, "lora", "ffff", task.name, 42, lora["cells"][task.name].mean + 1.0, suite="vtab1k",
                      backbone="vit_b16", group=task.group, params=294912, method_config=noah, protocol="noah")

@@ -1,9 +1,11 @@
 """Bottleneck adapters as the published VTAB-1k rows trained them.
 
 - `adapter`: the single sequential adapter per block of NOAH's code, the source of the published
-  "Adapter" 0.16M row (NOAH `model/supernet_transformer_prompt.py`, block forward:
-  `x = residual + self.adapter(x)` on the drop-pathed MLP output; `model/module/adapter_super.py`:
-  QuickGELU, xavier-uniform weights, N(0, 1e-6) biases, output `identity + up(act(down(x)))`).
+  "Adapter" 0.16M row (NOAH `model/supernet_vision_transformer_timm.py` Block.forward, line 365:
+  `x = x + self.adapter(self.drop_path(self.mlp(self.norm2(x))))`; `model/module/adapter_super.py`:
+  QuickGELU, xavier-uniform weights, N(0, 1e-6) biases, dropout after the activation (line 70),
+  output `identity + up(dropout(act(down(x))))`; dropout 0.1 from `supernet_train_prompt.py` line
+  209, --drop_rate_adapter, not overridden by `configs/Adapter/VTAB/slurm_train_adapter_vtab.sh`).
   Houlsby et al.'s two-adapters-per-block placement is `--opt placement=houlsby`.
 - `adaptformer`: AdaptFormer's parallel adapter (ShoufaChen/AdaptFormer `models/custom_modules.py`
   Block.forward: it reads the residual stream x before norm2 and is added outside drop-path;
@@ -114,7 +116,7 @@ class AdapterConfig:
     init: Literal["xavier", "zero_up"] = doc(
         "xavier: NOAH's xavier weights and N(0, 1e-6) biases; zero_up: up-projection zero, so the "
         "adapted model starts as the backbone", default="xavier")
-    dropout: float = doc("dropout on the hidden layer during training (NOAH: 0)", default=0.0)
+    dropout: float = doc("dropout on the hidden layer during training (NOAH: 0.1)", default=0.1)
 
     def validate(self) -> None:
         _check_bottleneck("adapter", self.bottleneck, self.dropout)

@@ -1,19 +1,19 @@
 """LoRA through HF peft (Hu et al. 2022).
 
-Default: the variant behind the published VTAB-1k "LoRA" 0.29M row, NOAH's code: one rank-8
-update of the fused qkv weight, W + (A B)^T with A (d x r) kaiming-uniform over its last dim
-(bound 1 / sqrt(r)) and B zero, no scaling (ZhangYuanhan-AI/NOAH `model/module/qkv_super_prompt.py`
-lines 26-30 and 57; `experiments/LoRA/ViT-B_prompt_lora_8.yaml`). `--opt targets=q,v` puts
-separate adapters on q and v as the LoRA paper does (same budget, a different method); the fused
-projection is split into q, k, v layers for that and fused again when merging."""
+Default: the variant behind the published VTAB-1k "LoRA" 0.29M row, NOAH's code (the timm model
+its VTAB runs build, `model/supernet_vision_transformer_timm.py` Attention, lines 225-228, 242 and
+278): one rank-8 update of the fused qkv projection, B A x with A = nn.Linear(d, r) kaiming-uniform
+(peft's init), B zero, no scaling, dropout 0.1 on the LoRA input (`supernet_train_prompt.py` line
+207, --drop_rate_LoRA, not overridden by `configs/LoRA/VTAB/slurm_train_lora_vtab.sh`; rank 8 from
+`experiments/LoRA/ViT-B_prompt_lora_8.yaml`). `--opt targets=q,v` puts separate adapters on q and
+v as the LoRA paper does (same budget, a different method); the fused projection is split into
+q, k, v layers for that and fused again when merging."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import List, Literal, Tuple
+from typing import List, Tuple
 
-import torch
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
@@ -28,14 +28,11 @@ from .base import METHODS, MethodSpec, freeze, replace_submodule, train_head
 class LoRAConfig:
     rank: int = doc("LoRA rank r", default=8)
     alpha: float = doc("LoRA alpha; the update is scaled by alpha / rank", default=8.0)
-    dropout: float = doc("dropout on the LoRA path during training", default=0.0)
+    dropout: float = doc("dropout on the LoRA input during training (NOAH: 0.1)", default=0.1)
     sites: SiteChoice = doc("which linear layers get LoRA: attn (the attention projections), mlp (fc1) or both",
                             default="attn")
     targets: str = doc("attention targets: qkv (one LoRA on the fused projection, NOAH's published row) or a "
                        "comma list of q, k, v (separate LoRAs, e.g. q,v as in the LoRA paper)", default="qkv")
-    init: Literal["noah", "peft"] = doc(
-        "init of A: noah (uniform, bound 1/sqrt(rank), NOAH's code) or peft (kaiming-uniform over the input "
-        "width, the LoRA paper's and peft's)", default="noah")
 
     def validate(self) -> None:
         attention_targets(self.targets)
@@ -51,7 +48,7 @@ def attention_targets(targets: str) -> Tuple[str, ...]:
     if parts == ["qkv"]:
         return ("qkv",)
     if not parts or any(p not in ("q", "k", "v") for p in parts) or len(set(parts)) != len(parts):
-        raise UserError(f"targets {targets!r}: use qkv, or a comma list of distinct q, k, v (e.g. q,v)")
+        raise UserError(f"--opt targets={targets}: use qkv, or a comma list of distinct q, k, v (e.g. targets=q,v)")
     return tuple(p for p in ("q", "k", "v") if p in parts)
 
 
@@ -92,23 +89,10 @@ def apply_lora(model: nn.Module, config: LoRAConfig) -> nn.Module:
     peft_config = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
                              target_modules=targets, bias="none")
     model = inject_adapter_in_model(peft_config, model)
-    if config.init == "noah":
-        reinit_lora_a_as_noah(model)
     freeze(model)
     train_peft_layers(model)
     train_head(model)
     return model
-
-
-@torch.no_grad()
-def reinit_lora_a_as_noah(model: nn.Module) -> None:
-    """NOAH's LoRA_a is a (d x r) tensor given kaiming_uniform(a=sqrt(5)), whose fan-in is then r:
-    uniform with bound 1 / sqrt(r) (peft's A, (r x d), gets bound 1 / sqrt(d))."""
-    for _name, layer in peft_layers(model):
-        for linear in layer.lora_A.values():
-            if not linear.weight.is_meta:
-                bound = 1.0 / math.sqrt(linear.weight.shape[0])
-                linear.weight.uniform_(-bound, bound)
 
 
 def merge_peft(model: nn.Module) -> nn.Module:
