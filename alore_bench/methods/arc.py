@@ -3,10 +3,12 @@
 A linear bottleneck adapter in front of the attention and the MLP of every block,
 x -> x + dropout(x (P diag(lambda_l))) P^T + b_l, whose symmetric down/up projection P (d x r) is
 shared by every block (one P for attention sites, one for MLP sites) and re-composed per block by
-a rescaling vector lambda_l (r) and a bias b_l (d). `Model/ARC_ViT.py`: ARC_adapter (lines 28-46;
-lambda zero at attention sites, xavier-uniform at MLP sites, b zero), Transformer (lines 278-286;
-P xavier-uniform), Encoder.forward (adapters after the layer norms); `Model/Model_Config.py`
-(adapter_dim 50); `vtab_ARC_train.py` (--adapt_drop 0.1). Linear, so it merges into qkv / fc1.
+a rescaling vector lambda_l (r) and a bias b_l (d). `Model/ARC_new.py` (the model
+`vtab_ARC_train.py` imports): Encoder.__init__ (lines 165-176; lambda zero at attention sites,
+xavier-uniform at MLP sites, b zero), Encoder.forward (lines 178-200; the adapters act on the
+layer norms' outputs), Transformer (lines 255-265; P xavier-uniform, used as P and P^T);
+`Model/Model_Config.py` (adapter_dim 50); `vtab_ARC_train.py` (--adapt_drop 0.1). Linear, so it
+merges into qkv / fc1.
 """
 
 from __future__ import annotations
