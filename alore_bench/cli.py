@@ -254,12 +254,96 @@ def run(
                                        help="also save what each run trained (safetensors, beside its record)"),
     preset: Optional[str] = typer.Option(None, "--preset",
                                          help="published per-task settings (see `alore-bench list presets`)"),
+    no_tuned: bool = typer.Option(False, "--no-tuned", help="final stage: ignore tuning records, use the defaults"),
 ):
-    """Train and evaluate one method on a suite; writes one JSON record per task and seed."""
+    """Train and evaluate one method on a suite; writes one JSON record per task and seed. A final
+    run uses the hyper-parameters `alore-bench tune` selected for this configuration when its
+    records are in the results dir (each record says where its hyper-parameters came from)."""
     plan = build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, weight_decay, stage,
                       normalisation, device, data_dir, results_dir, weights, force, opt, save_adapters, preset,
                       protocol)
+    plan.use_tuned = not no_tuned
+    plan.explicit_keys = explicit_keys(lr, weight_decay, opt)
     raise typer.Exit(execute(plan))
+
+
+def explicit_keys(lr, weight_decay, opt) -> frozenset:
+    """The tunable keys a user fixed on the command line."""
+    keys = {k for k, v in (("lr", lr), ("weight_decay", weight_decay)) if v is not None}
+    return frozenset(keys | {item.partition("=")[0].strip() for item in opt or []})
+
+
+@app.command()
+@user_errors
+def tune(
+    method: str = typer.Option(..., "--method", help="method name (see `alore-bench list methods`)"),
+    backbone: str = typer.Option(..., "--backbone", help="backbone name (see `alore-bench list backbones`)"),
+    suite: str = typer.Option("vtab1k", "--suite"),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="comma-separated tasks (default: the whole suite)"),
+    seeds: str = typer.Option("42", "--seeds", help="comma-separated tuning seeds"),
+    grid: Optional[List[str]] = typer.Option(None, "--grid", help=(
+        "key=v1,v2 (repeatable): lr, weight_decay or a method option; default: the suite's grid for the method")),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="vpt, noah or native (default: the suite's)"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    data_dir: Optional[Path] = DataDir,
+    results_dir: Path = ResultsDir,
+    weights: Optional[str] = typer.Option(None, "--weights", help="pretrained weights file, or `timm` for the hub tag"),
+    force: bool = typer.Option(False, "--force", help="rerun grid points that already have records"),
+    opt: Optional[List[str]] = typer.Option(None, "--opt", help="fixed method option key=value (repeatable)"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="published per-task settings"),
+):
+    """Run a hyper-parameter grid on the suite's tuning stage (VTAB-1k: train800 -> val200, never
+    test), one record per point, task and seed, resumable; then show the point each task selects.
+    A later `alore-bench run` of the same configuration uses the selected points."""
+    from .data.suites import SUITES
+    from .methods import METHODS
+    from .records import load_records
+    from .tuning import make_grid, parse_grid_options, split_point
+
+    spec = METHODS.get(method)
+    suite_spec = SUITES.get(suite)
+    chosen = parse_grid_options(grid, spec) if grid else make_grid(
+        suite_spec.grid_for(spec.name), spec, f"suites/{suite_spec.name}.toml [tuning]")
+    if not chosen:
+        raise UserError(f"suite {suite_spec.name} has no default tuning grid for {spec.name}: pass --grid key=v1,v2")
+    fixed = sorted(set(chosen.keys) & explicit_keys(None, None, opt))
+    if fixed:
+        raise UserError(f"--opt {', '.join(fixed)} is also a --grid key: give it either as a fixed option or in the grid")
+    status = 0
+    plans = []
+    for index, point in enumerate(chosen.points()):
+        train_values, method_values = split_point(point)
+        plan = build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, train_values.get("lr"),
+                          train_values.get("weight_decay"), "tune", None, device, data_dir, results_dir, weights,
+                          force, list(opt or []) + [f"{k}={v}" for k, v in method_values.items()], False, preset,
+                          protocol)
+        plan.grid, plan.grid_index = chosen, index
+        console.print(f"grid point {index + 1}/{len(chosen.points())}: "
+                      + ", ".join(f"{k}={v}" for k, v in point.items()), highlight=False)
+        status |= execute(plan)
+        plans.append(plan)
+    console.print(selection_table(plans[0], load_records(results_dir)[0]))
+    raise typer.Exit(status)
+
+
+def selection_table(plan, records) -> Table:
+    """Per task: the selected grid point and its mean validation top-1 (from this grid's records)."""
+    from .tuning import select
+
+    table = Table(title=f"tuning {plan.method.name} on {plan.backbone.name}, suite {plan.suite.name}: selected points "
+                        "(mean validation top-1 over tuning seeds; ties: smaller lr, then grid order)")
+    for column in ("task", "selected", "val top-1", "points with records"):
+        table.add_column(column)
+    for task in plan.tasks:
+        best = select(records, task.name, plan.tuning_base) if plan.tuning_base else None
+        if best is None:
+            table.add_row(task.name, "—", "—", "0")
+            continue
+        table.add_row(task.name, ", ".join(f"{k}={v}" for k, v in best.point.items()), f"{best.val_top1:.2f}",
+                      str(len(best.scores)))
+    return table
 
 
 FORMATS = {".md": "md", ".csv": "csv", ".json": "json", ".tex": "tex"}

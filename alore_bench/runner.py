@@ -10,7 +10,7 @@ import torch
 
 from .backbones import BackboneSpec, WeightSource
 from .backbones.base import load_state_dict_checked
-from .config import TrainConfig, config_to_dict, stable_hash
+from .config import TrainConfig, config_from_dict, config_to_dict, stable_hash
 from .data.cache import SplitData, load_split, missing_tasks, read_manifest
 from .data.loader import DeviceBatcher, resolve_normalisation
 from .data.suites import Suite, Task
@@ -22,8 +22,9 @@ from .methods.base import (MethodSpec, head_parameter_count, save_adapter, total
 from .presets import Preset
 from .protocols import PROTOCOLS
 from .probe import FeatureCache, run_probe
-from .records import (RECORD_SCHEMA, config_identity, data_fingerprint, now_iso, previous_outcome,
+from .records import (RECORD_SCHEMA, config_identity, data_fingerprint, load_records, now_iso, previous_outcome,
                       record_path, write_record)
+from .tuning import Grid, base_identity, grid_key, select, split_point, tuning_records
 
 
 @dataclass
@@ -42,12 +43,37 @@ class RunPlan:
     force: bool = False
     save_adapters: bool = False
     preset: Optional[Preset] = None
+    # A tuning run: the grid and this run's point in it (index, values); recorded as `tuning`.
+    grid: Optional[Grid] = None
+    grid_index: Optional[int] = None
+    # Final runs: use the hyper-parameters selected from tuning records of the same configuration.
+    use_tuned: bool = False
+    # Keys the user set explicitly (command line): never replaced by tuned values.
+    explicit_keys: frozenset = frozenset()
+    # Filled by run_plan: per task, where its hyper-parameters came from.
+    hparams: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    # Filled by run_plan for a tuning run: the hash of its configuration without the grid's keys.
+    tuning_base: Optional[str] = None
 
     def method_config_for(self, task: Task) -> Any:
-        """The method config a run on `task` uses: the preset's per-task options, then the
-        method's own per-task settings (e.g. VPT's task_lengths)."""
+        """The method config a run on `task` uses: the preset's per-task options, its tuned options,
+        then the method's own per-task settings (e.g. VPT's task_lengths)."""
         config = self.preset.apply(self.method, self.method_config, task.name) if self.preset else self.method_config
+        tuned = self.tuned_point(task)
+        if tuned:
+            config = self.method.config_from_dict({**config_to_dict(config), **split_point(tuned)[1]})
         return self.method.config_for_task(config, task.name)
+
+    def train_config_for(self, task: Task) -> TrainConfig:
+        tuned = self.tuned_point(task)
+        if not tuned or not split_point(tuned)[0]:
+            return self.train_config
+        return config_from_dict(TrainConfig, {**config_to_dict(self.train_config), **split_point(tuned)[0]},
+                                "tuned recipe")
+
+    def tuned_point(self, task: Task) -> Optional[Dict[str, Any]]:
+        hparams = self.hparams.get(task.name) or {}
+        return hparams.get("point") if hparams.get("source") == "tuned" else None
 
 
 @dataclass
@@ -83,6 +109,13 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
     identity = config_identity(plan.suite.name, plan.backbone.name, plan.method.name,
                                config_to_dict(plan.method_config), config_to_dict(plan.train_config),
                                source.describe(), preset=plan.preset.describe() if plan.preset else None)
+    tuning = None
+    if plan.grid is not None:  # a tuning run: record where it sits in its grid
+        plan.tuning_base = base_identity(identity, plan.grid.keys)
+        tuning = {"base": plan.tuning_base, "grid": plan.grid.describe(),
+                  "point": plan.grid.points()[plan.grid_index], "index": plan.grid_index}
+    elif plan.train_config.stage == "final":
+        identity = resolve_hparams(plan, identity, say)
     todo, summary = [], RunSummary()
     protocol = PROTOCOLS.get(plan.train_config.protocol)
     for task in plan.tasks:
@@ -113,6 +146,8 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
             loaded = {task.name: (load_split(plan.data_dir, task, train_split), load_split(plan.data_dir, task, eval_split))}
         record = run_one(plan, task, seed, pretrained, source, fingerprint, identity, env, progress,
                          loaded[task.name], adapter_path=path.with_suffix(".safetensors") if plan.save_adapters else None)
+        if tuning is not None:
+            record["tuning"] = tuning
         write_record(path, record)
         if record["status"] == "ok":
             summary.ran.append(path)
@@ -122,6 +157,43 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
             summary.failed.append((path, record["error"]))
             say(f"{task.name} seed {seed}: FAILED: {record['error']} -> {path}")
     return summary
+
+
+def resolve_hparams(plan: RunPlan, identity: Dict[str, Any], say: Callable[[str], None]) -> Dict[str, Any]:
+    """Fill plan.hparams for a final run (tuned, default or command line, per task) and return the
+    identity its records are filed under: a tuned run's identity names the tuning it used instead of
+    the tuned values, so the tasks of one configuration stay one row whatever each task selected."""
+    default = {"source": "default"}
+    records = tuning_records(load_records(plan.results_dir)[0], plan.suite.name, plan.backbone.name,
+                             plan.method.name) if plan.use_tuned else []
+    grids = {}
+    for record in records:
+        grid = record["tuning"]["grid"]
+        if record["tuning"]["base"] == base_identity(identity, grid):
+            grids[grid_key(grid)] = grid
+    if not grids:
+        plan.hparams = {task.name: default for task in plan.tasks}
+        return identity
+    if len(grids) > 1:
+        raise UserError(f"tuning records of {plan.method.name} in {plan.results_dir} come from {len(grids)} different "
+                        f"grids ({'; '.join(grids)}): keep one grid per results dir, or pass --no-tuned")
+    grid = next(iter(grids.values()))
+    fixed = sorted(set(grid) & set(plan.explicit_keys))
+    if fixed:
+        say(f"tuned values not used: {', '.join(fixed)} given on the command line (pass --no-tuned to silence this)")
+        plan.hparams = {task.name: {"source": "command line", "keys": fixed} for task in plan.tasks}
+        return identity
+    base = base_identity(identity, grid)
+    for task in plan.tasks:
+        selection = select(records, task.name, base)
+        plan.hparams[task.name] = selection.describe(base, grid) if selection else default
+        if selection is None:
+            say(f"{task.name}: no tuning records of this configuration; default hyper-parameters")
+    tuned = {k: v for k, v in identity.items() if k not in ("train", "method_config")}
+    tuned["train"] = {k: v for k, v in identity["train"].items() if k not in grid}
+    tuned["method_config"] = {k: v for k, v in identity["method_config"].items() if k not in grid}
+    tuned["hparams"] = {"source": "tuned", "base": base, "grid": grid}
+    return tuned
 
 
 def load_pretrained_state(backbone: BackboneSpec, source: WeightSource) -> Dict[str, torch.Tensor]:
@@ -160,7 +232,7 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
             fingerprint: Mapping[str, Any], identity: Mapping[str, Any], env: Mapping[str, Any],
             progress: Progress, splits: Tuple[SplitData, SplitData],
             adapter_path: Optional[Path] = None) -> Dict[str, Any]:
-    config = plan.train_config
+    config = plan.train_config_for(task)
     method_config = plan.method_config_for(task)
     train_data, eval_data = splits
     train_split, eval_split = plan.suite.stage_splits(config.stage)
@@ -182,7 +254,8 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
         "config_hash": stable_hash(identity),
         "config": {"method": config_to_dict(plan.method_config), "train": config_to_dict(config),
                    "method_for_task": config_to_dict(method_config),
-                   "preset": plan.preset.describe() if plan.preset else None},
+                   "preset": plan.preset.describe() if plan.preset else None,
+                   "hparams": plan.hparams.get(task.name) or {"source": "tuning grid" if plan.grid else "default"}},
         "protocol": {
             "train_split": train_split,
             "eval_split": eval_split,

@@ -55,6 +55,14 @@ class Suite:
     # Training-time augmentation of the suite's protocol (None: VTAB's none).
     augment: Optional[str] = None
     sources: Tuple[str, ...] = ()
+    # Default tuning grids: {"grid": {key: [values]}, "methods": {method: {key: [values]}}}
+    tuning: Mapping[str, Any] = field(default_factory=dict)
+
+    def grid_for(self, method: str) -> Dict[str, List[Any]]:
+        """The suite's default tuning grid for `method`: the common axes, then the method's own."""
+        grid = dict(self.tuning.get("grid", {}))
+        grid.update(self.tuning.get("methods", {}).get(method, {}))
+        return grid
 
     def stage_splits(self, stage: str) -> Tuple[str, str]:
         return tuple(self.stages[stage])
@@ -103,7 +111,7 @@ def _parse_suite(text: str, origin: str) -> Suite:
     return Suite(name=raw["name"], description=raw["description"], groups=tuple(raw["groups"]),
                  source=raw["source"], tasks=tuple(tasks), recipe=dict(raw.get("recipe", {})),
                  splits=splits, stages=stages, augment=raw.get("augment"),
-                 sources=tuple(raw.get("sources", [raw["source"]])))
+                 sources=tuple(raw.get("sources", [raw["source"]])), tuning=dict(raw.get("tuning", {})))
 
 
 def _load_builtin_suites() -> Dict[str, Suite]:
