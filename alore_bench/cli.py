@@ -62,6 +62,20 @@ def _parse_seeds(value: str) -> List[int]:
 
 DataDir = typer.Option(None, "--data-dir", help="prepared data; default $ALORE_BENCH_DATA or ~/.cache/alore-bench/data")
 ResultsDir = typer.Option(Path("results"), "--results-dir", help="where result records go")
+# Options shared by `run` and `tune`.
+MethodOpt = typer.Option(..., "--method", help="method name (see `alore-bench list methods`)")
+BackboneOpt = typer.Option(..., "--backbone", help="backbone name (see `alore-bench list backbones`)")
+SuiteOpt = typer.Option("vtab1k", "--suite")
+TasksOpt = typer.Option(None, "--tasks", help="comma-separated tasks (default: the whole suite)")
+EpochsOpt = typer.Option(None, "--epochs")
+BatchSizeOpt = typer.Option(None, "--batch-size")
+ProtocolOpt = typer.Option(None, "--protocol", help=(
+    "input pipeline as a unit: vpt (TFDS data, ImageNet mean/std, bilinear; vtab1k and fgvc default), "
+    "noah (pre-made folders, ImageNet mean/std, bicubic) or native (the backbone's own)"))
+DeviceOpt = typer.Option("auto", "--device", help="auto, cpu or cuda")
+WeightsOpt = typer.Option(None, "--weights", help="pretrained weights file, or `timm` for the hub tag")
+MethodOpts = typer.Option(None, "--opt", help="method option key=value (repeatable)")
+PresetOpt = typer.Option(None, "--preset", help="published per-task settings (see `alore-bench list presets`)")
 
 
 @app.command("list")
@@ -229,31 +243,28 @@ def execute(plan) -> int:
 @app.command()
 @user_errors
 def run(
-    method: str = typer.Option(..., "--method", help="method name (see `alore-bench list methods`)"),
-    backbone: str = typer.Option(..., "--backbone", help="backbone name (see `alore-bench list backbones`)"),
-    suite: str = typer.Option("vtab1k", "--suite"),
-    tasks: Optional[str] = typer.Option(None, "--tasks", help="comma-separated tasks (default: the whole suite)"),
+    method: str = MethodOpt,
+    backbone: str = BackboneOpt,
+    suite: str = SuiteOpt,
+    tasks: Optional[str] = TasksOpt,
     seeds: str = typer.Option("42", "--seeds", help="comma-separated seeds"),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    epochs: Optional[int] = EpochsOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
     lr: Optional[float] = typer.Option(None, "--lr"),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
     stage: Optional[str] = typer.Option(None, "--stage", help="final (train800val200 -> test) or tune (train800 -> val200)"),
-    protocol: Optional[str] = typer.Option(None, "--protocol", help=(
-        "input pipeline as a unit: vpt (TFDS data, ImageNet mean/std, bilinear; vtab1k and fgvc default), "
-        "noah (pre-made folders, ImageNet mean/std, bicubic) or native (the backbone's own)")),
+    protocol: Optional[str] = ProtocolOpt,
     normalisation: Optional[str] = typer.Option(None, "--normalisation",
                                                 help="override the protocol's: backbone, imagenet or half"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    device: str = DeviceOpt,
     data_dir: Optional[Path] = DataDir,
     results_dir: Path = ResultsDir,
-    weights: Optional[str] = typer.Option(None, "--weights", help="pretrained weights file, or `timm` for the hub tag"),
+    weights: Optional[str] = WeightsOpt,
     force: bool = typer.Option(False, "--force", help="rerun even when an identical record exists"),
-    opt: Optional[List[str]] = typer.Option(None, "--opt", help="method option key=value (repeatable)"),
+    opt: Optional[List[str]] = MethodOpts,
     save_adapters: bool = typer.Option(False, "--save-adapters",
                                        help="also save what each run trained (safetensors, beside its record)"),
-    preset: Optional[str] = typer.Option(None, "--preset",
-                                         help="published per-task settings (see `alore-bench list presets`)"),
+    preset: Optional[str] = PresetOpt,
     no_tuned: bool = typer.Option(False, "--no-tuned", help="final stage: ignore tuning records, use the defaults"),
 ):
     """Train and evaluate one method on a suite; writes one JSON record per task and seed. A final
@@ -276,23 +287,23 @@ def explicit_keys(lr, weight_decay, opt) -> frozenset:
 @app.command()
 @user_errors
 def tune(
-    method: str = typer.Option(..., "--method", help="method name (see `alore-bench list methods`)"),
-    backbone: str = typer.Option(..., "--backbone", help="backbone name (see `alore-bench list backbones`)"),
-    suite: str = typer.Option("vtab1k", "--suite"),
-    tasks: Optional[str] = typer.Option(None, "--tasks", help="comma-separated tasks (default: the whole suite)"),
+    method: str = MethodOpt,
+    backbone: str = BackboneOpt,
+    suite: str = SuiteOpt,
+    tasks: Optional[str] = TasksOpt,
     seeds: str = typer.Option("42", "--seeds", help="comma-separated tuning seeds"),
     grid: Optional[List[str]] = typer.Option(None, "--grid", help=(
         "key=v1,v2 (repeatable): lr, weight_decay or a method option; default: the suite's grid for the method")),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    protocol: Optional[str] = typer.Option(None, "--protocol", help="vpt, noah or native (default: the suite's)"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    epochs: Optional[int] = EpochsOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
+    protocol: Optional[str] = ProtocolOpt,
+    device: str = DeviceOpt,
     data_dir: Optional[Path] = DataDir,
     results_dir: Path = ResultsDir,
-    weights: Optional[str] = typer.Option(None, "--weights", help="pretrained weights file, or `timm` for the hub tag"),
+    weights: Optional[str] = WeightsOpt,
     force: bool = typer.Option(False, "--force", help="rerun grid points that already have records"),
-    opt: Optional[List[str]] = typer.Option(None, "--opt", help="fixed method option key=value (repeatable)"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="published per-task settings"),
+    opt: Optional[List[str]] = MethodOpts,
+    preset: Optional[str] = PresetOpt,
 ):
     """Run a hyper-parameter grid on the suite's tuning stage (VTAB-1k: train800 -> val200, never
     test), one record per point, task and seed, resumable; then show the point each task selects.
