@@ -75,7 +75,8 @@ def optimizer_and_schedule(model: nn.Module, config: TrainConfig, steps_per_epoc
 def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: TrainConfig, seed: int,
           progress: Progress, label: str = "train",
           train_mode: Optional[Callable[[nn.Module], None]] = None) -> Dict[str, Any]:
-    """Train the model's trainable parameters in place; returns loss and timing facts.
+    """Train the model's trainable parameters in place; returns loss and timing facts and the
+    per-epoch history (mean train loss, the learning rate at the epoch's end, seconds so far).
     `train_mode` puts the model into training mode (default: model.train())."""
     device = batcher.device
     optimizer, scheduler = optimizer_and_schedule(model, config, num_batches(len(data), config.batch_size))
@@ -84,6 +85,7 @@ def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: Tra
     start = time.perf_counter()
     step = 0
     epoch_loss = float("nan")
+    history = []
     (train_mode or nn.Module.train)(model)
     for epoch in range(config.epochs):
         loss_sum, seen = 0.0, 0
@@ -102,12 +104,14 @@ def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: Tra
             seen += len(labels)
             progress.advance(bar)
         epoch_loss = loss_sum / seen
+        history.append({"epoch": epoch + 1, "train_loss": epoch_loss, "lr": optimizer.param_groups[0]["lr"],
+                        "seconds": time.perf_counter() - start})
         progress.update(bar, description=f"{label} loss {epoch_loss:.3f}")
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     progress.remove_task(bar)
-    return {"final_train_loss": epoch_loss, "steps": step, "train_seconds": seconds}
+    return {"final_train_loss": epoch_loss, "steps": step, "train_seconds": seconds, "history": history}
 
 
 @torch.no_grad()

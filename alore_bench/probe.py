@@ -87,7 +87,7 @@ def train_head_adamw(head: nn.Linear, features: torch.Tensor, labels: torch.Tens
     """The engine's recipe on features: same optimiser, schedule and (seed, epoch) batch order."""
     optimizer, scheduler = optimizer_and_schedule(head, config, num_batches(len(labels), config.batch_size))
     head.train()
-    step, epoch_loss = 0, float("nan")
+    step, epoch_loss, history, start = 0, float("nan"), [], time.perf_counter()
     for epoch in range(config.epochs):
         loss_sum = 0.0
         for idx in batch_indices(len(labels), config.batch_size, True, seed, epoch):
@@ -100,7 +100,9 @@ def train_head_adamw(head: nn.Linear, features: torch.Tensor, labels: torch.Tens
             scheduler.step_update(step)
             loss_sum += loss.item() * len(idx)
         epoch_loss = loss_sum / len(labels)
-    return {"final_train_loss": epoch_loss, "steps": step}
+        history.append({"epoch": epoch + 1, "train_loss": epoch_loss, "lr": optimizer.param_groups[0]["lr"],
+                        "seconds": time.perf_counter() - start})
+    return {"final_train_loss": epoch_loss, "steps": step, "history": history}
 
 
 def fit_logistic(features: torch.Tensor, labels: torch.Tensor, classes: int, c: float,
@@ -177,7 +179,7 @@ def run_probe(model: nn.Module, solver: str, config: TrainConfig, seed: int, cla
         with torch.no_grad():
             head.weight.copy_(weight.to(head.weight.dtype))
             head.bias.copy_(bias.to(head.bias.dtype))
-        trained = {"final_train_loss": loss, "steps": None}
+        trained = {"final_train_loss": loss, "steps": None, "history": []}  # one full-batch solve: no epochs
         selection = {"parameter": "C (inverse L2 strength, scikit-learn convention)", "grid": list(C_GRID),
                      "selected": best, "scores": scores,
                      "on": f"{splits['tune_train'][0]} -> {splits['tune_eval'][0]}"}
@@ -187,6 +189,6 @@ def run_probe(model: nn.Module, solver: str, config: TrainConfig, seed: int, cla
         eval_feats, eval_labels = features["eval"]
         correct = int((head(eval_feats).argmax(dim=-1) == eval_labels).sum())
     return {"top1": correct / len(eval_labels), "eval_examples": len(eval_labels),
-            "final_train_loss": trained["final_train_loss"], "steps": trained["steps"],
+            "final_train_loss": trained["final_train_loss"], "steps": trained["steps"], "history": trained["history"],
             "feature_seconds": feature_seconds, "train_seconds": train_seconds,
             "features_from_cache": all(cached), "selection": selection}

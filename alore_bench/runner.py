@@ -287,7 +287,7 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
         merge_diff = None
         if plan.method.feature_probe:
             probe = probe_task(plan, task, seed, model, method_config, splits, batcher, source)
-            trained = {k: probe[k] for k in ("final_train_loss", "steps", "train_seconds")}
+            trained = {k: probe[k] for k in ("final_train_loss", "steps", "train_seconds", "history")}
             outcome = EvalOutcome(probe["top1"], probe["eval_examples"], 0.0)
             record["protocol"]["head_training"] = {
                 "on": "cached features", "solver": method_config.solver, "feature_seconds": probe["feature_seconds"],
@@ -319,6 +319,7 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
         }
         record["timing"] = {"train_seconds": trained["train_seconds"], "eval_seconds": outcome.seconds,
                             "steps": trained["steps"]}
+        record["history"] = trained["history"]
         record["memory"] = memory.read()
         record["status"] = "ok"
     except (TrainingDiverged, torch.cuda.OutOfMemoryError) as exc:

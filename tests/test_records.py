@@ -65,6 +65,9 @@ def test_record_schema(env_data, tmp_path):
     assert params["head"] == 64 * 10 + 10
     assert params["inference_total"] == params["backbone_total"] + params["head"]
     assert record["timing"]["train_seconds"] > 0 and record["timing"]["steps"] == 10
+    (epoch,) = record["history"]  # one entry per epoch: mean train loss, lr at its end, seconds so far
+    assert epoch["epoch"] == 1 and epoch["train_loss"] == metrics["final_train_loss"]
+    assert epoch["lr"] > 0 and 0 < epoch["seconds"] <= record["timing"]["train_seconds"]
     assert record["memory"]["peak_bytes"] > 0
     env = record["env"]
     for key in ("python", "torch", "timm", "peft", "alore_bench", "device", "git_commit"):
