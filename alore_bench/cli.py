@@ -50,16 +50,6 @@ def _split_list(value: Optional[str]) -> Optional[List[str]]:
     return items or None
 
 
-def _parse_seeds(value: str) -> List[int]:
-    try:
-        seeds = [int(v) for v in _split_list(value) or []]
-    except ValueError:
-        raise UserError(f"--seeds {value!r}: expected comma-separated integers, e.g. --seeds 42,44,82") from None
-    if not seeds:
-        raise UserError("--seeds: give at least one seed, e.g. --seeds 42")
-    return list(dict.fromkeys(seeds))
-
-
 DataDir = typer.Option(None, "--data-dir", help="prepared data; default $ALORE_BENCH_DATA or ~/.cache/alore-bench/data")
 ResultsDir = typer.Option(Path("results"), "--results-dir", help="where result records go")
 # Options shared by `run` and `tune`.
@@ -206,28 +196,14 @@ def prepare(
 
 def build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, weight_decay, stage, normalisation,
                device, data_dir, results_dir, weights, force, opt, save_adapters=False, preset=None, protocol=None):
-    from .backbones import BACKBONES
-    from .config import make_train_config
-    from .data.cache import default_data_dir
-    from .data.suites import SUITES
-    from .env import resolve_device
     from .methods import METHODS
-    from .presets import PRESETS
-    from .runner import RunPlan
+    from .study.plan import make_plan, parse_seeds
 
-    method_spec = METHODS.get(method)
-    backbone_spec = BACKBONES.get(backbone)
-    suite_spec = SUITES.get(suite)
-    task_list = suite_spec.select(_split_list(tasks))
-    method_config = method_spec.config_from_opts(opt or [])
-    cli = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, stage=stage,
-               normalisation=normalisation, protocol=protocol)
-    train_config = make_train_config(suite_spec.recipe_for(method_spec.name), cli)
-    return RunPlan(suite=suite_spec, tasks=task_list, backbone=backbone_spec, method=method_spec,
-                   method_config=method_config, train_config=train_config, seeds=_parse_seeds(seeds),
-                   data_dir=default_data_dir(data_dir), results_dir=results_dir, device=resolve_device(device),
-                   weights=weights, force=force, save_adapters=save_adapters,
-                   preset=PRESETS.get(preset) if preset else None)
+    recipe = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, stage=stage,
+                  normalisation=normalisation, protocol=protocol)
+    method_config = METHODS.get(method).config_from_opts(opt or [])
+    return make_plan(method, backbone, suite, _split_list(tasks), parse_seeds(seeds), recipe, method_config,
+                     data_dir, results_dir, device, weights, force, save_adapters, preset)
 
 
 def execute(plan) -> int:
@@ -247,7 +223,7 @@ def run(
     backbone: str = BackboneOpt,
     suite: str = SuiteOpt,
     tasks: Optional[str] = TasksOpt,
-    seeds: str = typer.Option("42", "--seeds", help="comma-separated seeds"),
+    seeds: str = typer.Option("42", "--seeds", help="comma-separated seeds, or a named set: vpt5, vpt3"),
     epochs: Optional[int] = EpochsOpt,
     batch_size: Optional[int] = BatchSizeOpt,
     lr: Optional[float] = typer.Option(None, "--lr"),
@@ -454,6 +430,74 @@ def compare_table(result) -> Table:
                       f"{entry['a_seeds']}/{entry['b_seeds']}", fmt(entry["welch_t"], ".2f"),
                       fmt(entry["p_value"], ".3g"), fmt(entry["hedges_g"], "+.2f"))
     return table
+
+
+study_app = typer.Typer(no_args_is_help=True, help="A whole protocol from one study file: tune, select, final runs, table.")
+app.add_typer(study_app, name="study")
+StudyFile = typer.Argument(..., help="a study TOML file (see studies/)")
+
+
+@study_app.command("plan")
+@user_errors
+def study_plan(file: Path = StudyFile):
+    """The runs a study consists of, counted per backbone, variant and stage; runs nothing."""
+    from .study.studyfile import load_study, study_jobs
+
+    study = load_study(file)
+    table = Table(title=f"study {study.name}: suite {study.suite}, seeds {list(study.seeds)}, "
+                        f"tuning seeds {list(study.tuning_seeds)}")
+    for column in ("backbone", "variant", "stage", "grid points", "runs"):
+        table.add_column(column, justify="right" if column in ("grid points", "runs") else "left")
+    jobs = study_jobs(study)
+    for job in jobs:
+        table.add_row(job["backbone"], job["variant"], job["stage"], str(job["grid points"] or "—"), str(job["runs"]))
+    console.print(table)
+    console.print(f"{sum(j['runs'] for j in jobs)} runs in all", highlight=False)
+
+
+@study_app.command("status")
+@user_errors
+def study_status(file: Path = StudyFile, results_dir: Path = ResultsDir):
+    """Done, failed and pending runs per backbone, variant and stage, from the records."""
+    from .records import load_records
+    from .study.run import study_progress
+    from .study.studyfile import load_study
+
+    study = load_study(file)
+    rows = study_progress(study, load_records(results_dir)[0])
+    table = Table(title=f"study {study.name} in {results_dir}")
+    for column in ("backbone", "variant", "stage", "runs", "done", "failed", "pending", "train time"):
+        table.add_column(column, justify="left" if column in ("backbone", "variant", "stage") else "right")
+    for row in rows:
+        table.add_row(row["backbone"], row["variant"], row["stage"], str(row["runs"]), str(row["done"]),
+                      str(row["failed"]), str(row["pending"]), f"{row['train_seconds']:.0f} s")
+    console.print(table)
+    done = [r for r in rows if r["done"]]
+    if done and any(r["pending"] for r in rows):  # a rough estimate from the time per finished run so far
+        per_run = sum(r["train_seconds"] for r in rows) / max(sum(r["done"] + r["failed"] for r in rows), 1)
+        console.print(f"about {per_run * sum(r['pending'] for r in rows) / 60:.0f} min of training remain "
+                      f"(at {per_run:.1f} s per run so far)", highlight=False)
+
+
+@study_app.command("run")
+@user_errors
+def study_run(file: Path = StudyFile, data_dir: Optional[Path] = DataDir, results_dir: Path = ResultsDir,
+              device: str = DeviceOpt, force: bool = typer.Option(False, "--force", help="rerun recorded runs")):
+    """Tune every variant on the tuning stage, select per task, run the final seeds, print the table.
+    Idempotent: run it again after an interruption and it does only what is missing."""
+    from .records import load_records
+    from .report import records_frame, render_rich, suite_table
+    from .study.run import run_study
+    from .study.studyfile import load_study
+
+    study = load_study(file)
+    status = run_study(study, execute, data_dir, results_dir, device, force)
+    frame = records_frame(load_records(results_dir)[0])
+    frame = frame[(frame["stage"] == "final") & frame["variant"].isin([v.name for v in study.variants])
+                  & frame["backbone"].isin([b for b, _w in study.backbones])]
+    from .data.suites import SUITES
+    console.print(render_rich(suite_table(frame, SUITES.get(study.suite))))
+    raise typer.Exit(status)
 
 
 DEMO_METHODS = ("linear", "full", "lora", "alore")

@@ -36,10 +36,12 @@ def records_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "protocol": ((r.get("protocol") or {}).get("preset") or {}).get("name"),
             "method_config": json.dumps((r.get("config") or {}).get("method") or {}, sort_keys=True),
             "preset": (((r.get("config") or {}).get("preset")) or {}).get("name"),
+            "stage": ((r.get("config") or {}).get("train") or {}).get("stage"), "variant": r.get("variant"),
             "error": r.get("error"), "path": r.get("_path"),
         })
     columns = ["suite", "task", "group", "backbone", "method", "config", "seed", "status", "top1",
-               "trainable_without_head", "trainable", "protocol", "method_config", "preset", "error", "path"]
+               "trainable_without_head", "trainable", "protocol", "method_config", "preset", "stage", "variant",
+               "error", "path"]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -54,6 +54,8 @@ class RunPlan:
     hparams: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     # Filled by run_plan for a tuning run: the hash of its configuration without the grid's keys.
     tuning_base: Optional[str] = None
+    # The study variant this plan runs (recorded; not part of the configuration's identity).
+    variant: Optional[str] = None
 
     def method_config_for(self, task: Task) -> Any:
         """The method config a run on `task` uses: the preset's per-task options, its tuned options,
@@ -250,6 +252,7 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
         "group": task.group,
         "backbone": plan.backbone.name,
         "method": plan.method.name,
+        "variant": plan.variant,
         "seed": seed,
         "config_hash": stable_hash(identity),
         "config": {"method": config_to_dict(plan.method_config), "train": config_to_dict(config),

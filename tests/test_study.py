@@ -1,0 +1,89 @@
+"""Study files: validation with one-line errors, the shipped studies, and a study run end to end
+(tune -> select -> final seeds), idempotent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from alore_bench.cli import app
+from alore_bench.errors import UserError
+from alore_bench.study.studyfile import load_study, study_jobs
+
+runner = CliRunner()
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+
+MINIMAL = '''
+name = "mini"
+suite = "demo"
+tasks = ["textures"]
+backbones = ["demo_vit"]
+seeds = [42, 44]
+[recipe]
+epochs = 1
+[variants.alore]
+grid = { lr = [1e-3, 1e-2] }
+'''
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in STUDIES.glob("*.toml")))
+def test_shipped_studies_load(name):
+    study = load_study(STUDIES / name)
+    assert study.variants and sum(job["runs"] for job in study_jobs(study)) > 0
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t.replace('suite = "demo"', 'suite = "demo"\nseed = 1'), "unknown key 'seed'.*did you mean 'seeds'"),
+    (lambda t: t.replace("grid = {", "gird = {"), r"unknown key 'gird' for .*\[variants.alore\]: did you mean 'grid'"),
+    (lambda t: t.replace("lr = [1e-3, 1e-2]", "rank = [2, 4], lrr = [1e-3]"), "unknown grid key .*'lrr'.*did you mean 'lr'"),
+    (lambda t: t.replace("lr = [1e-3, 1e-2]", "lr = [-1.0]"), "must be positive"),
+    (lambda t: t.replace("epochs = 1", "epochs = 1\nlr = 1e-3"), "lr is both fixed and in the grid"),
+    (lambda t: t.replace("seeds = [42, 44]", 'seeds = "vpt7"'), "unknown seed set 'vpt7'"),
+    (lambda t: t.replace('["demo_vit"]', '["demo_vt"]'), "unknown backbone 'demo_vt'.*did you mean 'demo_vit'"),
+    (lambda t: t.replace("[variants.alore]", "[variants.alore2]"), "unknown method 'alore2'"),
+    (lambda t: t.replace("epochs = 1", "epochs = 0"), "--epochs must be at least 1"),
+    (lambda t: t + "\n[variants.lora]\noptions = { rnak = 2 }\n", "unknown option 'rnak'"),
+    (lambda t: t.replace('tasks = ["textures"]', 'tasks = ["texture"]'), "unknown task"),
+    (lambda t: t + "\n[executor]\nkind = \"slurm\"\n", "unknown executor 'slurm'"),
+    (lambda t: t.replace("name =", "nam ="), "missing `name`|unknown key 'nam'"),
+    (lambda t: t + "\n[[", "not valid TOML"),
+])
+def test_bad_study_files_are_one_line_errors_naming_file_and_key(tmp_path, change, message):
+    path = write(tmp_path, change(MINIMAL))
+    with pytest.raises(UserError, match=message) as error:
+        load_study(path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+    result = runner.invoke(app, ["study", "plan", str(path)])
+    assert result.exit_code == 2 and result.output.startswith("error:")
+
+
+def test_study_run_tunes_selects_runs_final_seeds_and_is_idempotent(env_data, tmp_path):
+    path = write(tmp_path, MINIMAL)
+    plan = runner.invoke(app, ["study", "plan", str(path)])
+    assert plan.exit_code == 0 and "4 runs in all" in plan.output  # 2 grid points x 1 task x 1 tuning seed + 2 seeds
+    results = tmp_path / "results"
+    first = runner.invoke(app, ["study", "run", str(path), "--results-dir", str(results), "--device", "cpu"])
+    assert first.exit_code == 0, first.output
+    records = [json.loads(p.read_text()) for p in results.rglob("seed*.json")]
+    tune = [r for r in records if r["config"]["train"]["stage"] == "tune"]
+    final = [r for r in records if r["config"]["train"]["stage"] == "final"]
+    assert len(tune) == 2 and len(final) == 2 and all(r["variant"] == "alore" for r in records)
+    best = max(tune, key=lambda r: (r["metrics"]["top1"], -r["tuning"]["point"]["lr"]))
+    assert all(r["config"]["hparams"]["source"] == "tuned" and r["config"]["hparams"]["point"] == best["tuning"]["point"]
+               for r in final)
+    assert {r["seed"] for r in final} == {42, 44} and "Textures" in first.output
+    again = runner.invoke(app, ["study", "run", str(path), "--results-dir", str(results), "--device", "cpu"])
+    assert again.exit_code == 0 and " 0 failed" in again.output
+    assert again.output.count("0 run, ") == 3  # two grid points and the final runs: all recorded already
+    assert len(list(results.rglob("seed*.json"))) == 4
+    status = runner.invoke(app, ["study", "status", str(path), "--results-dir", str(results)])
+    assert status.exit_code == 0 and status.output.count("alore") == 2
