@@ -336,6 +336,18 @@ def selection_table(plan, records) -> Table:
 FORMATS = {".md": "md", ".csv": "csv", ".json": "json", ".tex": "tex"}
 
 
+def table_text(table, fmt: str) -> str:
+    """One suite table as Markdown, LaTeX, CSV or JSON text."""
+    from . import report as rep
+
+    if fmt == "md":
+        return rep.to_markdown(table)
+    if fmt == "tex":
+        return rep.to_latex(table)
+    frame = rep.wide_frame(table)
+    return frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=2) + "\n"
+
+
 @app.command()
 @user_errors
 def report(
@@ -395,10 +407,7 @@ def report(
         for table in tables:
             console.print(rep.render_rich(table))
     else:
-        writers = {"md": rep.to_markdown, "tex": rep.to_latex,
-                   "csv": lambda t: rep.wide_frame(t).to_csv(index=False),
-                   "json": lambda t: rep.wide_frame(t).to_json(orient="records", indent=2) + "\n"}
-        emit("\n".join(writers[fmt](t) for t in tables), out, None)
+        emit("\n".join(table_text(t, fmt) for t in tables), out, None)
     if plot is not None:
         rep.plot_accuracy_vs_params(tables, plot)
         err_console.print(f"wrote {plot}", highlight=False)
@@ -485,19 +494,46 @@ def study_run(file: Path = StudyFile, data_dir: Optional[Path] = DataDir, result
               device: str = DeviceOpt, force: bool = typer.Option(False, "--force", help="rerun recorded runs")):
     """Tune every variant on the tuning stage, select per task, run the final seeds, print the table.
     Idempotent: run it again after an interruption and it does only what is missing."""
-    from .records import load_records
-    from .report import records_frame, render_rich, suite_table
+    from .report import render_rich
     from .study.run import run_study
     from .study.studyfile import load_study
 
     study = load_study(file)
     status = run_study(study, execute, data_dir, results_dir, device, force)
+    console.print(render_rich(study_table(study, results_dir)))
+    raise typer.Exit(status)
+
+
+def study_table(study, results_dir: Path):
+    """The study's final-stage table: its variants' test records only (tuning rows left out)."""
+    from .data.suites import SUITES
+    from .records import load_records
+    from .report import records_frame, suite_table
+
     frame = records_frame(load_records(results_dir)[0])
     frame = frame[(frame["stage"] == "final") & frame["variant"].isin([v.name for v in study.variants])
                   & frame["backbone"].isin([b for b, _w in study.backbones])]
-    from .data.suites import SUITES
-    console.print(render_rich(suite_table(frame, SUITES.get(study.suite))))
-    raise typer.Exit(status)
+    return suite_table(frame, SUITES.get(study.suite))
+
+
+@study_app.command("report")
+@user_errors
+def study_report(file: Path = StudyFile, results_dir: Path = ResultsDir,
+                 out: Optional[Path] = typer.Option(None, "--out", help="write .md, .csv, .json or .tex")):
+    """The study's table (final stage, its variants only), on the terminal or into a file."""
+    from . import report as rep
+    from .study.studyfile import load_study
+
+    table = study_table(load_study(file), results_dir)
+    if not table.rows:
+        raise UserError(f"no final records of study {file} under {results_dir}: run `alore-bench study run {file}`")
+    if out is None:
+        console.print(rep.render_rich(table))
+        return
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise UserError(f"--out {out}: unknown suffix {out.suffix!r}; use .md, .csv, .json or .tex")
+    emit(table_text(table, fmt), out, None)
 
 
 DEMO_METHODS = ("linear", "full", "lora", "alore")

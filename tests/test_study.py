@@ -87,3 +87,8 @@ def test_study_run_tunes_selects_runs_final_seeds_and_is_idempotent(env_data, tm
     assert len(list(results.rglob("seed*.json"))) == 4
     status = runner.invoke(app, ["study", "status", str(path), "--results-dir", str(results)])
     assert status.exit_code == 0 and status.output.count("alore") == 2
+    report = runner.invoke(app, ["study", "report", str(path), "--results-dir", str(results),
+                                 "--out", str(tmp_path / "table.md")])
+    assert report.exit_code == 0, report.output
+    table = (tmp_path / "table.md").read_text()
+    assert "| demo_vit | alore" in table and table.count("| demo_vit |") == 1  # final rows only, no tuning rows
