@@ -129,6 +129,8 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
             outcome = previous_outcome(path, fingerprint)
             if outcome == "same" and plan.save_adapters and not path.with_suffix(".safetensors").exists():
                 outcome = None  # the identical run saved no adapter: run it again to save one
+            if outcome == "same" and plan.hparams and stale_hparams(path, plan.hparams.get(task.name)):
+                outcome = None  # tuning selected another point since (or finished): run with the new one
             if outcome == "same" and not plan.force:
                 summary.skipped.append(path)
                 say(f"skip {task.name} seed {seed}: identical record exists at {path} (--force reruns)")
@@ -168,11 +170,14 @@ def resolve_hparams(plan: RunPlan, identity: Dict[str, Any], say: Callable[[str]
     default = {"source": "default"}
     records = tuning_records(load_records(plan.results_dir)[0], plan.suite.name, plan.backbone.name,
                              plan.method.name) if plan.use_tuned else []
-    grids = {}
+    grids, bases = {}, {}
     for record in records:
         grid = record["tuning"]["grid"]
-        if record["tuning"]["base"] == base_identity(identity, grid):
-            grids[grid_key(grid)] = grid
+        key = grid_key(grid)
+        if key not in bases:
+            bases[key] = base_identity(identity, grid)
+        if record["tuning"]["base"] == bases[key]:
+            grids[key] = grid
     if not grids:
         plan.hparams = {task.name: default for task in plan.tasks}
         return identity
@@ -196,6 +201,18 @@ def resolve_hparams(plan: RunPlan, identity: Dict[str, Any], say: Callable[[str]
     tuned["method_config"] = {k: v for k, v in identity["method_config"].items() if k not in grid}
     tuned["hparams"] = {"source": "tuned", "base": base, "grid": grid}
     return tuned
+
+
+def stale_hparams(path: Path, hparams: Optional[Mapping[str, Any]]) -> bool:
+    """Whether the record at `path` ran with other hyper-parameters than `hparams` select now."""
+    from .records import read_record
+
+    try:
+        recorded = (read_record(path).get("config") or {}).get("hparams") or {}
+    except (OSError, ValueError):
+        return True
+    now = hparams or {}
+    return (recorded.get("source"), recorded.get("point")) != (now.get("source"), now.get("point"))
 
 
 def load_pretrained_state(backbone: BackboneSpec, source: WeightSource) -> Dict[str, torch.Tensor]:

@@ -124,3 +124,21 @@ def test_grid_keys_fixed_on_the_command_line_are_not_tuned(env_data, tmp_path):
     assert result.exit_code == 0 and "tuned values not used: lr" in result.output
     (final,) = _records(tmp_path, "final")
     assert final["config"]["hparams"] == {"source": "command line", "keys": ["lr"]}
+
+
+def test_final_run_is_redone_when_tuning_selects_another_point_later(env_data, tmp_path):
+    assert _tune(tmp_path, "--grid", "lr=1e-3,1e-2").exit_code == 0
+    assert _run(tmp_path).exit_code == 0
+    (first,) = _records(tmp_path, "final")
+    chosen = first["config"]["hparams"]["point"]
+    # Another point's validation score changes (e.g. a tuning seed was added): the selection moves.
+    other = next(p for p in (tmp_path / "r").rglob("seed*.json")
+                 if json.loads(p.read_text()).get("tuning", {}).get("point", chosen) != chosen)
+    record = json.loads(other.read_text())
+    record["metrics"]["top1"] = 100.0
+    other.write_text(json.dumps(record))
+    result = _run(tmp_path)
+    assert result.exit_code == 0 and "1 run, 0 skipped" in result.output
+    (again,) = _records(tmp_path, "final")
+    assert again["config"]["hparams"]["point"] == record["tuning"]["point"] != chosen
+    assert "0 run, 1 skipped" in _run(tmp_path).output
