@@ -10,6 +10,7 @@ import torch
 
 from .backbones import BackboneSpec, WeightSource
 from .backbones.base import load_state_dict_checked
+from .claims import Claim
 from .config import TrainConfig, config_from_dict, config_to_dict, stable_hash
 from .data.cache import SplitData, load_split, missing_tasks, read_manifest
 from .data.loader import DeviceBatcher, resolve_normalisation
@@ -126,11 +127,7 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
         fingerprint = data_fingerprint(manifest, (train_split, eval_split))
         for seed in plan.seeds:
             path = record_path(plan.results_dir, identity, task.name, seed)
-            outcome = previous_outcome(path, fingerprint)
-            if outcome == "same" and plan.save_adapters and not path.with_suffix(".safetensors").exists():
-                outcome = None  # the identical run saved no adapter: run it again to save one
-            if outcome == "same" and plan.hparams and stale_hparams(path, plan.hparams.get(task.name)):
-                outcome = None  # tuning selected another point since (or finished): run with the new one
+            outcome = reusable(plan, task, path, fingerprint)
             if outcome == "same" and not plan.force:
                 summary.skipped.append(path)
                 say(f"skip {task.name} seed {seed}: identical record exists at {path} (--force reruns)")
@@ -146,13 +143,24 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
     env = environment(plan.device)
     loaded: Dict[str, Tuple[SplitData, SplitData]] = {}  # each task's splits are read and verified once
     for task, seed, path, fingerprint in todo:
-        if task.name not in loaded:
-            loaded = {task.name: (load_split(plan.data_dir, task, train_split), load_split(plan.data_dir, task, eval_split))}
-        record = run_one(plan, task, seed, pretrained, source, fingerprint, identity, env, progress,
-                         loaded[task.name], adapter_path=path.with_suffix(".safetensors") if plan.save_adapters else None)
-        if tuning is not None:
-            record["tuning"] = tuning
-        write_record(path, record)
+        claim = Claim.acquire(path)
+        if claim is None:  # another process or machine runs this job now
+            summary.skipped.append(path)
+            say(f"skip {task.name} seed {seed}: running in {Claim.owner(path)}")
+            continue
+        with claim:
+            if not plan.force and reusable(plan, task, path, fingerprint) == "same":
+                summary.skipped.append(path)  # finished by another process while this one was busy
+                say(f"skip {task.name} seed {seed}: finished meanwhile by another process -> {path}")
+                continue
+            if task.name not in loaded:
+                loaded = {task.name: (load_split(plan.data_dir, task, train_split),
+                                      load_split(plan.data_dir, task, eval_split))}
+            record = run_one(plan, task, seed, pretrained, source, fingerprint, identity, env, progress, loaded[task.name],
+                             adapter_path=path.with_suffix(".safetensors") if plan.save_adapters else None)
+            if tuning is not None:
+                record["tuning"] = tuning
+            write_record(path, record)
         if record["status"] == "ok":
             summary.ran.append(path)
             say(f"{task.name} seed {seed}: top-1 {record['metrics']['top1']:.2f} "
@@ -201,6 +209,17 @@ def resolve_hparams(plan: RunPlan, identity: Dict[str, Any], say: Callable[[str]
     tuned["method_config"] = {k: v for k, v in identity["method_config"].items() if k not in grid}
     tuned["hparams"] = {"source": "tuned", "base": base, "grid": grid}
     return tuned
+
+
+def reusable(plan: RunPlan, task: Task, path: Path, fingerprint: Mapping[str, Any]) -> Optional[str]:
+    """'same' when the record at `path` is this job's result and can stand, 'other-data' when it was
+    made from other prepared data, None when the job has to run."""
+    outcome = previous_outcome(path, fingerprint)
+    if outcome == "same" and plan.save_adapters and not path.with_suffix(".safetensors").exists():
+        return None  # the identical run saved no adapter: run it again to save one
+    if outcome == "same" and plan.hparams and stale_hparams(path, plan.hparams.get(task.name)):
+        return None  # tuning selected another point since (or finished): run with the new one
+    return outcome
 
 
 def stale_hparams(path: Path, hparams: Optional[Mapping[str, Any]]) -> bool:
