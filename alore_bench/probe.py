@@ -147,12 +147,6 @@ def select_c(tune_train: Tuple[torch.Tensor, torch.Tensor], tune_val: Tuple[torc
     return best, scores
 
 
-def timed(function, *args, **kwargs):
-    start = time.perf_counter()
-    result = function(*args, **kwargs)
-    return result, time.perf_counter() - start
-
-
 def run_probe(model: nn.Module, solver: str, config: TrainConfig, seed: int, classes: int,
               splits: Mapping[str, Tuple[str, SplitData]], cache: FeatureCache,
               batcher: DeviceBatcher) -> Dict[str, Any]:
@@ -162,11 +156,14 @@ def run_probe(model: nn.Module, solver: str, config: TrainConfig, seed: int, cla
     start = time.perf_counter()
     features: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}
     cached = []
+    by_split: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}  # a split serving two roles is read once
     for role, (name, data) in splits.items():
-        feats, hit = cache.load_or_compute(name, data, lambda data=data: extract_features(model, data, batcher)[0])
-        labels = torch.from_numpy(np.ascontiguousarray(data.labels)).to(batcher.device)
-        features[role] = (feats.to(batcher.device), labels)
-        cached.append(hit)
+        if name not in by_split:
+            feats, hit = cache.load_or_compute(name, data, lambda data=data: extract_features(model, data, batcher)[0])
+            labels = torch.from_numpy(np.ascontiguousarray(data.labels)).to(batcher.device)
+            by_split[name] = (feats.to(batcher.device), labels)
+            cached.append(hit)
+        features[role] = by_split[name]
     feature_seconds = time.perf_counter() - start
     head = model.get_classifier()
     start = time.perf_counter()

@@ -17,7 +17,7 @@ from alore_bench.config import TrainConfig
 from alore_bench.data.cache import load_split
 from alore_bench.data.loader import DeviceBatcher, resolve_normalisation
 from alore_bench.data.suites import SUITES
-from alore_bench.engine import SilentProgress, evaluate, train
+from alore_bench.engine import SilentProgress, train
 from alore_bench.methods import METHODS
 from alore_bench.probe import extract_features, train_head_adamw
 

@@ -1,10 +1,11 @@
 """Visual Prompt Tuning (Jia et al. 2022): learnable prompt tokens after the class token, at the
 input only (shallow) or replaced before every block (deep); removed before the head.
 
-As KMnP/vpt trains it: prompt dropout 0.0 (`src/configs/config.py`, _C.MODEL.PROMPT.DROPOUT),
-uniform init with bound sqrt(6 / (3 * patch^2 + dim)) (`src/models/vit_prompt/vit.py`,
-PromptedTransformer.__init__), and the frozen encoder and embeddings kept in eval mode during
-training (same file, PromptedTransformer.train), so the backbone's drop-path is off."""
+As KMnP/vpt trains it: prompt dropout 0.0 (`src/configs/config.py` line 74,
+_C.MODEL.PROMPT.DROPOUT), uniform init with bound sqrt(6 / (3 * patch^2 + dim))
+(`src/models/vit_prompt/vit.py` lines 56-70, PromptedTransformer.__init__), and the frozen encoder
+and embeddings kept in eval mode during training (same file, lines 89-96,
+PromptedTransformer.train), so the backbone's drop-path is off."""
 
 from __future__ import annotations
 
