@@ -1,5 +1,5 @@
 # `make demo` and `make test` set everything up on a fresh machine: a .venv with alore-bench
-# installed (editable, with the dev and tfds extras), then the demo or the test suite.
+# installed (editable, with the dev, tfds, ray and tensorboard extras), then the demo or the test suite.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev,tfds]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,tfds,ray,tensorboard]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -25,13 +25,14 @@ class Claim:
         self.path, self._handle = path, handle
 
     @classmethod
-    def acquire(cls, record: Path) -> "Optional[Claim]":
-        """The claim on `record`'s job, or None while another live process holds it."""
+    def acquire(cls, record: Path, wait: bool = False) -> "Optional[Claim]":
+        """The claim on `record`'s job, or None while another live process holds it (with `wait`,
+        block until its owner finishes or dies instead)."""
         path = record.with_name(f".{record.name}.claim")
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path, "a+", encoding="utf-8")
         try:
-            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
             return None

@@ -66,6 +66,13 @@ DeviceOpt = typer.Option("auto", "--device", help="auto, cpu or cuda")
 WeightsOpt = typer.Option(None, "--weights", help="pretrained weights file, or `timm` for the hub tag")
 MethodOpts = typer.Option(None, "--opt", help="method option key=value (repeatable)")
 PresetOpt = typer.Option(None, "--preset", help="published per-task settings (see `alore-bench list presets`)")
+# Where jobs run (run, tune, study run): they never change what a job computes.
+ExecutorOpt = typer.Option(None, "--executor", help="local (default), workers or ray")
+WorkersOpt = typer.Option(None, "--workers", help="worker processes (on CUDA each owns a device slot)")
+PerDeviceOpt = typer.Option(None, "--per-device", help="runs packed onto one GPU (workers and ray)")
+AddressOpt = typer.Option(None, "--address", help="ray: auto (the running cluster) or ray://host:port; "
+                                                  "default: a local Ray instance")
+LogOpt = typer.Option(None, "--log", help="also write training curves: tensorboard (under <results>/tensorboard)")
 
 
 @app.command("list")
@@ -206,13 +213,43 @@ def build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, we
                      data_dir, results_dir, device, weights, force, save_adapters, preset)
 
 
-def execute(plan) -> int:
-    from .runner import run_plan
+def make_executor(kind=None, workers=None, per_device=None, address=None, device="cpu", defaults=None):
+    """The executor from command-line options, falling back on a study file's [executor]."""
+    from .study.executors import make_executor as make
+    from .study.studyfile import ExecutorSpec
 
-    with progress_bar() as progress:
-        summary = run_plan(plan, progress, lambda m: progress.console.print(m, highlight=False))
+    spec = defaults or ExecutorSpec()
+    return make(kind or spec.kind, workers or spec.workers, per_device or spec.per_device, device,
+                address or spec.address, progress_factory=progress_bar)
+
+
+def parse_log(values: Optional[List[str]]) -> tuple:
+    from .errors import unknown_name_error
+    from .runner import LOGS
+
+    import importlib.util
+
+    for value in values or []:
+        if value not in LOGS:
+            raise unknown_name_error("log", value, LOGS, "--log")
+    if "tensorboard" in (values or []) and importlib.util.find_spec("tensorboard") is None:
+        raise UserError("--log tensorboard needs TensorBoard: pip install 'alore-bench[tensorboard]'")
+    return tuple(dict.fromkeys(values or []))
+
+
+def execute(plans, executor=None) -> int:
+    """Check every plan, then run their jobs through the executor (default: here, in order)."""
+    from .runner import preflight
+    from .study.jobs import plan_jobs
+
+    plans = plans if isinstance(plans, list) else [plans]
+    for plan in plans:
+        preflight(plan)
+    executor = executor or make_executor(device=str(plans[0].device))
+    summary = executor.run([job for plan in plans for job in plan_jobs(plan)])
+    first = plans[0]
     console.print(f"{len(summary.ran)} run, {len(summary.skipped)} skipped, {len(summary.failed)} failed "
-                  f"({plan.method.name} on {plan.backbone.name}, suite {plan.suite.name})", highlight=False)
+                  f"({first.method.name} on {first.backbone.name}, suite {first.suite.name})", highlight=False)
     return 1 if summary.failed else 0
 
 
@@ -242,6 +279,11 @@ def run(
                                        help="also save what each run trained (safetensors, beside its record)"),
     preset: Optional[str] = PresetOpt,
     no_tuned: bool = typer.Option(False, "--no-tuned", help="final stage: ignore tuning records, use the defaults"),
+    executor: Optional[str] = ExecutorOpt,
+    workers: Optional[int] = WorkersOpt,
+    per_device: Optional[int] = PerDeviceOpt,
+    address: Optional[str] = AddressOpt,
+    log: Optional[List[str]] = LogOpt,
 ):
     """Train and evaluate one method on a suite; writes one JSON record per task and seed. A final
     run uses the hyper-parameters `alore-bench tune` selected for this configuration when its
@@ -251,7 +293,8 @@ def run(
                       protocol)
     plan.use_tuned = not no_tuned
     plan.explicit_keys = explicit_keys(lr, weight_decay, opt)
-    raise typer.Exit(execute(plan))
+    plan.log = parse_log(log)
+    raise typer.Exit(execute(plan, make_executor(executor, workers, per_device, address, str(plan.device))))
 
 
 def explicit_keys(lr, weight_decay, opt) -> frozenset:
@@ -280,6 +323,11 @@ def tune(
     force: bool = typer.Option(False, "--force", help="rerun grid points that already have records"),
     opt: Optional[List[str]] = MethodOpts,
     preset: Optional[str] = PresetOpt,
+    executor: Optional[str] = ExecutorOpt,
+    workers: Optional[int] = WorkersOpt,
+    per_device: Optional[int] = PerDeviceOpt,
+    address: Optional[str] = AddressOpt,
+    log: Optional[List[str]] = LogOpt,
 ):
     """Run a hyper-parameter grid on the suite's tuning stage (VTAB-1k: train800 -> val200, never
     test), one record per point, task and seed, resumable; then show the point each task selects.
@@ -298,7 +346,6 @@ def tune(
     fixed = sorted(set(chosen.keys) & explicit_keys(None, None, opt))
     if fixed:
         raise UserError(f"--opt {', '.join(fixed)} is also a --grid key: give it either as a fixed option or in the grid")
-    status = 0
     plans = []
     for index, point in enumerate(chosen.points()):
         train_values, method_values = split_point(point)
@@ -306,11 +353,11 @@ def tune(
                           train_values.get("weight_decay"), "tune", None, device, data_dir, results_dir, weights,
                           force, list(opt or []) + [f"{k}={v}" for k, v in method_values.items()], False, preset,
                           protocol)
-        plan.grid, plan.grid_index = chosen, index
-        console.print(f"grid point {index + 1}/{len(chosen.points())}: "
-                      + ", ".join(f"{k}={v}" for k, v in point.items()), highlight=False)
-        status |= execute(plan)
+        plan.grid, plan.grid_index, plan.log = chosen, index, parse_log(log)
         plans.append(plan)
+    console.print(f"{len(plans)} grid points: " + "; ".join(
+        ", ".join(f"{k}={v}" for k, v in point.items()) for point in chosen.points()), highlight=False)
+    status = execute(plans, make_executor(executor, workers, per_device, address, str(plans[0].device)))
     console.print(selection_table(plans[0], load_records(results_dir)[0]))
     raise typer.Exit(status)
 
@@ -334,6 +381,19 @@ def selection_table(plan, records) -> Table:
 
 
 FORMATS = {".md": "md", ".csv": "csv", ".json": "json", ".tex": "tex"}
+
+
+def tables_text(tables, fmt: str) -> str:
+    """Several suite tables as one document: Markdown / LaTeX one after the other, CSV and JSON
+    as one frame (a `suite` column) so the file stays one valid document."""
+    import pandas as pd
+
+    from . import report as rep
+
+    if fmt in ("md", "tex") or len(tables) == 1:
+        return "\n".join(table_text(t, fmt) for t in tables)
+    frame = pd.concat([rep.wide_frame(t).assign(suite=t.suite.name) for t in tables], ignore_index=True)
+    return frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=2) + "\n"
 
 
 def table_text(table, fmt: str) -> str:
@@ -446,39 +506,48 @@ app.add_typer(study_app, name="study")
 StudyFile = typer.Argument(..., help="a study TOML file (see studies/)")
 
 
+def _study_jobs(study, data_dir=None, results_dir=Path("results"), device="auto"):
+    from .study.run import study_job_list
+
+    return study_job_list(study, data_dir, results_dir, device)
+
+
 @study_app.command("plan")
 @user_errors
 def study_plan(file: Path = StudyFile):
-    """The runs a study consists of, counted per backbone, variant and stage; runs nothing."""
-    from .study.studyfile import load_study, study_jobs
+    """The runs a study consists of, counted per suite, backbone, variant and stage; runs nothing."""
+    from .study.run import study_counts
+    from .study.studyfile import load_study
 
     study = load_study(file)
-    table = Table(title=f"study {study.name}: suite {study.suite}, seeds {list(study.seeds)}, "
-                        f"tuning seeds {list(study.tuning_seeds)}")
-    for column in ("backbone", "variant", "stage", "grid points", "runs"):
+    table = Table(title=f"study {study.name}: suites {', '.join(study.suite_names)}, seeds {list(study.seeds)}, "
+                        f"tuning seeds {list(study.tuning_seeds)}, executor {study.executor.kind}")
+    for column in ("suite", "backbone", "variant", "stage", "grid points", "runs"):
         table.add_column(column, justify="right" if column in ("grid points", "runs") else "left")
-    jobs = study_jobs(study)
-    for job in jobs:
-        table.add_row(job["backbone"], job["variant"], job["stage"], str(job["grid points"] or "—"), str(job["runs"]))
+    rows = study_counts(study, _study_jobs(study, device="cpu"))
+    for row in rows:
+        table.add_row(row["suite"], row["backbone"], row["variant"], row["stage"], str(row["grid points"] or "—"),
+                      str(row["runs"]))
     console.print(table)
-    console.print(f"{sum(j['runs'] for j in jobs)} runs in all", highlight=False)
+    console.print(f"{sum(r['runs'] for r in rows)} runs in all", highlight=False)
 
 
 @study_app.command("status")
 @user_errors
 def study_status(file: Path = StudyFile, results_dir: Path = ResultsDir):
-    """Done, failed and pending runs per backbone, variant and stage, from the records."""
+    """Done, failed and pending runs per suite, backbone, variant and stage, from the records."""
     from .records import load_records
     from .study.run import study_progress
     from .study.studyfile import load_study
 
     study = load_study(file)
-    rows = study_progress(study, load_records(results_dir)[0])
+    rows = study_progress(study, _study_jobs(study, device="cpu"), load_records(results_dir)[0])
     table = Table(title=f"study {study.name} in {results_dir}")
-    for column in ("backbone", "variant", "stage", "runs", "done", "failed", "pending", "train time"):
-        table.add_column(column, justify="left" if column in ("backbone", "variant", "stage") else "right")
+    columns = ("suite", "backbone", "variant", "stage", "runs", "done", "failed", "pending", "train time")
+    for column in columns:
+        table.add_column(column, justify="left" if column in columns[:4] else "right")
     for row in rows:
-        table.add_row(row["backbone"], row["variant"], row["stage"], str(row["runs"]), str(row["done"]),
+        table.add_row(row["suite"], row["backbone"], row["variant"], row["stage"], str(row["runs"]), str(row["done"]),
                       str(row["failed"]), str(row["pending"]), f"{row['train_seconds']:.0f} s")
     console.print(table)
     done = [r for r in rows if r["done"]]
@@ -491,29 +560,52 @@ def study_status(file: Path = StudyFile, results_dir: Path = ResultsDir):
 @study_app.command("run")
 @user_errors
 def study_run(file: Path = StudyFile, data_dir: Optional[Path] = DataDir, results_dir: Path = ResultsDir,
-              device: str = DeviceOpt, force: bool = typer.Option(False, "--force", help="rerun recorded runs")):
+              device: str = DeviceOpt, force: bool = typer.Option(False, "--force", help="rerun recorded runs"),
+              executor: Optional[str] = ExecutorOpt, workers: Optional[int] = WorkersOpt,
+              per_device: Optional[int] = PerDeviceOpt, address: Optional[str] = AddressOpt,
+              log: Optional[List[str]] = LogOpt):
     """Tune every variant on the tuning stage, select per task, run the final seeds, print the table.
-    Idempotent: run it again after an interruption and it does only what is missing."""
+    Idempotent: run it again after an interruption and it does only what is missing. Options given
+    here override the study file's [executor]."""
+    from .data.cache import default_data_dir
+    from .env import resolve_device
     from .report import render_rich
+    from .runner import preflight
+    from .study.plan import make_plan
     from .study.run import run_study
     from .study.studyfile import load_study
 
     study = load_study(file)
-    status = run_study(study, execute, data_dir, results_dir, device, force)
-    console.print(render_rich(study_table(study, results_dir)))
-    raise typer.Exit(status)
+    resolved = str(resolve_device(device))
+    for suite in study.suite_names:  # data and weights checked before the first job
+        for backbone, weights in study.backbones:
+            preflight(make_plan(study.variants[0].method, backbone, suite, study.tasks_of(suite), study.seeds, {},
+                                study.variants[0].method_config, data_dir, results_dir, resolved, weights))
+    runner_ = make_executor(executor, workers, per_device, address, resolved, study.executor)
+    summary = run_study(study, runner_, default_data_dir(data_dir), results_dir, resolved, force, parse_log(log),
+                        say=lambda m: console.print(m, highlight=False))
+    console.print(f"{len(summary.ran)} run, {len(summary.skipped)} skipped, {len(summary.failed)} failed",
+                  highlight=False)
+    for table in study_tables(study, results_dir):
+        console.print(render_rich(table))
+    raise typer.Exit(1 if summary.failed else 0)
 
 
-def study_table(study, results_dir: Path):
-    """The study's final-stage table: its variants' test records only (tuning rows left out)."""
+def study_tables(study, results_dir: Path):
+    """The study's final-stage tables, one per suite: its variants' test records on the study's own
+    tasks only (tuning rows and other tasks left out)."""
     from .data.suites import SUITES
     from .records import load_records
     from .report import records_frame, suite_table
 
     frame = records_frame(load_records(results_dir)[0])
-    frame = frame[(frame["stage"] == "final") & frame["variant"].isin([v.name for v in study.variants])
-                  & frame["backbone"].isin([b for b, _w in study.backbones])]
-    return suite_table(frame, SUITES.get(study.suite))
+    tables = []
+    for suite in study.suite_names:
+        mine = frame[(frame["stage"] == "final") & frame["variant"].isin([v.name for v in study.variants])
+                     & frame["backbone"].isin([b for b, _w in study.backbones]) & (frame["suite"] == suite)
+                     & frame["task"].isin(study.tasks_of(suite))]
+        tables.append(suite_table(mine, SUITES.get(suite), tasks=study.tasks_of(suite)))
+    return tables
 
 
 @study_app.command("report")
@@ -524,16 +616,17 @@ def study_report(file: Path = StudyFile, results_dir: Path = ResultsDir,
     from . import report as rep
     from .study.studyfile import load_study
 
-    table = study_table(load_study(file), results_dir)
-    if not table.rows:
+    tables = [t for t in study_tables(load_study(file), results_dir) if t.rows]
+    if not tables:
         raise UserError(f"no final records of study {file} under {results_dir}: run `alore-bench study run {file}`")
     if out is None:
-        console.print(rep.render_rich(table))
+        for table in tables:
+            console.print(rep.render_rich(table))
         return
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise UserError(f"--out {out}: unknown suffix {out.suffix!r}; use .md, .csv, .json or .tex")
-    emit(table_text(table, fmt), out, None)
+    emit(tables_text(tables, fmt), out, None)
 
 
 DEMO_METHODS = ("linear", "full", "lora", "alore")

@@ -125,6 +125,8 @@ class TrainConfig:
     normalisation: Literal["protocol", "backbone", "imagenet", "half"] = doc(
         "input normalisation: the protocol's, the backbone's own mean/std, ImageNet's, or 0.5/0.5",
         default="protocol")
+    compile: bool = doc("torch.compile the model for training and evaluation (worth it on GPUs for long runs)",
+                        default=False)
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size"):

@@ -4,6 +4,7 @@ final model only (never best-of-test), timings and peak memory."""
 from __future__ import annotations
 
 import contextlib
+import math
 import resource
 import time
 from dataclasses import dataclass
@@ -61,6 +62,11 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+def compiled(model: nn.Module, enabled: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model's forward, through torch.compile when enabled (same parameters and modes)."""
+    return torch.compile(model) if enabled else model
+
+
 def optimizer_and_schedule(model: nn.Module, config: TrainConfig, steps_per_epoch: int):
     """AdamW (no decay on biases, norms and tokens) with linear warmup then cosine decay, per step."""
     total_steps = steps_per_epoch * config.epochs
@@ -87,23 +93,26 @@ def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: Tra
     epoch_loss = float("nan")
     history = []
     (train_mode or nn.Module.train)(model)
+    forward = compiled(model, config.compile)
     for epoch in range(config.epochs):
-        loss_sum, seen = 0.0, 0
+        # The loss is summed on the device (float64, as Python floats would) and read once per
+        # epoch: a per-step .item() would make every step wait for the GPU.
+        loss_sum, seen = torch.zeros((), dtype=torch.float64, device=device), 0
         for images, labels in iterate(data, batcher, config.batch_size, shuffle=True, seed=seed, epoch=epoch):
             with autocast(device):
-                loss = F.cross_entropy(model(images), labels)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"training loss became {loss.item()} at step {step} (epoch {epoch}); "
-                                       "lower --lr or check the data")
+                loss = F.cross_entropy(forward(images), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
             scheduler.step_update(step)
-            loss_sum += loss.item() * len(labels)
+            loss_sum += loss.detach().double() * len(labels)
             seen += len(labels)
             progress.advance(bar)
-        epoch_loss = loss_sum / seen
+        epoch_loss = float(loss_sum) / seen
+        if not math.isfinite(epoch_loss):
+            raise TrainingDiverged(f"training loss became {epoch_loss} in epoch {epoch + 1} (step {step}); "
+                                   "lower --lr or check the data")
         history.append({"epoch": epoch + 1, "train_loss": epoch_loss, "lr": optimizer.param_groups[0]["lr"],
                         "seconds": time.perf_counter() - start})
         progress.update(bar, description=f"{label} loss {epoch_loss:.3f}")
@@ -116,14 +125,15 @@ def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: Tra
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: SplitData, batcher: DeviceBatcher, batch_size: int,
-             progress: Progress, label: str = "eval") -> EvalOutcome:
+             progress: Progress, label: str = "eval", compile_model: bool = False) -> EvalOutcome:
     model.eval()
+    forward = compiled(model, compile_model)
     bar = progress.add_task(label, total=num_batches(len(data), batch_size))
     start = time.perf_counter()
     correct = 0
     for images, labels in iterate(data, batcher, batch_size, shuffle=False):
         with autocast(batcher.device):
-            logits = model(images)
+            logits = forward(images)
         correct += int((logits.argmax(dim=-1) == labels).sum())
         progress.advance(bar)
     if batcher.device.type == "cuda":

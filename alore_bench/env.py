@@ -27,10 +27,13 @@ def resolve_device(choice: str) -> torch.device:
 
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here; use --device cpu or --device auto")
-    if choice not in ("cpu", "cuda"):
-        raise UserError(f"--device {choice!r}: choose auto, cpu or cuda")
+    kind, _sep, index = choice.partition(":")
+    if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
+        raise UserError(f"--device {choice!r}: choose auto, cpu, cuda or cuda:N")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {choice}: no CUDA device is available here; use --device cpu or --device auto")
+    if index and int(index) >= torch.cuda.device_count():
+        raise UserError(f"--device {choice}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return torch.device(choice)
 
 

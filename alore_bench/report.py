@@ -155,7 +155,10 @@ def build_row(key: Tuple[str, str, str], records: pd.DataFrame, suite: Suite) ->
                method_config=json.loads(first.get("method_config") or "{}"), preset=first.get("preset"))
 
 
-def suite_table(frame: pd.DataFrame, suite: Suite) -> SuiteTable:
+def suite_table(frame: pd.DataFrame, suite: Suite, tasks: Optional[Sequence[str]] = None) -> SuiteTable:
+    """The suite's table; with `tasks`, judged on those tasks only (columns, completeness, means)."""
+    suite = suite.restricted(list(tasks) if tasks else None)
+    frame = frame[frame["task"].isin([t.name for t in suite.tasks])] if tasks else frame
     ok = frame[(frame["suite"] == suite.name) & (frame["status"] == "ok")]
     rows = [build_row(tuple(key), grp, suite) for key, grp in ok.groupby(ROW_KEYS, sort=True)]
     return SuiteTable(suite, rows)

@@ -57,6 +57,10 @@ class RunPlan:
     tuning_base: Optional[str] = None
     # The study variant this plan runs (recorded; not part of the configuration's identity).
     variant: Optional[str] = None
+    # A job claimed by another process: skip it (False) or wait for it to finish (True).
+    wait: bool = False
+    # Extra logs of training curves ("tensorboard"); the record's history is always kept.
+    log: Tuple[str, ...] = ()
 
     def method_config_for(self, task: Task) -> Any:
         """The method config a run on `task` uses: the preset's per-task options, its tuned options,
@@ -84,6 +88,12 @@ class RunSummary:
     ran: List[Path] = field(default_factory=list)
     skipped: List[Path] = field(default_factory=list)
     failed: List[tuple] = field(default_factory=list)
+    busy: List[Path] = field(default_factory=list)  # skipped: another process was running them
+
+    def add(self, other: "RunSummary") -> "RunSummary":
+        for name in ("ran", "skipped", "failed", "busy"):
+            getattr(self, name).extend(getattr(other, name))
+        return self
 
 
 def check_task_options(plan: RunPlan) -> None:
@@ -102,12 +112,21 @@ def check_data(plan: RunPlan) -> None:
                         f"run `alore-bench prepare --suite {plan.suite.name}` or pass --data-dir")
 
 
-def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> RunSummary:
+def preflight(plan: RunPlan) -> WeightSource:
+    """Every check that can fail before training (options, preset, prepared data, its source,
+    weights), so a mistake is one line before any work, whichever executor runs the jobs."""
     check_task_options(plan)
     if plan.preset is not None:
         plan.preset.check(plan.method.name, plan.suite.name, plan.suite.task_names)
     check_data(plan)  # data before weights: the cheaper fix first
-    source = plan.backbone.resolve_weights(plan.weights, plan.data_dir)
+    protocol = PROTOCOLS.get(plan.train_config.protocol)
+    for task in plan.tasks:
+        protocol.check_source(task.name, read_manifest(plan.data_dir, task)["source"]["kind"])
+    return plan.backbone.resolve_weights(plan.weights, plan.data_dir)
+
+
+def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> RunSummary:
+    source = preflight(plan)
     train_split, eval_split = plan.suite.stage_splits(plan.train_config.stage)
     identity = config_identity(plan.suite.name, plan.backbone.name, plan.method.name,
                                config_to_dict(plan.method_config), config_to_dict(plan.train_config),
@@ -143,9 +162,10 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
     env = environment(plan.device)
     loaded: Dict[str, Tuple[SplitData, SplitData]] = {}  # each task's splits are read and verified once
     for task, seed, path, fingerprint in todo:
-        claim = Claim.acquire(path)
+        claim = Claim.acquire(path, wait=plan.wait)
         if claim is None:  # another process or machine runs this job now
             summary.skipped.append(path)
+            summary.busy.append(path)
             say(f"skip {task.name} seed {seed}: running in {Claim.owner(path)}")
             continue
         with claim:
@@ -160,6 +180,8 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
                              adapter_path=path.with_suffix(".safetensors") if plan.save_adapters else None)
             if tuning is not None:
                 record["tuning"] = tuning
+            if "tensorboard" in plan.log and record["status"] == "ok":
+                record["tensorboard"] = write_tensorboard(plan.results_dir, path, record)
             write_record(path, record)
         if record["status"] == "ok":
             summary.ran.append(path)
@@ -169,6 +191,26 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
             summary.failed.append((path, record["error"]))
             say(f"{task.name} seed {seed}: FAILED: {record['error']} -> {path}")
     return summary
+
+
+LOGS = ("tensorboard",)
+
+
+def write_tensorboard(results_dir: Path, path: Path, record: Mapping[str, Any]) -> str:
+    """The record's per-epoch history (train loss, lr, seconds) and its top-1 as TensorBoard events
+    under <results>/tensorboard/, mirroring the record's path; returns that folder (relative)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    folder = Path("tensorboard") / path.relative_to(results_dir).with_suffix("")
+    with SummaryWriter(log_dir=str(results_dir / folder)) as writer:
+        for entry in record.get("history") or []:
+            writer.add_scalar("train/loss", entry["train_loss"], entry["epoch"])
+            writer.add_scalar("train/lr", entry["lr"], entry["epoch"])
+            writer.add_scalar("train/seconds", entry["seconds"], entry["epoch"])
+        stage = record["config"]["train"]["stage"]
+        writer.add_scalar(f"{'val' if stage == 'tune' else 'test'}/top1", record["metrics"]["top1"],
+                          len(record.get("history") or []))
+    return str(folder)
 
 
 def resolve_hparams(plan: RunPlan, identity: Dict[str, Any], say: Callable[[str], None]) -> Dict[str, Any]:
@@ -234,11 +276,19 @@ def stale_hparams(path: Path, hparams: Optional[Mapping[str, Any]]) -> bool:
     return (recorded.get("source"), recorded.get("point")) != (now.get("source"), now.get("point"))
 
 
+_PRETRAINED: Dict[str, Dict[str, torch.Tensor]] = {}
+
+
 def load_pretrained_state(backbone: BackboneSpec, source: WeightSource) -> Dict[str, torch.Tensor]:
-    """Load the pretrained backbone once; every run copies it into a freshly seeded model."""
-    model = backbone.create(num_classes=0)
-    backbone.load_weights(model, source)
-    return {k: v.clone() for k, v in model.state_dict().items()}
+    """Load the pretrained backbone once per process (the last one is kept: a worker runs many
+    jobs of one backbone in a row); every run copies it into a freshly seeded model."""
+    key = stable_hash({"backbone": backbone.name, "weights": source.describe()})
+    if key not in _PRETRAINED:
+        model = backbone.create(num_classes=0)
+        backbone.load_weights(model, source)
+        _PRETRAINED.clear()
+        _PRETRAINED[key] = {k: v.clone() for k, v in model.state_dict().items()}
+    return _PRETRAINED[key]
 
 
 def build_adapted_model(plan: RunPlan, task: Task, pretrained: Mapping[str, torch.Tensor], method_config: Any) -> tuple:
@@ -317,11 +367,14 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
         record["protocol"]["data_allow_mismatch"] = bool(train_data.manifest.get("allow_mismatch", False))
         seed_everything(seed)
         model, backbone_total = build_adapted_model(plan, task, pretrained, method_config)
-        model.to(plan.device)
+        channels_last = plan.device.type == "cuda" and plan.backbone.channels_last
+        model.to(plan.device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
         head = head_parameter_count(model)
         trainable = trainable_parameter_count(model)
         memory = PeakMemory(plan.device)
-        batcher = DeviceBatcher(plan.backbone.input_size, norm, plan.device, interpolation, protocol.antialias)
+        batcher = DeviceBatcher(plan.backbone.input_size, norm, plan.device, interpolation, protocol.antialias,
+                                channels_last)
+        record["protocol"]["channels_last"] = channels_last
         record["protocol"]["backbone_mode_in_training"] = "eval" if plan.method.train_mode else "train"
         merge_diff = None
         if plan.method.feature_probe:
@@ -341,7 +394,8 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
         if plan.method.mergeable:
             model, merge_diff = merge_and_check(model, plan.method.merge, eval_data, batcher, config.batch_size)
         if not plan.method.feature_probe:
-            outcome = evaluate(model, eval_data, batcher, config.batch_size, progress, f"{task.name} s{seed} eval")
+            outcome = evaluate(model, eval_data, batcher, config.batch_size, progress, f"{task.name} s{seed} eval",
+                               compile_model=config.compile)
         record["protocol"]["eval_model"] = "merged" if plan.method.mergeable else "as_trained"
         record["metrics"] = {
             "top1": 100.0 * outcome.top1,

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from alore_bench.cli import app
 from alore_bench.errors import UserError
-from alore_bench.study.studyfile import load_study, study_jobs
+from alore_bench.study.run import study_counts, study_job_list
+from alore_bench.study.studyfile import load_study
 
 runner = CliRunner()
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
@@ -38,7 +39,8 @@ def write(tmp_path, text: str) -> Path:
 @pytest.mark.parametrize("name", sorted(p.name for p in STUDIES.glob("*.toml")))
 def test_shipped_studies_load(name):
     study = load_study(STUDIES / name)
-    assert study.variants and sum(job["runs"] for job in study_jobs(study)) > 0
+    jobs = study_job_list(study, None, Path("results"), "cpu")
+    assert study.variants and sum(row["runs"] for row in study_counts(study, jobs)) == sum(map(len, jobs.values())) > 0
 
 
 @pytest.mark.parametrize("change, message", [
@@ -83,7 +85,7 @@ def test_study_run_tunes_selects_runs_final_seeds_and_is_idempotent(env_data, tm
     assert {r["seed"] for r in final} == {42, 44} and "Textures" in first.output
     again = runner.invoke(app, ["study", "run", str(path), "--results-dir", str(results), "--device", "cpu"])
     assert again.exit_code == 0 and " 0 failed" in again.output
-    assert again.output.count("0 run, ") == 3  # two grid points and the final runs: all recorded already
+    assert "0 run, 4 skipped, 0 failed" in again.output  # two grid points and the final runs: all recorded
     assert len(list(results.rglob("seed*.json"))) == 4
     status = runner.invoke(app, ["study", "status", str(path), "--results-dir", str(results)])
     assert status.exit_code == 0 and status.output.count("alore") == 2

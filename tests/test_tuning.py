@@ -75,7 +75,7 @@ def test_tune_then_run_uses_the_selected_point_and_says_so(env_data, tmp_path):
     assert "selected" in result.output
 
     again = _tune(tmp_path, "--grid", "lr=1e-3,1e-2", "--grid", "scale=1,10")
-    assert again.exit_code == 0 and again.output.count("0 run, 1 skipped") == 4  # resumable
+    assert again.exit_code == 0 and "0 run, 4 skipped" in again.output  # resumable
 
     result = _run(tmp_path)
     assert result.exit_code == 0, result.output

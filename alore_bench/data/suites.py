@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -72,6 +73,16 @@ class Suite:
         recipe = {k: v for k, v in self.recipe.items() if k != "methods"}
         recipe.update(self.recipe.get("methods", {}).get(method, {}))
         return recipe
+
+    def restricted(self, names: Optional[List[str]]) -> "Suite":
+        """The suite judged on some of its tasks only (a study's or a filter's): complete rows and
+        group means then need those tasks alone. Groups left without a task drop out."""
+        if not names:
+            return self
+        keep = {t.name for t in self.select(list(names))}
+        tasks = tuple(t for t in self.tasks if t.name in keep)
+        return dataclasses.replace(self, tasks=tasks, groups=tuple(g for g in self.groups
+                                                                  if any(t.group == g for t in tasks)))
 
     def task(self, name: str) -> Task:
         for task in self.tasks:

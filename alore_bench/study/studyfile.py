@@ -3,8 +3,9 @@ with fixed options, tuning grids, seeds, recipe overrides). Every key and value 
 anything runs; mistakes are one line naming the file, the key and the closest valid name.
 
     name = "demo"
-    suite = "demo"
-    tasks = ["digits", "textures"]          # optional: all of the suite's tasks
+    suite = "demo"                          # or suites = ["vtab1k", "fgvc"]
+    tasks = ["digits", "textures"]          # optional: all tasks; with several suites a table
+                                            #   tasks = { vtab1k = ["cifar100"], fgvc = ["cub"] }
     backbones = ["demo_vit"]                # or [{name = "vit_b16", weights = "ViT-B_16.npz"}]
     seeds = "vpt3"                          # a named set (vpt5, vpt3) or a list
     tuning_seeds = [42]                     # optional: the first final seed
@@ -18,10 +19,14 @@ anything runs; mistakes are one line naming the file, the key and the closest va
     [variants.alore-n8]
     method = "alore"
     options = { experts = 8 }
-    grid = { lr = [1e-3, 1e-2] }
+    grid = { lr = [1e-3, 1e-2] }            # without `grid`: each suite's default grid for the method
+    suites = ["vtab1k"]                     # optional: only some of the study's suites
 
     [executor]
-    kind = "local"
+    kind = "local"                          # local, workers or ray (the command line overrides it)
+    workers = 1
+    per_device = 1
+    address = "auto"                        # ray only
 """
 
 from __future__ import annotations
@@ -46,10 +51,10 @@ from ..presets import PRESETS
 from ..tuning import Grid, make_grid
 from .plan import SEED_SETS
 
-STUDY_KEYS = ("name", "description", "suite", "tasks", "backbones", "seeds", "tuning_seeds", "recipe", "variants",
-              "executor")
-VARIANT_KEYS = ("method", "options", "grid", "recipe", "preset")
-EXECUTORS = ("local",)
+STUDY_KEYS = ("name", "description", "suite", "suites", "tasks", "backbones", "seeds", "tuning_seeds", "recipe",
+              "variants", "executor")
+VARIANT_KEYS = ("method", "options", "grid", "recipe", "preset", "suites")
+EXECUTOR_KEYS = ("kind", "workers", "per_device", "address")
 # Recipe keys a study may set; the stage is the study's business, not the file's.
 RECIPE_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "stage")
 
@@ -60,24 +65,43 @@ class Variant:
     method: str
     method_config: Any
     options: Mapping[str, Any]
-    grid: Grid
+    grids: Mapping[str, Grid]  # per suite the variant runs on
     recipe: Mapping[str, Any]
     preset: Optional[str] = None
+
+    @property
+    def suites(self) -> Tuple[str, ...]:
+        return tuple(self.grids)
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    kind: str = "local"
+    workers: int = 1
+    per_device: int = 1
+    address: Optional[str] = None
 
 
 @dataclass(frozen=True)
 class Study:
     name: str
     path: Path
-    suite: str
-    tasks: Optional[Tuple[str, ...]]
+    suites: Tuple[Tuple[str, Optional[Tuple[str, ...]]], ...]  # (suite, its tasks or None for all)
     backbones: Tuple[Tuple[str, Optional[str]], ...]  # (name, weights)
     seeds: Tuple[int, ...]
     tuning_seeds: Tuple[int, ...]
     recipe: Mapping[str, Any]
     variants: Tuple[Variant, ...]
-    executor: str = "local"
+    executor: ExecutorSpec = ExecutorSpec()
     description: str = ""
+
+    @property
+    def suite_names(self) -> Tuple[str, ...]:
+        return tuple(name for name, _tasks in self.suites)
+
+    def tasks_of(self, suite: str) -> List[str]:
+        tasks = dict(self.suites)[suite]
+        return list(tasks) if tasks else SUITES.get(suite).task_names
 
 
 def _in_file(where: str, function, *args):
@@ -133,7 +157,7 @@ def _recipe(table: Any, where: str) -> Dict[str, Any]:
     return dict(table)
 
 
-def _variant(name: str, table: Any, suite, study_recipe: Mapping[str, Any], where: str) -> Variant:
+def _variant(name: str, table: Any, suites: List[Any], study_recipe: Mapping[str, Any], where: str) -> Variant:
     if not isinstance(table, dict):
         raise UserError(f"{where}: expected a table")
     _check_keys(table, VARIANT_KEYS, where)
@@ -144,20 +168,81 @@ def _variant(name: str, table: Any, suite, study_recipe: Mapping[str, Any], wher
     options = dict(table.get("options", {}))
     config = _in_file(f"{where}.options", spec.config_from_dict, options) if options else spec.default_config()
     recipe = _recipe(table.get("recipe", {}), f"{where}.recipe")
-    raw_grid = table.get("grid", suite.grid_for(spec.name))
-    if not isinstance(raw_grid, dict):
-        raise UserError(f"{where}.grid: expected a table of key = [values]")
-    for key, values in raw_grid.items():
-        if not isinstance(values, list):
-            raise UserError(f"{where}.grid {key}: expected a list of values, e.g. {key} = [1e-3, 1e-2]")
-    grid = _in_file(f"{where}.grid", make_grid, raw_grid, spec, f"{where}.grid")
-    fixed = sorted(set(grid.keys) & (set(options) | set(recipe) | set(study_recipe)))
-    if fixed:
-        raise UserError(f"{where}: {', '.join(fixed)} is both fixed and in the grid; keep it in one place")
+    names = [suite.name for suite in suites]
+    only = table.get("suites", names)
+    if not isinstance(only, list) or not only:
+        raise UserError(f"{where}.suites: expected a list of the study's suites ({', '.join(names)})")
+    for suite_name in only:
+        if suite_name not in names:
+            raise unknown_name_error("suite of this study", str(suite_name), names, f"{where}.suites")
+    grids = {}
+    for suite in suites:
+        if suite.name not in only:
+            continue
+        raw_grid = table.get("grid", suite.grid_for(spec.name))
+        if not isinstance(raw_grid, dict):
+            raise UserError(f"{where}.grid: expected a table of key = [values]")
+        for key, values in raw_grid.items():
+            if not isinstance(values, list):
+                raise UserError(f"{where}.grid {key}: expected a list of values, e.g. {key} = [1e-3, 1e-2]")
+        grids[suite.name] = grid = _in_file(f"{where}.grid", make_grid, raw_grid, spec, f"{where}.grid")
+        fixed = sorted(set(grid.keys) & (set(options) | set(recipe) | set(study_recipe)))
+        if fixed:
+            raise UserError(f"{where}: {', '.join(fixed)} is both fixed and in the grid; keep it in one place")
     preset = table.get("preset")
     if preset is not None:
-        _in_file(f"{where}.preset", lambda: PRESETS.get(preset).check(spec.name, suite.name, suite.task_names))
-    return Variant(name, spec.name, config, options, grid, recipe, preset)
+        for suite in suites:
+            if suite.name in grids:
+                _in_file(f"{where}.preset", lambda: PRESETS.get(preset).check(spec.name, suite.name, suite.task_names))
+    return Variant(name, spec.name, config, options, grids, recipe, preset)
+
+
+def _suites(raw: Mapping[str, Any], where: str) -> List[Tuple[Any, Optional[Tuple[str, ...]]]]:
+    """[(Suite, tasks or None)] from `suite` / `suites` and `tasks`."""
+    if ("suite" in raw) == ("suites" in raw):
+        raise UserError(f"{where}: give `suite = \"...\"` or `suites = [...]` (one of them)")
+    names = [raw["suite"]] if "suite" in raw else raw["suites"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise UserError(f"{where} suites: expected a list of suite names, e.g. suites = [\"vtab1k\", \"fgvc\"]")
+    if len(set(names)) != len(names):
+        raise UserError(f"{where} suites: a suite is listed twice")
+    suites = [_in_file(f"{where} suite", SUITES.get, name) for name in names]
+    tasks = raw.get("tasks")
+    if isinstance(tasks, list) and len(suites) == 1:
+        tasks = {suites[0].name: tasks}
+    if tasks is not None and not isinstance(tasks, dict):
+        raise UserError(f"{where} tasks: with several suites, give a table: tasks = {{ {names[0]} = [...] }}")
+    for key in tasks or {}:
+        if key not in [s.name for s in suites]:
+            raise unknown_name_error("suite of this study", key, [s.name for s in suites], f"{where} tasks")
+    out = []
+    for suite in suites:
+        chosen = (tasks or {}).get(suite.name)
+        if chosen is not None:
+            if not isinstance(chosen, list) or not chosen:
+                raise UserError(f"{where} tasks: expected a list of task names of suite {suite.name}")
+            chosen = tuple(t.name for t in _in_file(f"{where} tasks", suite.select, chosen))
+        out.append((suite, chosen))
+    return out
+
+
+def _executor(table: Any, where: str) -> ExecutorSpec:
+    from .executors import EXECUTORS
+
+    if not isinstance(table, dict):
+        raise UserError(f"{where}: expected a table, e.g. [executor] kind = \"workers\"")
+    _check_keys(table, EXECUTOR_KEYS, where)
+    kind = table.get("kind", "local")
+    if kind not in EXECUTORS:
+        raise unknown_name_error("executor", str(kind), EXECUTORS, f"{where} kind")
+    for key in ("workers", "per_device"):
+        value = table.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UserError(f"{where} {key}: expected a whole number of at least 1, got {value!r}")
+    address = table.get("address")
+    if address is not None and not isinstance(address, str):
+        raise UserError(f"{where} address: expected \"auto\" or \"ray://host:port\"")
+    return ExecutorSpec(kind, table.get("workers", 1), table.get("per_device", 1), address)
 
 
 def load_study(path: Path) -> Study:
@@ -172,42 +257,20 @@ def load_study(path: Path) -> Study:
         raise UserError(f"study file {path}: not valid TOML ({exc})") from None
     where = str(path)
     _check_keys(raw, STUDY_KEYS, where)
-    for key in ("name", "suite", "seeds", "variants"):
+    for key in ("name", "seeds", "variants"):
         if key not in raw:
             raise UserError(f"{where}: missing `{key}`")
-    suite = _in_file(f"{where} suite", SUITES.get, raw["suite"])
-    tasks = raw.get("tasks")
-    if tasks is not None:
-        if not isinstance(tasks, list) or not tasks:
-            raise UserError(f"{where} tasks: expected a list of task names of suite {suite.name}")
-        tasks = tuple(t.name for t in _in_file(f"{where} tasks", suite.select, tasks))
+    suites = _suites(raw, where)
     seeds = _seeds(raw["seeds"], f"{where} seeds")
     tuning_seeds = _seeds(raw.get("tuning_seeds", [seeds[0]]), f"{where} tuning_seeds")
     recipe = _recipe(raw.get("recipe", {}), f"{where} [recipe]")
     variants = raw["variants"]
     if not isinstance(variants, dict) or not variants:
         raise UserError(f"{where}: [variants] needs at least one variant, e.g. [variants.alore]")
-    executor = raw.get("executor", {"kind": "local"})
-    _check_keys(executor, ("kind",), f"{where} [executor]")
-    if executor.get("kind", "local") not in EXECUTORS:
-        raise unknown_name_error("executor", executor["kind"], EXECUTORS, f"{where} [executor] kind")
     return Study(
-        name=str(raw["name"]), path=path, suite=suite.name, tasks=tasks,
+        name=str(raw["name"]), path=path, suites=tuple((suite.name, tasks) for suite, tasks in suites),
         backbones=_backbones(raw.get("backbones", []), f"{where} backbones"),
         seeds=seeds, tuning_seeds=tuning_seeds, recipe=recipe,
-        variants=tuple(_variant(n, t, suite, recipe, f"{where} [variants.{n}]") for n, t in variants.items()),
-        executor=executor.get("kind", "local"), description=str(raw.get("description", "")))
-
-
-def study_jobs(study: Study) -> List[Dict[str, Any]]:
-    """What a study runs, by (backbone, variant, stage): counts of runs, without running anything."""
-    tasks = len(study.tasks) if study.tasks else len(SUITES.get(study.suite).tasks)
-    rows = []
-    for backbone, _weights in study.backbones:
-        for variant in study.variants:
-            points = len(variant.grid.points())
-            rows.append({"backbone": backbone, "variant": variant.name, "stage": "tune",
-                         "runs": points * tasks * len(study.tuning_seeds), "grid points": points})
-            rows.append({"backbone": backbone, "variant": variant.name, "stage": "final",
-                         "runs": tasks * len(study.seeds), "grid points": None})
-    return rows
+        variants=tuple(_variant(n, t, [s for s, _t in suites], recipe, f"{where} [variants.{n}]")
+                       for n, t in variants.items()),
+        executor=_executor(raw.get("executor", {}), f"{where} [executor]"), description=str(raw.get("description", "")))

@@ -1,0 +1,212 @@
+"""Executors decide where jobs run, never what they do: every job goes through `run_job`, so the
+records are the same whichever executor wrote them.
+
+- local: this process, in order, with a progress bar.
+- workers: N worker processes on this machine. On CUDA each worker owns a device slot
+  (`per_device` slots per GPU, so small PETL runs share a GPU); on CPU the cores are split
+  between the workers. Workers are spawned, not forked (CUDA cannot be forked).
+- ray: one Ray task per job asking for 1/per_device of a GPU (or its share of CPUs), on a local
+  Ray instance or a cluster (`address`); data and results dirs must be shared paths.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+
+from ..engine import Progress, SilentProgress
+from ..errors import UserError
+from ..runner import RunSummary
+from .jobs import Job, run_job
+
+EXECUTORS = ("local", "workers", "ray")
+
+
+class Executor:
+    """Runs a batch of jobs and returns their summaries added up. A UserError in any job (missing
+    data, bad weights) stops the batch: the same mistake would fail every other job too."""
+
+    def run(self, jobs: Sequence[Job]) -> RunSummary:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def describe(self) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class LocalExecutor(Executor):
+    def __init__(self, progress_factory: Optional[Callable[[], Any]] = None,
+                 say: Optional[Callable[[str], None]] = None):
+        self.progress_factory, self.say = progress_factory, say
+
+    def describe(self) -> str:
+        return "local"
+
+    def run(self, jobs: Sequence[Job]) -> RunSummary:
+        summary = RunSummary()
+        if self.progress_factory is None:
+            for job in jobs:
+                summary.add(run_job(job, SilentProgress(), self.say or _print))
+            return summary
+        with self.progress_factory() as progress:
+            say = self.say or (lambda m: progress.console.print(m, highlight=False))
+            for job in jobs:
+                summary.add(run_job(job, progress, say))
+        return summary
+
+
+def device_slots(device: str, workers: int, per_device: int) -> List[str]:
+    """The device each of `workers` workers owns: per_device slots per GPU, in GPU order."""
+    if per_device < 1:
+        raise UserError(f"--per-device {per_device}: give at least 1 run per GPU")
+    if workers < 1:
+        raise UserError(f"--workers {workers}: give at least 1 worker")
+    if not device.startswith("cuda"):
+        return ["cpu"] * workers
+    gpus = [device] if ":" in device else [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if workers > len(gpus) * per_device:
+        raise UserError(f"--workers {workers} needs more slots than {len(gpus)} GPU(s) x --per-device {per_device}: "
+                        f"use at most --workers {len(gpus) * per_device} or raise --per-device")
+    return [gpus[i // per_device] for i in range(workers)]
+
+
+def cpu_threads(concurrent_jobs: int) -> int:
+    """The intra-op threads of one of `concurrent_jobs` CPU jobs sharing this machine's cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // concurrent_jobs)
+
+
+_WORKER: Dict[str, Any] = {}
+
+
+def _init_worker(slots, threads: int) -> None:
+    _WORKER["device"] = slots.get()
+    torch.set_num_threads(threads)
+
+
+def _worker_say(message: str) -> None:
+    print(f"[worker {os.getpid()} {_WORKER.get('device', '')}] {message}", flush=True)
+
+
+def _work(job: Dict[str, Any]) -> RunSummary:
+    job_obj = Job.from_dict(job)
+    if job_obj.device != "cpu":
+        job_obj = job_obj.replace(device=_WORKER["device"])
+    return run_job(job_obj, SilentProgress(), _worker_say)
+
+
+class WorkerExecutor(Executor):
+    def __init__(self, workers: int, per_device: int = 1, device: str = "cpu"):
+        self.workers, self.per_device = workers, per_device
+        self.slots = device_slots(device, workers, per_device)
+
+    def describe(self) -> str:
+        return f"{self.workers} workers on {', '.join(sorted(set(self.slots)))}"
+
+    def run(self, jobs: Sequence[Job]) -> RunSummary:
+        summary = RunSummary()
+        if not jobs:
+            return summary
+        context = multiprocessing.get_context("spawn")
+        slots = context.Queue()
+        for slot in self.slots:
+            slots.put(slot)
+        threads = cpu_threads(self.workers)
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(slots, threads)) as pool:
+            pending = {pool.submit(_work, job.to_dict()) for job in jobs}
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        summary.add(future.result())
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+        return summary
+
+
+def _ray_job(job: Dict[str, Any], threads: int) -> RunSummary:
+    torch.set_num_threads(threads)
+    job_obj = Job.from_dict(job)
+    if job_obj.device != "cpu":
+        job_obj = job_obj.replace(device="cuda")  # Ray sets CUDA_VISIBLE_DEVICES to the task's GPU
+    return run_job(job_obj, SilentProgress(), lambda m: print(m, flush=True))
+
+
+class RayExecutor(Executor):
+    """Ray tasks; `address` None starts a local Ray instance, "auto" joins the running cluster."""
+
+    def __init__(self, address: Optional[str] = None, per_device: int = 1, device: str = "cpu",
+                 cpus_per_job: int = 1):
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UserError("--executor ray needs Ray: pip install 'alore-bench[ray]'") from None
+        if per_device < 1:
+            raise UserError(f"--per-device {per_device}: give at least 1 run per GPU")
+        self.address, self.per_device, self.device, self.cpus_per_job = address, per_device, device, cpus_per_job
+
+    def describe(self) -> str:
+        return f"ray ({self.address or 'local instance'})"
+
+    def _connect(self):
+        import ray
+
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=True)
+            except ConnectionError as exc:
+                raise UserError(f"--address {self.address}: no Ray cluster there ({exc}); start one with "
+                                "`ray start --head` or leave --address out for a local instance") from None
+        return ray
+
+    def run(self, jobs: Sequence[Job]) -> RunSummary:
+        summary = RunSummary()
+        if not jobs:
+            return summary
+        ray = self._connect()
+        if self.device.startswith("cuda"):
+            options = {"num_gpus": 1.0 / self.per_device, "num_cpus": self.cpus_per_job}
+        else:
+            options = {"num_cpus": self.cpus_per_job}
+        remote = ray.remote(**options)(_ray_job)
+        pending = [remote.remote(job.to_dict(), self.cpus_per_job) for job in jobs]
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                try:
+                    summary.add(ray.get(done[0]))
+                except ray.exceptions.RayTaskError as exc:
+                    cause = exc.as_instanceof_cause()
+                    if isinstance(cause, UserError):
+                        raise UserError(str(cause).splitlines()[0]) from None
+                    raise
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref)
+            raise
+        return summary
+
+
+def make_executor(kind: str, workers: int = 1, per_device: int = 1, device: str = "cpu",
+                  address: Optional[str] = None, progress_factory=None, say=None) -> Executor:
+    if kind == "local" and workers > 1:
+        kind = "workers"
+    if kind == "local":
+        return LocalExecutor(progress_factory, say)
+    if kind == "workers":
+        return WorkerExecutor(workers, per_device, device)
+    if kind == "ray":
+        return RayExecutor(address, per_device, device)
+    from ..errors import unknown_name_error
+
+    raise unknown_name_error("executor", kind, EXECUTORS, "--executor")
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
