@@ -72,6 +72,7 @@ WorkersOpt = typer.Option(None, "--workers", help="worker processes (on CUDA eac
 PerDeviceOpt = typer.Option(None, "--per-device", help="runs packed onto one GPU (workers and ray)")
 AddressOpt = typer.Option(None, "--address", help="ray: auto (the running cluster) or ray://host:port; "
                                                   "default: a local Ray instance")
+CompileOpt = typer.Option(False, "--compile", help="torch.compile the model (recorded; mostly worth it on GPUs)")
 LogOpt = typer.Option(None, "--log", help="also write training curves: tensorboard (under <results>/tensorboard)")
 
 
@@ -202,12 +203,13 @@ def prepare(
 
 
 def build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, weight_decay, stage, normalisation,
-               device, data_dir, results_dir, weights, force, opt, save_adapters=False, preset=None, protocol=None):
+               device, data_dir, results_dir, weights, force, opt, save_adapters=False, preset=None, protocol=None,
+               compile_model=False):
     from .methods import METHODS
     from .study.plan import make_plan, parse_seeds
 
     recipe = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, stage=stage,
-                  normalisation=normalisation, protocol=protocol)
+                  normalisation=normalisation, protocol=protocol, compile=True if compile_model else None)
     method_config = METHODS.get(method).config_from_opts(opt or [])
     return make_plan(method, backbone, suite, _split_list(tasks), parse_seeds(seeds), recipe, method_config,
                      data_dir, results_dir, device, weights, force, save_adapters, preset)
@@ -219,8 +221,9 @@ def make_executor(kind=None, workers=None, per_device=None, address=None, device
     from .study.studyfile import ExecutorSpec
 
     spec = defaults or ExecutorSpec()
-    return make(kind or spec.kind, workers or spec.workers, per_device or spec.per_device, device,
-                address or spec.address, progress_factory=progress_bar)
+    pick = lambda given, default: default if given is None else given  # noqa: E731
+    return make(pick(kind, spec.kind), pick(workers, spec.workers), pick(per_device, spec.per_device), device,
+                pick(address, spec.address), progress_factory=progress_bar)
 
 
 def parse_log(values: Optional[List[str]]) -> tuple:
@@ -245,8 +248,8 @@ def execute(plans, executor=None) -> int:
     plans = plans if isinstance(plans, list) else [plans]
     for plan in plans:
         preflight(plan)
-    executor = executor or make_executor(device=str(plans[0].device))
-    summary = executor.run([job for plan in plans for job in plan_jobs(plan)])
+    with executor or make_executor(device=str(plans[0].device)) as runner_:
+        summary = runner_.run([job for plan in plans for job in plan_jobs(plan)])
     first = plans[0]
     console.print(f"{len(summary.ran)} run, {len(summary.skipped)} skipped, {len(summary.failed)} failed "
                   f"({first.method.name} on {first.backbone.name}, suite {first.suite.name})", highlight=False)
@@ -284,13 +287,14 @@ def run(
     per_device: Optional[int] = PerDeviceOpt,
     address: Optional[str] = AddressOpt,
     log: Optional[List[str]] = LogOpt,
+    compile_model: bool = CompileOpt,
 ):
     """Train and evaluate one method on a suite; writes one JSON record per task and seed. A final
     run uses the hyper-parameters `alore-bench tune` selected for this configuration when its
     records are in the results dir (each record says where its hyper-parameters came from)."""
     plan = build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, weight_decay, stage,
                       normalisation, device, data_dir, results_dir, weights, force, opt, save_adapters, preset,
-                      protocol)
+                      protocol, compile_model)
     plan.use_tuned = not no_tuned
     plan.explicit_keys = explicit_keys(lr, weight_decay, opt)
     plan.log = parse_log(log)
@@ -328,6 +332,7 @@ def tune(
     per_device: Optional[int] = PerDeviceOpt,
     address: Optional[str] = AddressOpt,
     log: Optional[List[str]] = LogOpt,
+    compile_model: bool = CompileOpt,
 ):
     """Run a hyper-parameter grid on the suite's tuning stage (VTAB-1k: train800 -> val200, never
     test), one record per point, task and seed, resumable; then show the point each task selects.
@@ -352,7 +357,7 @@ def tune(
         plan = build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, train_values.get("lr"),
                           train_values.get("weight_decay"), "tune", None, device, data_dir, results_dir, weights,
                           force, list(opt or []) + [f"{k}={v}" for k, v in method_values.items()], False, preset,
-                          protocol)
+                          protocol, compile_model)
         plan.grid, plan.grid_index, plan.log = chosen, index, parse_log(log)
         plans.append(plan)
     console.print(f"{len(plans)} grid points: " + "; ".join(
@@ -581,9 +586,9 @@ def study_run(file: Path = StudyFile, data_dir: Optional[Path] = DataDir, result
         for backbone, weights in study.backbones:
             preflight(make_plan(study.variants[0].method, backbone, suite, study.tasks_of(suite), study.seeds, {},
                                 study.variants[0].method_config, data_dir, results_dir, resolved, weights))
-    runner_ = make_executor(executor, workers, per_device, address, resolved, study.executor)
-    summary = run_study(study, runner_, default_data_dir(data_dir), results_dir, resolved, force, parse_log(log),
-                        say=lambda m: console.print(m, highlight=False))
+    with make_executor(executor, workers, per_device, address, resolved, study.executor) as runner_:
+        summary = run_study(study, runner_, default_data_dir(data_dir), results_dir, resolved, force,
+                            parse_log(log), say=lambda m: console.print(m, highlight=False))
     console.print(f"{len(summary.ran)} run, {len(summary.skipped)} skipped, {len(summary.failed)} failed",
                   highlight=False)
     for table in study_tables(study, results_dir):

@@ -160,7 +160,6 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
 
     pretrained = load_pretrained_state(plan.backbone, source)
     env = environment(plan.device)
-    loaded: Dict[str, Tuple[SplitData, SplitData]] = {}  # each task's splits are read and verified once
     for task, seed, path, fingerprint in todo:
         claim = Claim.acquire(path, wait=plan.wait)
         if claim is None:  # another process or machine runs this job now
@@ -173,10 +172,8 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
                 summary.skipped.append(path)  # finished by another process while this one was busy
                 say(f"skip {task.name} seed {seed}: finished meanwhile by another process -> {path}")
                 continue
-            if task.name not in loaded:
-                loaded = {task.name: (load_split(plan.data_dir, task, train_split),
-                                      load_split(plan.data_dir, task, eval_split))}
-            record = run_one(plan, task, seed, pretrained, source, fingerprint, identity, env, progress, loaded[task.name],
+            splits = task_splits(plan.data_dir, task, (train_split, eval_split), fingerprint)
+            record = run_one(plan, task, seed, pretrained, source, fingerprint, identity, env, progress, splits,
                              adapter_path=path.with_suffix(".safetensors") if plan.save_adapters else None)
             if tuning is not None:
                 record["tuning"] = tuning
@@ -191,6 +188,20 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
             summary.failed.append((path, record["error"]))
             say(f"{task.name} seed {seed}: FAILED: {record['error']} -> {path}")
     return summary
+
+
+_SPLITS: Dict[str, Tuple[SplitData, SplitData]] = {}
+
+
+def task_splits(data_dir: Path, task: Task, names: Tuple[str, str], fingerprint: Mapping[str, Any]):
+    """A task's (train, eval) splits, read and verified once per process while their data stay the
+    same (the fingerprint holds their checksums): a worker runs the seeds of a task in a row."""
+    key = stable_hash({"data": str(data_dir), "suite": task.suite, "task": task.name, "splits": list(names),
+                       "fingerprint": dict(fingerprint)})
+    if key not in _SPLITS:
+        _SPLITS.clear()
+        _SPLITS[key] = (load_split(data_dir, task, names[0]), load_split(data_dir, task, names[1]))
+    return _SPLITS[key]
 
 
 LOGS = ("tensorboard",)

@@ -94,3 +94,71 @@ def test_study_run_tunes_selects_runs_final_seeds_and_is_idempotent(env_data, tm
     assert report.exit_code == 0, report.output
     table = (tmp_path / "table.md").read_text()
     assert "| demo_vit | alore" in table and table.count("| demo_vit |") == 1  # final rows only, no tuning rows
+
+
+MULTI = '''
+name = "multi"
+suites = ["vtab1k", "fgvc"]
+tasks = { vtab1k = ["cifar100", "dtd"], fgvc = ["cub"] }
+backbones = ["vit_b16"]
+seeds = "vpt3"
+[variants.alore]
+grid = { lr = [1e-3, 1e-2] }
+[variants.vpt-fgvc]
+method = "vpt_deep"
+suites = ["fgvc"]
+grid = { lr = [1e-2] }
+[executor]
+kind = "workers"
+workers = 2
+per_device = 4
+'''
+
+
+def test_a_study_spans_several_suites_with_their_own_tasks_and_variants(tmp_path):
+    study = load_study(write(tmp_path, MULTI))
+    assert study.suite_names == ("vtab1k", "fgvc") and study.tasks_of("fgvc") == ["cub200"]  # aliases resolved
+    assert study.executor.kind == "workers" and study.executor.workers == 2 and study.executor.per_device == 4
+    rows = {(r["suite"], r["variant"], r["stage"]): r["runs"]
+            for r in study_counts(study, study_job_list(study, tmp_path, tmp_path, "cpu"))}
+    assert rows == {("vtab1k", "alore", "tune"): 4, ("vtab1k", "alore", "final"): 6,
+                    ("fgvc", "alore", "tune"): 2, ("fgvc", "alore", "final"): 3,
+                    ("fgvc", "vpt-fgvc", "tune"): 1, ("fgvc", "vpt-fgvc", "final"): 3}
+    plan = runner.invoke(app, ["study", "plan", str(tmp_path / "study.toml")])
+    assert plan.exit_code == 0 and "19 runs in all" in plan.output
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t.replace('suites = ["vtab1k", "fgvc"]', 'suites = ["vtab1k", "fgvc"]\nsuite = "demo"'),
+     "give `suite = .*` or `suites = .*` \\(one of them\\)"),
+    (lambda t: t.replace('fgvc = ["cub"]', 'fgcv = ["cub"]'), "unknown suite of this study 'fgcv'.*did you mean 'fgvc'"),
+    (lambda t: t.replace('suites = ["fgvc"]', 'suites = ["fgv"]'), r"\[variants.vpt-fgvc\].suites.*did you mean 'fgvc'"),
+    (lambda t: t.replace('tasks = { vtab1k = ["cifar100", "dtd"], fgvc = ["cub"] }', 'tasks = ["cub"]'),
+     "with several suites, give a table"),
+    (lambda t: t.replace("workers = 2", "workers = 0"), r"\[executor\] workers: expected a whole number"),
+    (lambda t: t.replace("per_device = 4", "per_devices = 4"), "unknown key 'per_devices'.*did you mean 'per_device'"),
+])
+def test_bad_multi_suite_study_files_are_one_line_errors(tmp_path, change, message):
+    path = write(tmp_path, change(MULTI))
+    with pytest.raises(UserError, match=message) as error:
+        load_study(path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_study_table_is_judged_on_the_studys_own_tasks(env_data, tmp_path):
+    path = write(tmp_path, MINIMAL.replace("seeds = [42, 44]", "seeds = [42]"))
+    results = tmp_path / "results"
+    assert runner.invoke(app, ["study", "run", str(path), "--results-dir", str(results), "--device", "cpu"]).exit_code == 0
+    # A run of the same configuration on another task must not leak into the study's table.
+    other = runner.invoke(app, ["run", "--method", "alore", "--backbone", "demo_vit", "--suite", "demo", "--tasks",
+                                "digits", "--epochs", "1", "--device", "cpu", "--results-dir", str(results)])
+    assert other.exit_code == 0
+    report = runner.invoke(app, ["study", "report", str(path), "--results-dir", str(results),
+                                 "--out", str(tmp_path / "table.csv")])
+    assert report.exit_code == 0, report.output
+    import pandas as pd
+
+    frame = pd.read_csv(tmp_path / "table.csv")
+    assert "textures" in frame.columns and "digits" not in frame.columns
+    (row,) = frame.to_dict("records")
+    assert row["complete"] and row["Mean (tasks)"] == row["textures"]  # complete on its own task: a mean

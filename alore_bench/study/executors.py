@@ -36,6 +36,15 @@ class Executor:
     def describe(self) -> str:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Free what the executor started (worker processes, a local Ray instance)."""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 class LocalExecutor(Executor):
     def __init__(self, progress_factory: Optional[Callable[[], Any]] = None,
@@ -102,6 +111,22 @@ class WorkerExecutor(Executor):
     def __init__(self, workers: int, per_device: int = 1, device: str = "cpu"):
         self.workers, self.per_device = workers, per_device
         self.slots = device_slots(device, workers, per_device)
+        self._pool: Optional[ProcessPoolExecutor] = None  # kept across batches: workers start once
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            slots = context.Queue()
+            for slot in self.slots:
+                slots.put(slot)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_init_worker,
+                                             initargs=(slots, cpu_threads(self.workers)))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def describe(self) -> str:
         return f"{self.workers} workers on {', '.join(sorted(set(self.slots)))}"
@@ -110,23 +135,17 @@ class WorkerExecutor(Executor):
         summary = RunSummary()
         if not jobs:
             return summary
-        context = multiprocessing.get_context("spawn")
-        slots = context.Queue()
-        for slot in self.slots:
-            slots.put(slot)
-        threads = cpu_threads(self.workers)
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(slots, threads)) as pool:
-            pending = {pool.submit(_work, job.to_dict()) for job in jobs}
-            try:
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        summary.add(future.result())
-            except BaseException:
-                for future in pending:
-                    future.cancel()
-                raise
+        pool = self._start()
+        pending = {pool.submit(_work, job.to_dict()) for job in jobs}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    summary.add(future.result())
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
         return summary
 
 
@@ -150,6 +169,7 @@ class RayExecutor(Executor):
         if per_device < 1:
             raise UserError(f"--per-device {per_device}: give at least 1 run per GPU")
         self.address, self.per_device, self.device, self.cpus_per_job = address, per_device, device, cpus_per_job
+        self._started = False
 
     def describe(self) -> str:
         return f"ray ({self.address or 'local instance'})"
@@ -158,12 +178,20 @@ class RayExecutor(Executor):
         import ray
 
         if not ray.is_initialized():
+            self._started = True
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=True)
             except ConnectionError as exc:
                 raise UserError(f"--address {self.address}: no Ray cluster there ({exc}); start one with "
                                 "`ray start --head` or leave --address out for a local instance") from None
         return ray
+
+    def close(self) -> None:
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
 
     def run(self, jobs: Sequence[Job]) -> RunSummary:
         summary = RunSummary()
@@ -195,6 +223,10 @@ class RayExecutor(Executor):
 
 def make_executor(kind: str, workers: int = 1, per_device: int = 1, device: str = "cpu",
                   address: Optional[str] = None, progress_factory=None, say=None) -> Executor:
+    if workers < 1:
+        raise UserError(f"--workers {workers}: give at least 1 worker")
+    if per_device < 1:
+        raise UserError(f"--per-device {per_device}: give at least 1 run per GPU")
     if kind == "local" and workers > 1:
         kind = "workers"
     if kind == "local":

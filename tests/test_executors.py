@@ -1,0 +1,136 @@
+"""Jobs and executors: a job is plain data, and the local, worker-process and Ray executors write
+the same records (top-1 and configuration hash) for the same study."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from alore_bench.cli import app
+from alore_bench.errors import UserError
+from alore_bench.study.executors import cpu_threads, device_slots
+from alore_bench.study.jobs import Job, plan_jobs
+from alore_bench.study.plan import make_plan
+from alore_bench.study.run import study_job_list
+from alore_bench.study.studyfile import load_study
+from alore_bench.methods import METHODS
+from alore_bench.tuning import make_grid
+
+runner = CliRunner()
+
+STUDY = '''
+name = "exec"
+suite = "demo"
+tasks = ["textures"]
+backbones = ["demo_vit"]
+seeds = [42, 44]
+[recipe]
+epochs = 1
+[variants.alore]
+grid = { lr = [1e-3, 1e-2] }
+[variants.lora]
+grid = { lr = [1e-3] }
+'''
+
+
+def write_study(tmp_path: Path, text: str = STUDY) -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    return path
+
+
+def records(results: Path) -> dict:
+    """Record path -> (config hash, top-1, status) for every record under `results`."""
+    out = {}
+    for path in results.rglob("seed*.json"):
+        record = json.loads(path.read_text())
+        out[str(path.relative_to(results))] = (record["config_hash"], record["metrics"]["top1"], record["status"])
+    return out
+
+
+def test_a_job_is_plain_data_and_runs_the_plan_it_came_from(tmp_path):
+    spec = METHODS.get("alore")
+    plan = make_plan("alore", "demo_vit", "demo", ["textures", "digits"], [42, 44], {"epochs": 2, "stage": "tune"},
+                     spec.config_from_opts(["experts=2"]), tmp_path / "data", tmp_path / "results", "cpu",
+                     preset=None)
+    plan.grid, plan.grid_index, plan.variant = make_grid({"lr": [1e-3, 1e-2]}, spec, "test"), 1, "alore-e2"
+    jobs = plan_jobs(plan)
+    assert [(j.task, j.seed) for j in jobs] == [("textures", 42), ("textures", 44), ("digits", 42), ("digits", 44)]
+    for job in jobs:
+        wire = json.loads(json.dumps(job.to_dict()))  # what goes to a worker process or a Ray task
+        assert Job.from_dict(wire) == job
+        again = Job.from_dict(wire).to_plan()
+        assert [t.name for t in again.tasks] == [job.task] and again.seeds == [job.seed]
+        assert again.method_config == plan.method_config and again.train_config == plan.train_config
+        assert again.grid == plan.grid and again.grid_index == 1 and again.variant == "alore-e2"
+        assert plan_jobs(again) == [job]
+
+
+def test_device_slots_pack_runs_per_gpu_and_split_cpu_cores(monkeypatch):
+    assert device_slots("cpu", 3, 1) == ["cpu", "cpu", "cpu"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert device_slots("cuda", 4, 2) == ["cuda:0", "cuda:0", "cuda:1", "cuda:1"]
+    assert device_slots("cuda:1", 2, 2) == ["cuda:1", "cuda:1"]
+    with pytest.raises(UserError, match="--workers 5 needs more slots than 2 GPU.*--per-device 2"):
+        device_slots("cuda", 5, 2)
+    with pytest.raises(UserError, match="--per-device 0"):
+        device_slots("cuda", 1, 0)
+    assert cpu_threads(1) >= cpu_threads(2) >= 1
+
+
+def test_study_jobs_cover_every_suite_variant_point_task_and_seed(tmp_path):
+    study = load_study(write_study(tmp_path))
+    jobs = study_job_list(study, tmp_path / "data", tmp_path / "results", "cpu")
+    assert len(jobs["tune"]) == 3 and len(jobs["final"]) == 4  # 2 + 1 grid points x 1 seed; 2 variants x 2 seeds
+    assert {j.stage for j in jobs["tune"]} == {"tune"} and all(j.grid is not None for j in jobs["tune"])
+    assert all(j.use_tuned and j.grid is None for j in jobs["final"])
+
+
+@pytest.mark.parametrize("options", [["--workers", "2"], ["--executor", "ray"]], ids=["workers", "ray"])
+def test_executors_write_the_records_of_the_local_executor(env_data, tmp_path, options):
+    study = write_study(tmp_path)
+    local = runner.invoke(app, ["study", "run", str(study), "--results-dir", str(tmp_path / "local"), "--device", "cpu"])
+    assert local.exit_code == 0, local.output
+    other = runner.invoke(app, ["study", "run", str(study), "--results-dir", str(tmp_path / "other"),
+                                "--device", "cpu", *options])
+    assert other.exit_code == 0, other.output
+    expected = records(tmp_path / "local")
+    assert len(expected) == 7 and all(status == "ok" for _h, _t, status in expected.values())
+    assert records(tmp_path / "other") == expected  # same files, same configuration hashes, same top-1
+    again = runner.invoke(app, ["study", "run", str(study), "--results-dir", str(tmp_path / "other"),
+                                "--device", "cpu", *options])
+    assert again.exit_code == 0 and "0 run, 7 skipped, 0 failed" in again.output
+
+
+def test_run_and_tune_take_the_same_executor_options(env_data, tmp_path):
+    results = tmp_path / "results"
+    tune = runner.invoke(app, ["tune", "--method", "lora", "--backbone", "demo_vit", "--suite", "demo", "--tasks",
+                               "textures", "--epochs", "1", "--grid", "lr=1e-3,1e-2", "--results-dir", str(results),
+                               "--device", "cpu", "--workers", "2"])
+    assert tune.exit_code == 0 and "2 run, 0 skipped" in tune.output, tune.output
+    run = runner.invoke(app, ["run", "--method", "lora", "--backbone", "demo_vit", "--suite", "demo", "--tasks",
+                              "textures", "--epochs", "1", "--seeds", "42,44", "--results-dir", str(results),
+                              "--device", "cpu", "--workers", "2"])
+    assert run.exit_code == 0 and "2 run, 0 skipped" in run.output, run.output
+    final = [r for r in map(lambda p: json.loads(p.read_text()), results.rglob("seed*.json"))
+             if r["config"]["train"]["stage"] == "final"]
+    assert len(final) == 2 and all(r["config"]["hparams"]["source"] == "tuned" for r in final)
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--executor", "slurm"], "unknown executor 'slurm'"),
+    (["--workers", "0"], "--workers 0: give at least 1 worker"),
+    (["--log", "wandb"], "unknown log 'wandb'.*tensorboard"),
+    (["--device", "cuda:x"], "--device 'cuda:x'"),
+])
+def test_bad_executor_options_are_one_line_errors(env_data, tmp_path, options, message):
+    import re
+
+    result = runner.invoke(app, ["run", "--method", "lora", "--backbone", "demo_vit", "--suite", "demo", "--tasks",
+                                 "textures", "--epochs", "1", "--results-dir", str(tmp_path), *options])
+    assert result.exit_code == 2 and re.search(message, result.output), result.output
+    assert not list(tmp_path.rglob("seed*.json"))

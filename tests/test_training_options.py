@@ -1,0 +1,84 @@
+"""Training options that change where and how a run executes, not what it is: TensorBoard curves,
+torch.compile (same logits as eager on CPU), channels-last batches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from alore_bench.cli import app
+from alore_bench.config import TrainConfig, config_from_dict
+from alore_bench.data.cache import SplitData
+from alore_bench.data.loader import DeviceBatcher, Normalisation
+from alore_bench.data.suites import Task
+from alore_bench.engine import SilentProgress, compiled, evaluate
+from alore_bench.env import resolve_device
+from alore_bench.errors import UserError
+from alore_bench.methods import METHODS
+
+from .conftest import make_tiny_vit
+
+runner = CliRunner()
+NORM = Normalisation("imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def test_tensorboard_events_hold_the_records_curve(env_data, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = runner.invoke(app, ["run", "--method", "lora", "--backbone", "demo_vit", "--suite", "demo", "--tasks",
+                                 "textures", "--epochs", "3", "--device", "cpu", "--results-dir", str(tmp_path),
+                                 "--log", "tensorboard"])
+    assert result.exit_code == 0, result.output
+    (path,) = tmp_path.rglob("seed42.json")
+    record = json.loads(path.read_text())
+    folder = tmp_path / record["tensorboard"]
+    assert folder == tmp_path / "tensorboard" / path.relative_to(tmp_path).with_suffix("")
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    loss = [(e.step, e.value) for e in events.Scalars("train/loss")]
+    assert [step for step, _v in loss] == [1, 2, 3]
+    assert np.allclose([v for _s, v in loss], [h["train_loss"] for h in record["history"]], rtol=1e-6)
+    assert [e.value for e in events.Scalars("test/top1")] == pytest.approx([record["metrics"]["top1"]])
+    assert len(events.Scalars("train/lr")) == 3
+
+
+def test_compiled_model_gives_the_eager_logits_on_cpu():
+    spec = METHODS.get("alore")
+    model = spec.apply(make_tiny_vit(num_classes=3), spec.default_config()).eval()
+    images = np.random.default_rng(0).integers(0, 256, size=(6, 16, 16, 3), dtype=np.uint8)
+    batcher = DeviceBatcher(16, NORM, torch.device("cpu"))
+    with torch.no_grad():
+        eager = model(batcher(images))
+        fast = compiled(model, True)(batcher(images))
+    torch.testing.assert_close(fast, eager, rtol=1e-4, atol=1e-5)
+    split = SplitData(Task("t", "s", "g", 3, {}), "test", images, eager.argmax(-1).numpy(), {})
+    outcome = evaluate(model, split, batcher, 4, SilentProgress(), compile_model=True)
+    assert outcome.top1 == 1.0  # the compiled evaluation agrees with eager predictions on every image
+
+
+def test_compile_is_a_recorded_recipe_setting(env_data, tmp_path):
+    assert config_from_dict(TrainConfig, {"compile": True}, "test").compile is True
+    with pytest.raises(UserError):
+        config_from_dict(TrainConfig, {"compile": "maybe"}, "test")
+
+
+def test_channels_last_batches_hold_the_same_values():
+    images = np.random.default_rng(1).integers(0, 256, size=(3, 8, 8, 3), dtype=np.uint8)
+    for size in (8, 16):  # stored size and resized
+        plain = DeviceBatcher(size, NORM, torch.device("cpu"))(images)
+        nhwc = DeviceBatcher(size, NORM, torch.device("cpu"), channels_last=True)(images)
+        assert nhwc.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(nhwc, plain, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("choice, message", [("gpu", "choose auto, cpu, cuda or cuda:N"),
+                                             ("cpu:1", "choose auto, cpu, cuda or cuda:N")])
+def test_device_choices_are_checked(choice, message):
+    with pytest.raises(UserError, match=message):
+        resolve_device(choice)
+    assert resolve_device("cpu") == torch.device("cpu")
