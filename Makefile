@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/alore-bench demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 clean:
 	rm -rf $(VENV) build *.egg-info

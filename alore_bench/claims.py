@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, List, Optional
 
 
 class Claim:
@@ -25,9 +25,9 @@ class Claim:
         self.path, self._handle = path, handle
 
     @classmethod
-    def acquire(cls, record: Path, wait: bool = False) -> "Optional[Claim]":
+    def acquire(cls, record: Path, wait: bool = False, job: Optional[Dict[str, Any]] = None) -> "Optional[Claim]":
         """The claim on `record`'s job, or None while another live process holds it (with `wait`,
-        block until its owner finishes or dies instead)."""
+        block until its owner finishes or dies instead). `job` describes the job for `running`."""
         path = record.with_name(f".{record.name}.claim")
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path, "a+", encoding="utf-8")
@@ -38,7 +38,8 @@ class Claim:
             return None
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}))
+        handle.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(),
+                                 "job": job or {}}))
         handle.flush()
         return cls(path, handle)
 
@@ -50,6 +51,26 @@ class Claim:
             return f"{info['host']} pid {info['pid']}"
         except (OSError, ValueError, KeyError):
             return "another process"
+
+    @staticmethod
+    def running(results_dir: Path) -> List[Dict[str, Any]]:
+        """The claims under `results_dir` held now by a live process: what is running, with its
+        owner and job description. (Probing a lock from a process that holds locks on the same
+        files would drop them, POSIX-style: call this from a process that runs no jobs.)"""
+        out = []
+        for path in Path(results_dir).rglob(".*.claim"):
+            try:
+                with open(path, "r+", encoding="utf-8") as handle:
+                    try:
+                        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except OSError:  # held: its owner is alive and running the job
+                        info = json.loads(handle.read() or "{}")
+                        out.append({**info, "claim": str(path)})
+                    else:
+                        fcntl.lockf(handle, fcntl.LOCK_UN)  # free: a dead owner's leftover
+            except (OSError, ValueError):
+                continue
+        return out
 
     def release(self) -> None:
         try:

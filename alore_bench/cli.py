@@ -545,15 +545,18 @@ def study_status(file: Path = StudyFile, results_dir: Path = ResultsDir):
     from .study.run import study_progress
     from .study.studyfile import load_study
 
+    from .claims import Claim
+
     study = load_study(file)
-    rows = study_progress(study, _study_jobs(study, device="cpu"), load_records(results_dir)[0])
+    rows = study_progress(study, _study_jobs(study, device="cpu"), load_records(results_dir)[0],
+                          Claim.running(results_dir))
     table = Table(title=f"study {study.name} in {results_dir}")
-    columns = ("suite", "backbone", "variant", "stage", "runs", "done", "failed", "pending", "train time")
+    columns = ("suite", "backbone", "variant", "stage", "runs", "done", "running", "failed", "pending", "train time")
     for column in columns:
         table.add_column(column, justify="left" if column in columns[:4] else "right")
     for row in rows:
         table.add_row(row["suite"], row["backbone"], row["variant"], row["stage"], str(row["runs"]), str(row["done"]),
-                      str(row["failed"]), str(row["pending"]), f"{row['train_seconds']:.0f} s")
+                      str(row["running"]), str(row["failed"]), str(row["pending"]), f"{row['train_seconds']:.0f} s")
     console.print(table)
     done = [r for r in rows if r["done"]]
     if done and any(r["pending"] for r in rows):  # a rough estimate from the time per finished run so far
@@ -582,10 +585,12 @@ def study_run(file: Path = StudyFile, data_dir: Optional[Path] = DataDir, result
 
     study = load_study(file)
     resolved = str(resolve_device(device))
-    for suite in study.suite_names:  # data and weights checked before the first job
+    for suite in study.suite_names:  # data, its source and the weights checked before the first job
         for backbone, weights in study.backbones:
-            preflight(make_plan(study.variants[0].method, backbone, suite, study.tasks_of(suite), study.seeds, {},
-                                study.variants[0].method_config, data_dir, results_dir, resolved, weights))
+            for variant in (v for v in study.variants if suite in v.grids):
+                preflight(make_plan(variant.method, backbone, suite, study.tasks_of(suite), study.seeds,
+                                    {**study.recipe, **variant.recipe}, variant.method_config, data_dir, results_dir,
+                                    resolved, weights, preset=variant.preset))
     with make_executor(executor, workers, per_device, address, resolved, study.executor) as runner_:
         summary = run_study(study, runner_, default_data_dir(data_dir), results_dir, resolved, force,
                             parse_log(log), say=lambda m: console.print(m, highlight=False))

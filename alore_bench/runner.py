@@ -161,7 +161,9 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
     pretrained = load_pretrained_state(plan.backbone, source)
     env = environment(plan.device)
     for task, seed, path, fingerprint in todo:
-        claim = Claim.acquire(path, wait=plan.wait)
+        claim = Claim.acquire(path, wait=plan.wait, job={
+            "suite": plan.suite.name, "backbone": plan.backbone.name, "variant": plan.variant,
+            "method": plan.method.name, "stage": plan.train_config.stage, "task": task.name, "seed": seed})
         if claim is None:  # another process or machine runs this job now
             summary.skipped.append(path)
             summary.busy.append(path)

@@ -46,3 +46,23 @@ def test_two_concurrent_runs_on_one_results_dir_run_each_job_once(env_data, tmp_
     records = list(results.rglob("seed*.json"))
     assert len(records) == 8 and all(json.loads(p.read_text())["status"] == "ok" for p in records)
     assert not list(results.rglob(".*.claim"))  # released claims leave nothing behind
+
+
+def test_running_lists_claims_held_by_live_processes_only(tmp_path):
+    import time
+
+    live, dead = tmp_path / "a" / "seed1.json", tmp_path / "b" / "seed2.json"
+    subprocess.run([sys.executable, "-c", (  # a dead owner's leftover claim file
+        "import os; from pathlib import Path; from alore_bench.claims import Claim; "
+        f"Claim.acquire(Path({str(dead)!r}), job={{'task': 'b'}}); os._exit(9)")])
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from alore_bench.claims import Claim; "
+        f"c = Claim.acquire(Path({str(live)!r}), job={{'task': 'a', 'stage': 'tune'}}); print('held', flush=True); "
+        "sys.stdin.read()")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    running = Claim.running(tmp_path)
+    assert [(r["job"], r["pid"]) for r in running] == [({"task": "a", "stage": "tune"}, holder.pid)]
+    holder.stdin.close()
+    holder.wait(timeout=30)
+    time.sleep(0.1)
+    assert Claim.running(tmp_path) == []

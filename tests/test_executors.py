@@ -90,20 +90,32 @@ def test_study_jobs_cover_every_suite_variant_point_task_and_seed(tmp_path):
     assert all(j.use_tuned and j.grid is None for j in jobs["final"])
 
 
-@pytest.mark.parametrize("options", [["--workers", "2"], ["--executor", "ray"]], ids=["workers", "ray"])
-def test_executors_write_the_records_of_the_local_executor(env_data, tmp_path, options):
+def test_worker_processes_write_the_records_of_the_local_executor(env_data, tmp_path):
+    """(The Ray executor gets the same check on the whole demo study in CI: .ci/check_study.)"""
     study = write_study(tmp_path)
     local = runner.invoke(app, ["study", "run", str(study), "--results-dir", str(tmp_path / "local"), "--device", "cpu"])
     assert local.exit_code == 0, local.output
-    other = runner.invoke(app, ["study", "run", str(study), "--results-dir", str(tmp_path / "other"),
-                                "--device", "cpu", *options])
-    assert other.exit_code == 0, other.output
+    workers = runner.invoke(app, ["study", "run", str(study), "--results-dir", str(tmp_path / "workers"),
+                                  "--device", "cpu", "--workers", "2"])
+    assert workers.exit_code == 0, workers.output
     expected = records(tmp_path / "local")
     assert len(expected) == 7 and all(status == "ok" for _h, _t, status in expected.values())
-    assert records(tmp_path / "other") == expected  # same files, same configuration hashes, same top-1
-    again = runner.invoke(app, ["study", "run", str(study), "--results-dir", str(tmp_path / "other"),
-                                "--device", "cpu", *options])
+    assert records(tmp_path / "workers") == expected  # same files, same configuration hashes, same top-1
+    again = runner.invoke(app, ["study", "run", str(study), "--results-dir", str(tmp_path / "workers"),
+                                "--device", "cpu", "--workers", "2"])
     assert again.exit_code == 0 and "0 run, 7 skipped, 0 failed" in again.output
+
+
+def test_ray_executor_without_ray_installed_is_a_one_line_error(monkeypatch):
+    import builtins
+
+    from alore_bench.study.executors import RayExecutor
+
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
+                        if name == "ray" else real_import(name, *a, **k))
+    with pytest.raises(UserError, match=r"--executor ray needs Ray: pip install 'alore-bench\[ray\]'"):
+        RayExecutor()
 
 
 def test_run_and_tune_take_the_same_executor_options(env_data, tmp_path):

@@ -162,3 +162,12 @@ def test_a_study_table_is_judged_on_the_studys_own_tasks(env_data, tmp_path):
     assert "textures" in frame.columns and "digits" not in frame.columns
     (row,) = frame.to_dict("records")
     assert row["complete"] and row["Mean (tasks)"] == row["textures"]  # complete on its own task: a mean
+
+
+def test_study_run_checks_data_before_any_job(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALORE_BENCH_DATA", str(tmp_path / "empty"))
+    path = write(tmp_path, MINIMAL)
+    result = runner.invoke(app, ["study", "run", str(path), "--results-dir", str(tmp_path / "results"),
+                                 "--device", "cpu", "--workers", "2"])
+    assert result.exit_code == 2 and "suite demo is not prepared" in result.output
+    assert "alore-bench prepare --suite demo" in result.output and not (tmp_path / "results").exists()

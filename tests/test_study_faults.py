@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from alore_bench.claims import Claim
+from alore_bench.study.run import study_job_list, study_progress
+from alore_bench.study.studyfile import load_study
+
 STUDY = '''
 name = "faults"
 suite = "demo"
@@ -109,6 +113,15 @@ def test_two_study_processes_on_one_results_dir_run_each_job_once(env_data, tmp_
     study.write_text(STUDY)
     results = tmp_path / "results"
     processes = [start(study, results) for _ in range(2)]
+    # While they run, `study status` counts the jobs they hold as running.
+    loaded = load_study(study)
+    jobs = study_job_list(loaded, None, results, "cpu")
+    deadline = time.monotonic() + 120
+    running = 0
+    while not running and time.monotonic() < deadline and any(p.poll() is None for p in processes):
+        running = sum(row["running"] for row in study_progress(loaded, jobs, [], Claim.running(results)))
+        time.sleep(0.02)
+    assert 1 <= running <= 2
     outputs = [p.communicate(timeout=300)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
     ran = [re.findall(r"top-1 [\d.]+ \(train [\d.]+s\) -> (\S+)", out) for out in outputs]

@@ -104,9 +104,11 @@ def study_counts(study: Study, jobs: Mapping[str, List[Job]]) -> List[Dict[str, 
     return list(rows.values())
 
 
-def study_progress(study: Study, jobs: Mapping[str, List[Job]], records: List[Mapping[str, Any]]) -> List[Dict[str, Any]]:
-    """Per suite, backbone, variant and stage: runs expected, done, failed, pending and train time
-    spent, counted from the records the study's variants wrote (`variant` field)."""
+def study_progress(study: Study, jobs: Mapping[str, List[Job]], records: List[Mapping[str, Any]],
+                   running: List[Mapping[str, Any]] = ()) -> List[Dict[str, Any]]:
+    """Per suite, backbone, variant and stage: runs expected, done, running (claims held now),
+    failed, pending and train time spent, counted from the records the study's variants wrote
+    (`variant` field)."""
     rows = []
     for job in study_counts(study, jobs):
         mine = [r for r in records if r.get("variant") == job["variant"] and r.get("backbone") == job["backbone"]
@@ -116,6 +118,9 @@ def study_progress(study: Study, jobs: Mapping[str, List[Job]], records: List[Ma
         failed = {(r["task"], r["seed"], (r.get("tuning") or {}).get("index")) for r in mine
                   if r.get("status") != "ok"} - done
         seconds = sum(((r.get("timing") or {}).get("train_seconds") or 0.0) for r in mine)
-        rows.append({**job, "done": len(done), "failed": len(failed),
-                     "pending": max(job["runs"] - len(done) - len(failed), 0), "train_seconds": seconds})
+        now = sum(1 for claim in running if {k: (claim.get("job") or {}).get(k) for k in ("suite", "backbone", "variant",
+                                                                                           "stage")}
+                  == {k: job[k] for k in ("suite", "backbone", "variant", "stage")})
+        rows.append({**job, "done": len(done), "running": now, "failed": len(failed),
+                     "pending": max(job["runs"] - len(done) - len(failed) - now, 0), "train_seconds": seconds})
     return rows
