@@ -388,94 +388,122 @@ def selection_table(plan, records) -> Table:
 FORMATS = {".md": "md", ".csv": "csv", ".json": "json", ".tex": "tex"}
 
 
-def tables_text(tables, fmt: str) -> str:
-    """Several suite tables as one document: Markdown / LaTeX one after the other, CSV and JSON
-    as one frame (a `suite` column) so the file stays one valid document."""
-    import pandas as pd
-
-    from . import report as rep
-
-    if fmt in ("md", "tex") or len(tables) == 1:
-        return "\n".join(table_text(t, fmt) for t in tables)
-    frame = pd.concat([rep.wide_frame(t).assign(suite=t.suite.name) for t in tables], ignore_index=True)
-    return frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=2) + "\n"
-
-
-def table_text(table, fmt: str) -> str:
-    """One suite table as Markdown, LaTeX, CSV or JSON text."""
-    from . import report as rep
-
-    if fmt == "md":
-        return rep.to_markdown(table)
-    if fmt == "tex":
-        return rep.to_latex(table)
-    frame = rep.wide_frame(table)
-    return frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=2) + "\n"
-
-
 @app.command()
 @user_errors
 def report(
     results_dir: Path = ResultsDir,
     suite: Optional[str] = typer.Option(None, "--suite", help="only this suite"),
+    stage: str = typer.Option("final", "--stage", help="final (test; default), tune (validation, grid points) or all"),
     fmt: Optional[str] = typer.Option(None, "--format", help="md, csv, json or tex (default: a terminal table)"),
     out: Optional[Path] = typer.Option(None, "--out", help="write to this file; .md, .csv, .json or .tex picks the format"),
-    long: bool = typer.Option(False, "--long", help="the long-form frame (one row per record) instead of the table"),
+    long: bool = typer.Option(False, "--long", help="the record frame (one row per record) instead of the table"),
     compare: Optional[str] = typer.Option(None, "--compare", help="A:B, e.g. alore:lora or vit_b16/alore@3f2a:full"),
     with_reference: bool = typer.Option(False, "--with-reference", help="add published rows and a delta column"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="accuracy-vs-parameters figure (.png, .svg or .pdf)"),
-    filters: Optional[List[str]] = typer.Option(None, "--filter", help="backbone|method|suite|task=VALUE[,VALUE] (repeatable)"),
+    plot_delta: Optional[str] = typer.Option(None, "--plot-delta", help=(
+        "METHOD: per-group bars of every row minus METHOD's row, into --plot-delta-out (default delta.png)")),
+    plot_delta_out: Path = typer.Option(Path("delta.png"), "--plot-delta-out"),
+    filters: Optional[List[str]] = typer.Option(None, "--filter", help=(
+        "key=VALUE[,VALUE] (repeatable): backbone, method, suite, task, seed, config (hash prefix), stage, lr, "
+        "weight_decay, epochs, hparams, protocol, data_source, weights, preset, variant, opt.<option>")),
+    std: Optional[bool] = typer.Option(None, "--std/--no-std", help="± std over seeds in the cells (default: on; "
+                                                                     "LaTeX: off unless --std)"),
+    names: Optional[List[str]] = typer.Option(None, "--name", help=(
+        'display name: method_or_backbone=TEXT (repeatable), e.g. --name lora="LoRA~\\cite{hu2022lora}"')),
+    latex_fit: str = typer.Option("resize", "--latex-fit", help="resize (to the text width), rotate (headers) or none"),
+    efficiency: bool = typer.Option(False, "--efficiency", help="the efficiency table: params, time, memory"),
 ):
-    """Paper-style tables (mean ± std over seeds, group means, both averaging conventions) from the records."""
+    """Paper-style tables (mean ± std over seeds, group means, both averaging conventions) from the
+    records: one table per suite and stage, rows told apart by the settings that differ."""
+    from . import report as rep
     from .data.suites import SUITES
     from .records import load_records
-    from . import report as rep
 
     if not results_dir.is_dir():
         raise UserError(f"--results-dir {results_dir}: no such folder; run `alore-bench run` first")
+    if out is not None and out.is_dir():
+        raise UserError(f"--out {out}: is a folder; give a file name such as {out / 'table.md'}")
     if out is not None and fmt is None:
         fmt = FORMATS.get(out.suffix.lower())
         if fmt is None:
             raise UserError(f"--out {out}: unknown suffix {out.suffix!r}; use .md, .csv, .json or .tex (or --format)")
     if fmt not in (None, "md", "csv", "json", "tex"):
         raise UserError(f"--format {fmt!r}: choose md, csv, json or tex")
-    if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise UserError(f"--plot {plot}: use a .png, .svg or .pdf file name")
+    if stage not in ("final", "tune", "all"):
+        raise UserError(f"--stage {stage!r}: choose final, tune or all")
+    if latex_fit not in rep.render.FITS:
+        raise UserError(f"--latex-fit {latex_fit!r}: choose {', '.join(rep.render.FITS)}")
+    for figure in (plot, plot_delta_out if plot_delta else None):
+        if figure is not None and figure.suffix.lower() not in (".png", ".svg", ".pdf"):
+            raise UserError(f"--plot {figure}: use a .png, .svg or .pdf file name")
+    display = parse_names(names or [])
     records, bad = load_records(results_dir)
     for path, reason in bad:
         err_console.print(f"warning: skipped {path}: {reason}", highlight=False)
-    frame = rep.apply_filters(rep.records_frame(records), filters or [])
-    for _, row in frame[frame["status"] == "failed"].iterrows():
-        err_console.print(f"failed run: {row['suite']}/{row['task']} {row['backbone']} {row['method']}@{row['config']} "
-                          f"seed {row['seed']}: {row['error']}", highlight=False)
+    frame = rep.records_frame(records)
+    chosen = rep.parse_filters(filters or [], frame)
+    tasks = chosen.pop("task", None)
+    frame = rep.apply_filters(frame, chosen)
     suites = [SUITES.get(suite)] if suite else [SUITES.get(n) for n in SUITES]
-    tables = [t for t in (rep.suite_table(frame, s) for s in suites) if t.rows]
-    if not tables:
-        raise UserError(f"no successful records under {results_dir}" + (f" for suite {suite}" if suite else "")
-                        + (" after --filter" if filters else ""))
+    stages = ("final", "tune") if stage == "all" else (stage,)
+    tables = rep.suite_tables(frame, suites, stages, tasks)
     if with_reference:
         for table in tables:
-            table.reference = rep.load_reference(table.suite)
+            if table.stage == "final":
+                table.reference = rep.load_reference(table.suite)
+        if not tables:  # the published table alone
+            tables = [rep.SuiteTable(s.restricted(tasks), [], reference=rep.load_reference(s.restricted(tasks)))
+                      for s in suites]
+        missing = [t.suite.name for t in tables if not t.reference and t.stage == "final"]
+        if missing:
+            err_console.print(f"note: no published rows for suite {', '.join(missing)} (suites/reference/<suite>.csv)",
+                              highlight=False)
+        tables = [t for t in tables if t.rows or t.reference or t.failed]
+    if not tables:
+        others = sorted(set(frame["stage"].dropna()) - set(stages))
+        hint = f"; there are {', '.join(others)}-stage records: add --stage {others[0]}" if others else ""
+        raise UserError(f"no records under {results_dir}" + (f" for suite {suite}" if suite else "")
+                        + (" after --filter" if filters else "") + f" at stage {stage}{hint}")
+    for table in tables:
+        for failure in table.failed:
+            err_console.print(f"failed run: {table.suite.name}: {failure}", highlight=False)
 
     if compare is not None:
         if len(tables) != 1:
-            raise UserError("--compare needs one suite: add --suite")
+            raise UserError("--compare needs one table: add --suite (and --stage)")
         result = rep.compare_rows(tables[0], frame, compare)
-        text = json.dumps(result, indent=2) + "\n" if fmt == "json" else None
-        emit(text, out, lambda: console.print(compare_table(result)))
+        emit(rep.compare_text(result, fmt) if fmt else None, out, lambda: console.print(compare_table(result)))
+    elif efficiency:
+        emit(rep.efficiency_text(tables, frame, display, fmt or "md") if fmt else None, out,
+             lambda: console.print(rep.efficiency_text(tables, frame, display, "md"), highlight=False))
     elif long:
         if fmt not in ("csv", "json"):
-            raise UserError("--long writes the long-form frame as csv or json: add --format csv or --out FILE.csv")
-        text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=2)
-        emit(text, out, None)
+            raise UserError("--long writes the record frame as csv or json: add --format csv or --out FILE.csv")
+        emit(frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=2) + "\n", out, None)
     elif fmt is None:
         for table in tables:
-            console.print(rep.render_rich(table))
+            console.print(rep.render_rich(table, std is not False, display))
     else:
-        emit("\n".join(table_text(t, fmt) for t in tables), out, None)
+        with_std = std if std is not None else fmt != "tex"
+        emit(rep.tables_text(tables, fmt, with_std, display, latex_fit), out, None)
     if plot is not None:
-        rep.plot_accuracy_vs_params(tables, plot)
+        rep.plot_accuracy_vs_params([t for t in tables if t.rows or t.reference], plot, display)
         err_console.print(f"wrote {plot}", highlight=False)
+    if plot_delta is not None:
+        rep.plot_delta([t for t in tables if t.rows], plot_delta, plot_delta_out, display)
+        err_console.print(f"wrote {plot_delta_out}", highlight=False)
+
+
+def parse_names(items: List[str]):
+    from .report import Names
+
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value:
+            raise UserError(f'--name {item!r}: expected method_or_backbone=TEXT, e.g. --name lora="LoRA"')
+        overrides[key.strip()] = value
+    return Names(overrides)
 
 
 def emit(text, out, show) -> None:
@@ -614,7 +642,7 @@ def study_tables(study, results_dir: Path):
         mine = frame[(frame["stage"] == "final") & frame["variant"].isin([v.name for v in study.variants])
                      & frame["backbone"].isin([b for b, _w in study.backbones]) & (frame["suite"] == suite)
                      & frame["task"].isin(study.tasks_of(suite))]
-        tables.append(suite_table(mine, SUITES.get(suite), tasks=study.tasks_of(suite)))
+        tables.append(suite_table(mine, SUITES.get(suite), tasks=study.tasks_of(suite), stage="final"))
     return tables
 
 
@@ -636,7 +664,7 @@ def study_report(file: Path = StudyFile, results_dir: Path = ResultsDir,
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise UserError(f"--out {out}: unknown suffix {out.suffix!r}; use .md, .csv, .json or .tex")
-    emit(tables_text(tables, fmt), out, None)
+    emit(rep.tables_text(tables, fmt), out, None)
 
 
 DEMO_METHODS = ("linear", "full", "lora", "alore")

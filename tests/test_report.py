@@ -22,15 +22,19 @@ GROUP = {t.name: t.group for t in DEMO.tasks}
 
 def write_record(root: Path, method: str, config: str, task: str, seed: int, top1: float, suite="demo",
                  backbone="demo_vit", status="ok", params=4160, error=None, group=None, method_config=None,
-                 protocol=None, preset=None):
+                 protocol=None, preset=None, stage="final", lr=1e-3, hparams="default", timing=None, memory=None,
+                 inference=None):
     path = root / suite / backbone / f"{method}-{config}" / task / f"seed{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"schema": RECORD_SCHEMA, "status": status, "error": error, "suite": suite, "task": task,
               "group": group or GROUP.get(task), "backbone": backbone, "method": method, "seed": seed,
               "config_hash": config, "metrics": {"top1": top1} if status == "ok" else None,
-              "params": {"trainable_without_head": params},
-              "config": {"method": method_config or {}, "preset": {"name": preset} if preset else None},
-              "protocol": {"preset": {"name": protocol}} if protocol else {}}
+              "params": {"trainable_without_head": params, "trainable": params + 100, "head": 100,
+                         **(inference or {})},
+              "config": {"method": method_config or {}, "preset": {"name": preset} if preset else None,
+                         "train": {"stage": stage, "lr": lr, "epochs": 10}, "hparams": {"source": hparams}},
+              "protocol": {"preset": {"name": protocol}} if protocol else {},
+              "timing": timing or {}, "memory": memory or {}}
     path.write_text(json.dumps(record))
     return path
 
@@ -92,37 +96,64 @@ def test_missing_tasks_and_seeds_are_flagged_not_averaged(results):
     assert full.cells["Structured mean"].mean == 60
 
 
+def md_line(out: str, start: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith(start))
+
+
 def test_report_markdown_marks_gaps_and_lists_failures_and_bad_files(results):
     result = runner.invoke(app, ["report", "--results-dir", str(results), "--format", "md"])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "| demo_vit | lora * | cccc | 70.0 | 70.0 | 70.0 | 70.0 | 70.0 | — | — | — | — |" in out
+    # Display names from the registries; the settings column is empty when no setting differs.
+    assert md_line(out, "| Demo ViT | LoRA * |").startswith(
+        "| Demo ViT | LoRA * | — | 70.0 | 70.0 | 70.0 | 70.0 | 70.0 | — | — | — | — | 0.004 | 0.004 | — | 1 | cccc |")
     assert "* demo_vit/lora@cccc incomplete: locate_shape: no result" in out
-    assert "| demo_vit | alore | aaaa | 55.0 ± 7.1 |" in out
-    assert "failed run: demo/digits demo_vit linear@eeee seed 1: TrainingDiverged: loss became nan" in out
+    assert md_line(out, "| Demo ViT | ALoRE | — | 55.0 ± 7.1 |").endswith("| aaaa |")
+    # Failed runs are written under the table, not only printed on stderr.
+    assert "- failed run: digits demo_vit linear@eeee seed 1: TrainingDiverged: loss became nan" in out
     assert "warning: skipped" in out and "broken/seed9.json" in out
 
 
-def test_latex_booktabs_best_bold_second_underlined(results):
+def test_latex_from_styler_booktabs_best_bold_second_underlined(results):
     _rows, table, _bad = table_rows(results)
     tex = to_latex(table)
-    assert tex.startswith(r"\begin{tabular}") and r"\toprule" in tex and r"\bottomrule" in tex
-    assert r"\multicolumn{3}{c}{Structured}" in tex and r"\cmidrule(lr){" in tex
-    lines = {l.split(" & ")[1] + "@" + l.split(" & ")[2]: l.split(" & ") for l in tex.splitlines() if l.startswith("demo")}
-    # digits (first value column): lora 70 best, alore@bbbb 65 second, alore@aaaa 55 neither.
-    assert lines["lora$^*$@cccc"][3] == r"\textbf{70.0}"
-    assert lines["alore@bbbb"][3] == r"\underline{65.0}"
-    assert lines["alore@aaaa"][3] == "55.0"
-    assert lines["lora$^*$@cccc"][9] == "--"  # no Structured mean for an incomplete row
+    assert tex.startswith(r"\begin{table*}") and r"\toprule" in tex and r"\bottomrule" in tex
+    assert r"\resizebox{\textwidth}{!}{%" in tex and r"\caption{demo: top-1 accuracy" in tex
+    assert r"\multicolumn{3}{c}{Structured}" in tex
+    lines = [l.rstrip(" \\").split(" & ") for l in tex.splitlines() if l.startswith(("ALoRE", "LoRA", "Full"))]
+    by_label = {(l[0], l[1]): l for l in lines}  # (method, params) is not unique: find rows by digits value
+    digits = {l[0] + "|" + l[2]: l for l in lines}
+    # digits column: lora 70 best, alore@bbbb 65 second, alore@aaaa 55 neither.
+    assert digits[r"LoRA$^{*}$|\textbf{70.0}"]
+    assert digits[r"ALoRE|\underline{65.0}"]
+    assert digits["ALoRE|55.0"]
+    assert digits[r"LoRA$^{*}$|\textbf{70.0}"][8] == "--"  # no Structured mean for an incomplete row
+    assert by_label and r"\$^{*}$" not in tex
+    assert "failed run: digits demo\\_vit linear@eeee" in tex  # every symbol and failure in the footnote
 
 
 def test_out_suffix_picks_format_and_long_form(results, tmp_path):
-    for suffix, needle in ((".md", "| Backbone |"), (".tex", r"\toprule"), (".csv", "backbone,method,config"),
-                           (".json", '"backbone"')):
+    import pandas as pd
+
+    for suffix, needle in ((".md", "| Backbone |"), (".tex", r"\toprule"), (".csv", "suite,stage,kind,backbone"),
+                           (".json", '"demo"')):
         out = tmp_path / f"table{suffix}"
         result = runner.invoke(app, ["report", "--results-dir", str(results), "--out", str(out)])
         assert result.exit_code == 0, result.output
         assert needle in out.read_text()
+    frame = pd.read_csv(tmp_path / "table.csv")
+    assert all(c == c.lower() and " " not in c for c in frame.columns)  # snake_case
+    cells = frame[(frame["kind"] == "task") & (frame["config"] == "aaaa")]
+    assert len(cells) == 4 and set(cells["n"]) == {2}
+    import csv
+
+    counts = [row["n"] for row in csv.DictReader((tmp_path / "table.csv").open())]
+    assert all(c.isdigit() or c == "" for c in counts)  # counts as integers, not 2.0
+    means = [row["top1_mean"] for row in csv.DictReader((tmp_path / "table.csv").open()) if row["top1_mean"]]
+    assert all(len(m.partition(".")[2]) <= 2 for m in means)  # rounded, never 28.000000000000004
+    assert (frame["kind"] == "failed").sum() == 1 and (frame["kind"] == "missing").sum() == 2
+    document = json.loads((tmp_path / "table.json").read_text())
+    assert document["demo"]["final"]["failed"] and len(document["demo"]["final"]["rows"]) == 4
     out = tmp_path / "long.csv"
     assert runner.invoke(app, ["report", "--results-dir", str(results), "--long", "--out", str(out)]).exit_code == 0
     lines = out.read_text().strip().splitlines()
@@ -131,10 +162,14 @@ def test_out_suffix_picks_format_and_long_form(results, tmp_path):
 
 
 def test_filter(results):
-    result = runner.invoke(app, ["report", "--results-dir", str(results), "--format", "csv", "--filter", "method=lora"])
-    assert result.exit_code == 0 and "lora" in result.output and "alore" not in result.output
+    result = runner.invoke(app, ["report", "--results-dir", str(results), "--format", "md", "--filter", "method=lora"])
+    assert result.exit_code == 0 and "LoRA" in result.output and "ALoRE" not in result.output
     bad = runner.invoke(app, ["report", "--results-dir", str(results), "--filter", "colour=red"])
-    assert bad.exit_code == 2 and "--filter" in bad.output
+    assert bad.exit_code == 2 and "unknown --filter key 'colour'" in bad.output
+    typo = runner.invoke(app, ["report", "--results-dir", str(results), "--filter", "metod=lora"])
+    assert "did you mean 'method'" in typo.output
+    prefix = runner.invoke(app, ["report", "--results-dir", str(results), "--format", "md", "--filter", "config=bb"])
+    assert "bbbb" in prefix.output and "aaaa" not in prefix.output
 
 
 def test_compare_paired_and_per_task(results):
@@ -180,10 +215,10 @@ def test_reference_rows_and_delta(tmp_path):
                      protocol="vpt")
     result = runner.invoke(app, ["report", "--results-dir", str(root), "--format", "md", "--with-reference"])
     assert result.exit_code == 0, result.output
-    row = next(l for l in result.output.splitlines() if l.startswith("| vit_b16 | lora | ffff"))
-    assert row.endswith("| +1.0 |")
-    other = next(l for l in result.output.splitlines() if l.startswith("| vit_b16 | lora | eeee"))
-    assert other.endswith("| n/c |") and "+2.0" not in other
+    row = next(l for l in result.output.splitlines() if l.startswith("| ViT-B/16 | LoRA | protocol=noah, opt.targets=qkv |"))
+    assert row.endswith("| ffff | +1.0 |")
+    other = next(l for l in result.output.splitlines() if l.startswith("| ViT-B/16 | LoRA | protocol=vpt, opt.targets=q,v |"))
+    assert other.endswith("| eeee | n/c |") and "+2.0" not in other
     assert "targets='q,v' (published: 'qkv')" in result.output
     assert "WARNING: rows of different protocols share this table (noah, vpt)" in result.output
     assert "LoRA [ref]" in result.output and "V-PETL Bench" in result.output

@@ -44,7 +44,13 @@ class BackboneSpec:
     weight_tag: str = ""
     # Convolution-heavy families run faster with NHWC memory on CUDA (model and batches).
     channels_last: bool = False
+    # The name tables print (reports: `--name` overrides it).
+    display: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        return self.display or self.name
 
     def create(self, num_classes: int, drop_path: float = 0.0, device: str | torch.device = "cpu") -> nn.Module:
         with torch.device(device):

@@ -101,6 +101,7 @@ BACKBONES.register(
     "vit_b16",
     BackboneSpec(
         name="vit_b16",
+        display="ViT-B/16",
         summary="ViT-B/16, ImageNet-21k (Google's original ViT-B_16.npz = timm " + VIT_B16_TAG + ")",
         family="vit",
         input_size=224,
@@ -117,6 +118,7 @@ BACKBONES.register(
     "demo_vit",
     BackboneSpec(
         name="demo_vit",
+        display="Demo ViT",
         summary="tiny ViT (32 px, width 64, 4 blocks) pretrained offline on a synthetic shape task",
         family="vit",
         input_size=32,

@@ -163,10 +163,10 @@ def apply_adaptformer(model: nn.Module, config: AdaptFormerConfig) -> nn.Module:
 
 
 METHODS.register("adapter", MethodSpec(
-    name="adapter", config_cls=AdapterConfig, apply=apply_adapter, identity_at_init=False,
+    name="adapter", display="Adapter", config_cls=AdapterConfig, apply=apply_adapter, identity_at_init=False,
     paper="Houlsby et al. 2019 (ICML), as NOAH's code trains it for the published VTAB-1k row",
     summary="sequential bottleneck adapter on each block's MLP output (QuickGELU, xavier, bottleneck 8)"))
 METHODS.register("adaptformer", MethodSpec(
-    name="adaptformer", config_cls=AdaptFormerConfig, apply=apply_adaptformer,
+    name="adaptformer", display="AdaptFormer", config_cls=AdaptFormerConfig, apply=apply_adaptformer,
     paper="Chen et al. 2022, AdaptFormer (NeurIPS)",
     summary="parallel bottleneck adapter reading each block's residual stream (ReLU, bottleneck 8, scale 0.1)"))

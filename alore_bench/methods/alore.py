@@ -190,7 +190,7 @@ def merge_alore(model: nn.Module) -> nn.Module:
 METHODS.register(
     "alore",
     MethodSpec(
-        name="alore",
+        name="alore", display="ALoRE",
         config_cls=ALoReConfig,
         apply=apply_alore,
         merge=merge_alore,

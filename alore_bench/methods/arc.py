@@ -93,6 +93,6 @@ def merge_arc(model: nn.Module) -> nn.Module:
 
 
 METHODS.register("arc", MethodSpec(
-    name="arc", config_cls=ARCConfig, apply=apply_arc, merge=merge_arc, identity_at_init=False,
+    name="arc", display="ARC", config_cls=ARCConfig, apply=apply_arc, merge=merge_arc, identity_at_init=False,
     paper="Dong et al. 2023, Efficient Adaptation of Large Vision Transformer via Adapter Re-Composing (NeurIPS)",
     summary="linear adapters with projections shared by all blocks, re-composed per block; mergeable"))

@@ -35,6 +35,12 @@ class MethodSpec:
     train_mode: Optional[Callable[[nn.Module], None]] = None
     # Train only the head on features of the frozen backbone, computed once and cached (alore_bench.probe).
     feature_probe: bool = False
+    # The name tables print (reports: `--name` overrides it).
+    display: str = ""
+
+    @property
+    def display_name(self) -> str:
+        return self.display or self.name
 
     def set_train_mode(self, model: nn.Module) -> None:
         (self.train_mode or nn.Module.train)(model)

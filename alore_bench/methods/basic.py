@@ -39,7 +39,7 @@ def apply_linear(model: nn.Module, config: LinearConfig) -> nn.Module:
 METHODS.register(
     "full",
     MethodSpec(
-        name="full",
+        name="full", display="Full fine-tuning",
         config_cls=FullConfig,
         apply=apply_full,
         paper="full fine-tuning (baseline)",
@@ -49,7 +49,7 @@ METHODS.register(
 METHODS.register(
     "linear",
     MethodSpec(
-        name="linear",
+        name="linear", display="Linear probing",
         config_cls=LinearConfig,
         apply=apply_linear,
         paper="linear probing (baseline)",
@@ -92,8 +92,8 @@ def apply_ln_tune(model: nn.Module, config: LNTuneConfig) -> nn.Module:
 
 
 METHODS.register("bitfit", MethodSpec(
-    name="bitfit", config_cls=BitFitConfig, apply=apply_bitfit,
+    name="bitfit", display="BitFit", config_cls=BitFitConfig, apply=apply_bitfit,
     paper="Zaken et al. 2022, BitFit (ACL)", summary="bias terms only"))
 METHODS.register("ln_tune", MethodSpec(
-    name="ln_tune", config_cls=LNTuneConfig, apply=apply_ln_tune,
+    name="ln_tune", display="LN-Tune", config_cls=LNTuneConfig, apply=apply_ln_tune,
     paper="Basu et al. 2024, Strong Baselines for Parameter-Efficient Few-Shot Fine-tuning (AAAI), LN-Tune", summary="LayerNorm affine parameters only"))

@@ -194,10 +194,10 @@ def merge_fact(model: nn.Module) -> nn.Module:
 
 
 METHODS.register("fact_tt", MethodSpec(
-    name="fact_tt", config_cls=FacTConfig, apply=apply_fact_tt, merge=merge_fact,
+    name="fact_tt", display="FacT-TT", config_cls=FacTConfig, apply=apply_fact_tt, merge=merge_fact,
     paper="Jie & Deng 2023, FacT: Factor-Tuning (AAAI), tensor-train form",
     summary="all ViT weight updates as one tensor-train factorised tensor; mergeable"))
 METHODS.register("fact_tk", MethodSpec(
-    name="fact_tk", config_cls=FacTTKConfig, apply=apply_fact_tk, merge=merge_fact,
+    name="fact_tk", display="FacT-TK", config_cls=FacTTKConfig, apply=apply_fact_tk, merge=merge_fact,
     paper="Jie & Deng 2023, FacT: Factor-Tuning (AAAI), Tucker form (the published 'FacT' 0.07M row)",
     summary="all ViT weight updates as one Tucker-factorised tensor; mergeable"))

@@ -71,6 +71,6 @@ def merge_kadaptation(model: nn.Module) -> nn.Module:
 
 
 METHODS.register("kadaptation", MethodSpec(
-    name="kadaptation", config_cls=KAdaptationConfig, apply=apply_kadaptation, merge=merge_kadaptation,
+    name="kadaptation", display="KAdaptation", config_cls=KAdaptationConfig, apply=apply_kadaptation, merge=merge_kadaptation,
     paper="He et al. 2023, Parameter-efficient Model Adaptation for Vision Transformers (AAAI), KAdaptation",
     summary="PHM (sum of Kronecker products) update of W_q and W_v, rules shared across layers; mergeable"))

@@ -113,7 +113,7 @@ def merge_peft(model: nn.Module) -> nn.Module:
 METHODS.register(
     "lora",
     MethodSpec(
-        name="lora",
+        name="lora", display="LoRA",
         config_cls=LoRAConfig,
         apply=apply_lora,
         merge=merge_peft,

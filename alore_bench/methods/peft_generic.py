@@ -91,7 +91,7 @@ def make_apply(kind: str):
 
 for _kind, (_cls, _paper) in PEFT_TYPES.items():
     METHODS.register(f"peft:{_kind}", MethodSpec(
-        name=f"peft:{_kind}", config_cls=make_config_class(_kind), apply=make_apply(_kind), merge=merge_peft,
+        name=f"peft:{_kind}", display=f"{_kind} (peft)", config_cls=make_config_class(_kind), apply=make_apply(_kind), merge=merge_peft,
         identity_at_init=True, paper=_paper,
         summary=("peft's IA3 on k, v and the MLP's intermediate activation, as the paper; mergeable" if _kind == "ia3"
                  else f"peft's {_cls[:-6]} on the fused qkv (by default); mergeable")))

@@ -102,6 +102,6 @@ def merge_repadapter(model: nn.Module) -> nn.Module:
 
 
 METHODS.register("repadapter", MethodSpec(
-    name="repadapter", config_cls=RepAdapterConfig, apply=apply_repadapter, merge=merge_repadapter,
+    name="repadapter", display="RepAdapter", config_cls=RepAdapterConfig, apply=apply_repadapter, merge=merge_repadapter,
     paper="Luo et al. 2023, Towards Efficient Visual Adaption via Structural Re-parameterization (RepAdapter)",
     summary="sequential linear adapter, grouped up-projection, before attention and MLP; mergeable"))

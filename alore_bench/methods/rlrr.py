@@ -102,6 +102,6 @@ def merge_rlrr(model: nn.Module) -> nn.Module:
 
 
 METHODS.register("rlrr", MethodSpec(
-    name="rlrr", config_cls=RLRRConfig, apply=apply_rlrr, merge=merge_rlrr, identity_at_init=False,
+    name="rlrr", display="RLRR", config_cls=RLRRConfig, apply=apply_rlrr, merge=merge_rlrr, identity_at_init=False,
     paper="Dong et al. 2024, Low-Rank Rescaled Vision Transformer Fine-Tuning: A Residual Design Approach (CVPR)",
     summary="rank-1 residual rescaling of every block linear plus SSF after the norms; mergeable"))

@@ -83,6 +83,6 @@ def merge_ssf(model: nn.Module) -> nn.Module:
 
 
 METHODS.register("ssf", MethodSpec(
-    name="ssf", config_cls=SSFConfig, apply=apply_ssf, merge=merge_ssf, identity_at_init=False,
+    name="ssf", display="SSF", config_cls=SSFConfig, apply=apply_ssf, merge=merge_ssf, identity_at_init=False,
     paper="Lian et al. 2022, Scaling & Shifting Your Features (NeurIPS)",
     summary="per-channel scale and shift after every linear, norm and the patch projection; mergeable"))

@@ -105,10 +105,10 @@ def apply_vpt_deep(model: nn.Module, config: VPTConfig) -> nn.Module:
 
 
 METHODS.register("vpt_shallow", MethodSpec(
-    name="vpt_shallow", config_cls=VPTConfig, apply=apply_vpt_shallow, identity_at_init=False,
+    name="vpt_shallow", display="VPT-Shallow", config_cls=VPTConfig, apply=apply_vpt_shallow, identity_at_init=False,
     train_mode=eval_except(PromptDropout),
     paper="Jia et al. 2022, Visual Prompt Tuning (ECCV)", summary="prompt tokens at the input of the first block"))
 METHODS.register("vpt_deep", MethodSpec(
-    name="vpt_deep", config_cls=VPTConfig, apply=apply_vpt_deep, identity_at_init=False,
+    name="vpt_deep", display="VPT-Deep", config_cls=VPTConfig, apply=apply_vpt_deep, identity_at_init=False,
     train_mode=eval_except(PromptDropout),
     paper="Jia et al. 2022, Visual Prompt Tuning (ECCV)", summary="new prompt tokens before every block"))

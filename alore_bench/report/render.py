@@ -1,0 +1,381 @@
+"""Tables as text: the terminal (rich), Markdown, paper-ready LaTeX (pandas' Styler), CSV in long
+form (one row per cell) and one JSON document, for any number of suites and stages. Every written
+table carries its footnotes: what the symbols mean, incomplete rows and the runs that failed."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import pandas as pd
+
+from .reference import reference_deltas
+from .tables import MEAN_GROUPS, MEAN_TASKS, STAGE_LABEL, Cell, Row, SuiteTable
+
+PARAMS = "Params (M)"
+PARAMS_HEAD = "+head (M)"
+PROTOCOL = "Protocol"
+SUITE_NAMES = {"vtab1k": "VTAB-1k", "fgvc": "FGVC", "demo": "demo"}
+FITS = ("resize", "rotate", "none")
+
+
+class Names:
+    """Display names of methods and backbones: the registries' (`display`), overridden by the user
+    (`--name lora="LoRA~\\cite{hu2022lora}"`: taken as LaTeX in .tex, as written elsewhere)."""
+
+    def __init__(self, overrides: Optional[Mapping[str, str]] = None):
+        self.overrides = dict(overrides or {})
+
+    def method(self, name: str) -> str:
+        if name in self.overrides:
+            return self.overrides[name]
+        from ..methods import METHODS
+
+        return METHODS.get(name).display_name if name in METHODS else name
+
+    def backbone(self, name: str) -> str:
+        if name in self.overrides:
+            return self.overrides[name]
+        from ..backbones import BACKBONES
+
+        return BACKBONES.get(name).display_name if name in BACKBONES else name
+
+
+def fmt_cell(cell: Optional[Cell], std: bool = True, plus_minus: str = "±") -> str:
+    if cell is None:
+        return "—"
+    text = f"{cell.mean:.1f}"
+    if std and cell.std is not None:
+        text += f" {plus_minus} {cell.std:.1f}"
+    return text
+
+
+def fmt_params(value: Optional[float]) -> str:
+    """Millions as papers print them: 85.8, 0.15, 0.004, 0."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if value == 0:
+        return "0"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 0.01:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def display_rows(table: SuiteTable, std: bool = True, names: Optional[Names] = None) -> Tuple[List[str], List[List[str]]]:
+    names = names or Names()
+    columns = table.columns()
+    header = ["Backbone", "Method", "Settings"] + [table.column_label(c) for c, _ in columns] + \
+        [PARAMS, PARAMS_HEAD, PROTOCOL, "Seeds", "Config"]
+    deltas = reference_deltas(table) if table.reference else {}
+    if table.reference:
+        header.append("Δ vs ref")
+    rows = []
+    for row in table.rows:
+        flag = " *" if row.missing else ""
+        rows.append([names.backbone(row.key[0]), names.method(row.key[1]) + flag, table.settings_text(row)]
+                    + [fmt_cell(row.cells.get(c), std) for c, _ in columns]
+                    + [fmt_params(row.params_m), fmt_params(row.params_with_head_m), row.protocol or "—",
+                       str(len(row.seeds)), row.key[2]])
+        if table.reference:
+            delta, why = deltas.get(row.key, (None, ""))
+            rows[-1].append("n/c" if delta is None and why else "—" if delta is None else f"{delta:+.1f}")
+    for ref in table.reference:
+        rows.append([names.backbone(ref["backbone"]), f"{ref['label']} [ref]", "published"]
+                    + [fmt_cell(ref["cells"].get(c), False) for c, _ in columns]
+                    + [fmt_params(ref["params_m"]), "—", ref["protocol_preset"] or "—", "—", ref["ref_id"], ""])
+    return header, rows
+
+
+def protocol_warnings(table: SuiteTable) -> List[str]:
+    """Rows (and reference rows) made with different input pipelines share this table."""
+    ours = sorted({r.protocol or "unrecorded" for r in table.rows})
+    refs = sorted({r["protocol_preset"] for r in table.reference if r.get("protocol_preset")})
+    notes = []
+    if len(ours) > 1:
+        notes.append(f"WARNING: rows of different protocols share this table ({', '.join(ours)}): "
+                     "their normalisation, resizing or data differ, so their numbers are not comparable")
+    if table.reference and set(refs) - set(ours):
+        notes.append(f"WARNING: reference rows come from protocols {', '.join(refs)}, this table's rows from "
+                     f"{', '.join(ours)}: differences include the input pipeline")
+    return notes
+
+
+def footnotes(table: SuiteTable) -> List[str]:
+    stage = STAGE_LABEL.get(table.stage, table.stage)
+    notes = [f"Top-1 (%) on the {stage} split, mean ± std over seeds; {MEAN_GROUPS} = mean of the group means "
+             f"(the VTAB-1k convention), {MEAN_TASKS} = mean over all tasks; spread of means is over per-seed means. "
+             "A mean needs every task and seed of its row; '—' marks what cannot be averaged."]
+    if table.partial:
+        notes.append(f"Partial: only {table.partial[0]} of the suite's {table.partial[1]} tasks are shown; "
+                     "means are over those tasks and are not the suite's means.")
+    notes.append(f"{PARAMS}: trainable parameters without the head, {PARAMS_HEAD}: with it, each the mean over "
+                 "the row's tasks (heads and per-task settings differ between tasks).")
+    if table.varying:
+        notes.append("Settings: the settings that differ between rows (tuned = selected per task on the tuning "
+                     "stage; mixed = differs between the row's records).")
+    notes += protocol_warnings(table)
+    for row in table.rows:
+        if row.missing:
+            notes.append(f"* {row.label} incomplete: " + "; ".join(row.missing))
+    for failure in table.failed:
+        notes.append(f"failed run: {failure}")
+    if table.reference:
+        for key, (delta, why) in reference_deltas(table).items():
+            if delta is None and why:
+                notes.append(f"n/c {'/'.join(key[:2])}@{key[2]}: not comparable with its reference row: {why}")
+        for ref in table.reference:
+            notes.append(f"[ref] {ref['ref_id']} {ref['label']}: {ref['source']} ({ref['table']}); "
+                         f"protocol: {ref['protocol']}")
+    return notes
+
+
+def title(table: SuiteTable) -> str:
+    return f"{SUITE_NAMES.get(table.suite.name, table.suite.name)}, {STAGE_LABEL.get(table.stage, table.stage)}"
+
+
+def to_markdown(table: SuiteTable, std: bool = True, names: Optional[Names] = None) -> str:
+    header, rows = display_rows(table, std, names)
+    lines = [f"**{title(table)}**", "", "| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    lines += [""] + [f"- {note}" for note in footnotes(table)]
+    return "\n".join(lines) + "\n"
+
+
+def render_rich(table: SuiteTable, std: bool = True, names: Optional[Names] = None):
+    from rich.table import Table
+
+    header, rows = display_rows(table, std, names)
+    groups = {table.column_label(c): g for c, g in table.columns()}
+    rich_table = Table(title=f"{title(table)}: Top-1 (%)", caption="\n".join(footnotes(table)), caption_justify="left")
+    for name in header:
+        group = groups.get(name, "")
+        label = f"{name}\n[dim]{group}[/dim]" if group and not name.endswith("mean") else name
+        rich_table.add_column(label, justify="left" if name in ("Backbone", "Method", "Settings") else "right")
+    for row in rows:
+        rich_table.add_row(*row)
+    return rich_table
+
+
+# --- LaTeX ------------------------------------------------------------------------------------
+
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text)).replace("±", r"$\pm$").replace("—", "--") \
+        .replace("Δ", r"$\Delta$")
+
+
+def _ranks(values: Sequence[Optional[float]]) -> List[Optional[int]]:
+    """0 for the best value (to 0.1), 1 for the second best; ties share a rank."""
+    values = [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values]
+    distinct = sorted({round(v, 1) for v in values if v is not None}, reverse=True)
+    return [None if v is None else distinct.index(round(v, 1)) for v in values]
+
+
+def to_latex(table: SuiteTable, std: bool = False, names: Optional[Names] = None, fit: str = "resize") -> str:
+    """A booktabs `table` from pandas' Styler: group header row, display names, Params as papers
+    print them, best bold and second underlined per column, published rows below a midrule with
+    their citations, a caption (suite, split, seeds, protocol) and a footnote for every symbol."""
+    names = names or Names()
+    columns = table.columns()
+    multi_backbone = len({r.key[0] for r in table.rows} | {r["backbone"] for r in table.reference}) > 1
+    deltas = reference_deltas(table) if table.reference else {}
+    lead: List[Tuple[str, str]] = [("", "Method")]
+    if multi_backbone:
+        lead.insert(0, ("", "Backbone"))
+    if table.varying:
+        lead.append(("", "Settings"))
+    lead.append(("", "Params (M)"))
+    head = [(latex_escape(g), _header(table.column_label(c), fit)) for c, g in columns]
+    if table.reference:
+        head.append(("", r"$\Delta$ vs ref"))
+    texts: List[List[str]] = []
+    means: List[List[Optional[float]]] = []
+    for row in table.rows:
+        method = _name(names, "method", row.key[1]) + (r"$^{*}$" if row.missing else "")
+        cells = [row.cells.get(c) for c, _ in columns]
+        lead_cells = [method] if not multi_backbone else [_name(names, "backbone", row.key[0]), method]
+        if table.varying:
+            lead_cells.append(latex_escape(table.settings_text(row)))
+        lead_cells.append(fmt_params(row.params_m).replace("—", "--"))
+        extra = []
+        if table.reference:
+            delta, why = deltas.get(row.key, (None, ""))
+            extra = ["n/c" if delta is None and why else "--" if delta is None else f"{delta:+.1f}"]
+        texts.append(lead_cells + [latex_escape(fmt_cell(c, std)) for c in cells] + extra)
+        means.append([None] * len(lead_cells) + [c.mean if c else None for c in cells] + [None] * len(extra))
+    for ref in table.reference:
+        label = latex_escape(ref["label"]) + (rf"~\cite{{{ref['cite']}}}" if ref.get("cite") else "")
+        lead_cells = [label] if not multi_backbone else [_name(names, "backbone", ref["backbone"]), label]
+        if table.varying:
+            lead_cells.append("published")
+        lead_cells.append(fmt_params(ref["params_m"]))
+        cells = [ref["cells"].get(c) for c, _ in columns]
+        texts.append(lead_cells + [latex_escape(fmt_cell(c, False)) for c in cells] + ([""] if table.reference else []))
+        means.append([None] * len(lead_cells) + [c.mean if c else None for c in cells] + [None] * bool(table.reference))
+    frame = pd.DataFrame(texts, columns=pd.MultiIndex.from_tuples(lead + head))
+    numbers = pd.DataFrame(means, columns=frame.columns)
+    props = pd.DataFrame("", index=frame.index, columns=frame.columns)
+    for column in numbers.columns:
+        for i, rank in enumerate(_ranks(list(numbers[column]))):
+            if rank == 0:
+                props.iloc[i, list(numbers.columns).index(column)] = "textbf:--rwrap;"
+            elif rank == 1:
+                props.iloc[i, list(numbers.columns).index(column)] = "underline:--rwrap;"
+    styler = frame.style.hide(axis="index").apply(lambda _frame: props, axis=None)
+    column_format = "l" * len(lead) + "r" * len(head)
+    latex = styler.to_latex(column_format=column_format, hrules=True, multicol_align="c", environment="table*",
+                            position="t", position_float="centering", caption=_caption(table, std),
+                            label=f"tab:{table.suite.name}-{table.stage}")
+    if table.reference and table.rows:  # published rows below their own rule
+        lines = latex.split("\n")
+        body_start = lines.index(r"\midrule") + 1
+        lines.insert(body_start + len(table.rows), r"\midrule")
+        latex = "\n".join(lines)
+    if fit == "resize":
+        latex = latex.replace(r"\begin{tabular}", "\\resizebox{\\textwidth}{!}{%\n\\begin{tabular}") \
+            .replace(r"\end{tabular}", "\\end{tabular}}")
+    notes = r" \par ".join(latex_escape(n) for n in footnotes(table))  # (\\ would read "[ref]" as a length)
+    latex = latex.replace(r"\end{table*}", "\\par\\vspace{2pt}\\parbox{\\textwidth}{\\scriptsize " + notes
+                          + "}\n\\end{table*}")
+    return latex
+
+
+def _header(label: str, fit: str) -> str:
+    text = latex_escape(label)
+    return rf"\rotatebox{{90}}{{{text}}}" if fit == "rotate" else text
+
+
+def _name(names: Names, kind: str, name: str) -> str:
+    """A display name: a user's --name is LaTeX already; a registry's is escaped."""
+    if name in names.overrides:
+        return names.overrides[name]
+    return latex_escape(names.method(name) if kind == "method" else names.backbone(name))
+
+
+def _caption(table: SuiteTable, std: bool) -> str:
+    seeds = sorted({len(r.seeds) for r in table.rows})
+    protocols = sorted({r.protocol for r in table.rows if r.protocol})
+    text = (f"{latex_escape(SUITE_NAMES.get(table.suite.name, table.suite.name))}: top-1 accuracy (\\%) on the "
+            f"{latex_escape(STAGE_LABEL.get(table.stage, table.stage))} split, "
+            + ("mean $\\pm$ std" if std else "mean")
+            + f" over {'/'.join(map(str, seeds)) or '0'} seed(s)"
+            + (f"; protocol {latex_escape(', '.join(protocols))}" if protocols else "")
+            + (f"; {table.partial[0]} of {table.partial[1]} tasks" if table.partial else "")
+            + ". Best per column in \\textbf{bold}, second \\underline{underlined}.")
+    return text
+
+
+# --- CSV (long) and JSON (one document) -------------------------------------------------------
+
+def _round(value: Optional[float], digits: int) -> Optional[float]:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), digits)
+
+
+def snake(name: str) -> str:
+    out = "".join(ch.lower() if ch.isalnum() else "_" for ch in name)
+    while "__" in out:
+        out = out.replace("__", "_")
+    return out.strip("_")
+
+
+def long_rows(tables: Sequence[SuiteTable], names: Optional[Names] = None) -> List[Dict[str, Any]]:
+    """One row per cell (and per failed run and missing piece), for any number of suites."""
+    names = names or Names()
+    out = []
+    for table in tables:
+        base = {"suite": table.suite.name, "stage": table.stage,
+                "tasks_shown": table.partial[0] if table.partial else len(table.suite.tasks),
+                "tasks_in_suite": table.partial[1] if table.partial else len(table.suite.tasks)}
+        for row in table.rows:
+            shared = {**base, "backbone": row.key[0], "method": row.key[1], "method_display": names.method(row.key[1]),
+                      "config": row.key[2], "settings": table.settings_text(row), "protocol": row.protocol,
+                      "seeds": len(row.seeds), "complete": not row.missing}
+            for column, group in table.columns():
+                cell = row.cells.get(column)
+                per_task = row.params_per_task.get(column, (row.params_m, row.params_with_head_m))
+                out.append({**shared, "kind": "mean" if table.is_mean(column) else "task", "column": snake(column),
+                            "group": group or None, "top1_mean": _round(cell.mean, 2) if cell else None,
+                            "top1_std": _round(cell.std, 2) if cell else None, "n": cell.n if cell else 0,
+                            "params_m": _round(per_task[0], 4), "params_with_head_m": _round(per_task[1], 4),
+                            "note": None})
+            for missing in row.missing:
+                out.append({**shared, "kind": "missing", "column": snake(missing.split(":")[0]), "note": missing})
+        for failure in table.failed:
+            out.append({**base, "kind": "failed", "note": failure})
+        for ref in table.reference:
+            for column, group in table.columns():
+                cell = ref["cells"].get(column)
+                out.append({**base, "backbone": ref["backbone"], "method": ref["method"], "method_display": ref["label"],
+                            "config": ref["ref_id"], "settings": "published", "kind": "reference",
+                            "column": snake(column), "group": group or None,
+                            "top1_mean": _round(cell.mean, 2) if cell else None, "params_m": _round(ref["params_m"], 4),
+                            "note": ref["source"]})
+    columns = ["suite", "stage", "kind", "backbone", "method", "method_display", "config", "settings", "protocol",
+               "column", "group", "top1_mean", "top1_std", "n", "seeds", "complete", "params_m", "params_with_head_m",
+               "tasks_shown", "tasks_in_suite", "note"]
+    return [{c: row.get(c) for c in columns} for row in out]
+
+
+def to_csv(tables: Sequence[SuiteTable], names: Optional[Names] = None) -> str:
+    frame = pd.DataFrame(long_rows(tables, names))
+    for column in ("n", "seeds", "tasks_shown", "tasks_in_suite"):
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")  # counts stay integers next to gaps
+    return frame.to_csv(index=False)
+
+
+def table_document(table: SuiteTable, names: Optional[Names] = None) -> Dict[str, Any]:
+    names = names or Names()
+    deltas = reference_deltas(table) if table.reference else {}
+
+    def cells(mapping: Mapping[str, Cell]) -> Dict[str, Any]:
+        return {snake(c): {"mean": _round(mapping[c].mean, 2), "std": _round(mapping[c].std, 2), "n": mapping[c].n}
+                for c, _ in table.columns() if c in mapping}
+
+    rows = []
+    for row in table.rows:
+        delta = deltas.get(row.key, (None, ""))
+        rows.append({"backbone": row.key[0], "method": row.key[1], "method_display": names.method(row.key[1]),
+                     "config": row.key[2], "settings": {k: row.settings.get(k) for k in table.varying},
+                     "params_m": _round(row.params_m, 4), "params_with_head_m": _round(row.params_with_head_m, 4),
+                     "params_per_task_m": {t: _round(v[0], 4) for t, v in row.params_per_task.items()},
+                     "protocol": row.protocol, "seeds": row.seeds, "complete": not row.missing,
+                     "missing": row.missing, "cells": cells(row.cells),
+                     **({"delta_vs_reference": _round(delta[0], 2), "not_comparable": delta[1] or None}
+                        if table.reference else {})})
+    return {"suite": table.suite.name, "stage": table.stage,
+            "tasks": [t.name for t in table.suite.tasks], "partial": bool(table.partial),
+            "columns": [snake(c) for c, _ in table.columns()], "varying_settings": table.varying, "rows": rows,
+            "reference": [{"id": r["ref_id"], "backbone": r["backbone"], "method": r["method"], "label": r["label"],
+                           "params_m": r["params_m"], "source": r["source"], "cells": cells(r["cells"])}
+                          for r in table.reference],
+            "failed": table.failed, "notes": footnotes(table)}
+
+
+def to_json(tables: Sequence[SuiteTable], names: Optional[Names] = None) -> str:
+    """One document: {suite: {stage: table}}."""
+    document: Dict[str, Dict[str, Any]] = {}
+    for table in tables:
+        document.setdefault(table.suite.name, {})[table.stage] = table_document(table, names)
+    return json.dumps(document, indent=2) + "\n"
+
+
+def tables_text(tables: Sequence[SuiteTable], fmt: str, std: bool = True, names: Optional[Names] = None,
+                fit: str = "resize") -> str:
+    """All tables as one well-formed document of the format."""
+    if fmt == "md":
+        return "\n".join(to_markdown(t, std, names) for t in tables)
+    if fmt == "tex":
+        return "\n".join(to_latex(t, std, names, fit) for t in tables)
+    if fmt == "csv":
+        return to_csv(tables, names)
+    if fmt == "json":
+        return to_json(tables, names)
+    raise ValueError(fmt)

@@ -1,0 +1,215 @@
+"""Records -> paper-style tables: one per (suite, stage), rows keyed by configuration, per-task
+mean +- std over seeds, group means with spread from per-seed means, visible gaps, the settings
+that tell the rows apart, and the runs that failed."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from ..data.suites import Suite
+from .frame import ROW_KEYS, SETTINGS
+
+MEAN_GROUPS = "Mean (groups)"  # the VTAB-1k convention: mean of the group means
+MEAN_TASKS = "Mean (tasks)"  # the other convention: mean over all tasks
+STAGES = ("final", "tune")
+STAGE_LABEL = {"final": "test", "tune": "validation (tuning stage)"}
+
+
+@dataclass
+class Cell:
+    mean: float
+    std: Optional[float]
+    n: int
+
+
+@dataclass
+class Row:
+    key: Tuple[str, str, str]
+    cells: Dict[str, Cell]  # task and group-mean columns
+    params_m: Optional[float]  # trainable parameters without the head, mean over the row's tasks
+    seeds: List[int]
+    missing: List[str] = field(default_factory=list)  # what keeps the row from being complete
+    params_with_head_m: Optional[float] = None  # with the head, mean over the row's tasks
+    protocol: Optional[str] = None
+    method_config: Dict[str, Any] = field(default_factory=dict)
+    preset: Optional[str] = None
+    settings: Dict[str, str] = field(default_factory=dict)  # every setting, as shown
+    params_per_task: Dict[str, Tuple[Optional[float], Optional[float]]] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.key[0]}/{self.key[1]}@{self.key[2]}"
+
+
+@dataclass
+class SuiteTable:
+    suite: Suite
+    rows: List[Row]
+    reference: List[Dict[str, Any]] = field(default_factory=list)
+    stage: str = "final"
+    # Judged on some tasks only (a task filter, a study's tasks): (tasks shown, tasks of the suite).
+    partial: Optional[Tuple[int, int]] = None
+    failed: List[str] = field(default_factory=list)  # failed runs of this suite and stage
+    varying: List[str] = field(default_factory=list)  # settings that differ between the rows
+
+    @property
+    def task_columns(self) -> List[str]:
+        return [t.name for g in self.suite.groups for t in self.suite.tasks if t.group == g]
+
+    def columns(self) -> List[Tuple[str, str]]:
+        """(column, group) in display order: each group's tasks then its mean, then the overall means."""
+        out: List[Tuple[str, str]] = []
+        for group in self.suite.groups:
+            out += [(t.name, group) for t in self.suite.tasks if t.group == group]
+            if len(self.suite.groups) > 1:
+                out.append((f"{group} mean", group))
+        if len(self.suite.groups) > 1:
+            out.append((MEAN_GROUPS, ""))
+        out.append((MEAN_TASKS, ""))
+        return out
+
+    def is_mean(self, column: str) -> bool:
+        return column in (MEAN_GROUPS, MEAN_TASKS) or column.endswith(" mean")
+
+    def column_label(self, column: str) -> str:
+        """A task's display name; a mean over only some of the suite's tasks says so."""
+        names = {t.name: t.display or t.name for t in self.suite.tasks}
+        if column in names:
+            return names[column]
+        if self.partial and self.is_mean(column):
+            return f"{column} [{self.partial[0]} of {self.partial[1]} tasks]"
+        return column
+
+    def settings_text(self, row: Row) -> str:
+        """The row's values of the settings that vary in this table (compact, `key=value`)."""
+        return ", ".join(f"{k}={row.settings.get(k, '—')}" for k in self.varying) or "—"
+
+
+def _mean_std(values: Sequence[float]) -> Cell:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    std = float(np.std(values, ddof=1)) if len(values) >= 2 else None
+    return Cell(float(np.mean(values)), std, len(values))
+
+
+def _setting(values: pd.Series, tuned: bool) -> str:
+    distinct = sorted({_text(v) for v in values if _text(v) != "—"})
+    if not distinct:
+        return "—"
+    if len(distinct) == 1:
+        return distinct[0]
+    return "tuned" if tuned else "mixed"
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def row_settings(records: pd.DataFrame) -> Dict[str, str]:
+    tuned = "tuned" in set(records["hparams"].dropna())
+    keys = SETTINGS + sorted(c for c in records.columns if c.startswith("opt."))
+    return {key: _setting(records[key], tuned) for key in keys if key in records.columns}
+
+
+def build_row(key: Tuple[str, str, str], records: pd.DataFrame, suite: Suite) -> Row:
+    """One table row; group and overall means only where every task (and every seed of the row)
+    is present, with spread taken over per-seed means, never over tasks."""
+    by_task = {task: grp.set_index("seed")["top1"] for task, grp in records.groupby("task")}
+    seeds = sorted(int(s) for s in records["seed"].unique())
+    cells: Dict[str, Cell] = {t: _mean_std(list(v.values)) for t, v in by_task.items()}
+    missing: List[str] = []
+    for task in suite.tasks:
+        if task.name not in by_task:
+            missing.append(f"{task.name}: no result")
+        else:
+            lacking = sorted(set(seeds) - set(int(s) for s in by_task[task.name].index))
+            if lacking:
+                missing.append(f"{task.name}: seeds {', '.join(map(str, lacking))} missing")
+
+    def per_seed_mean(tasks: List[str]) -> Optional[Cell]:
+        if any(t not in by_task for t in tasks):
+            return None
+        common = sorted(set.intersection(*(set(int(s) for s in by_task[t].index) for t in tasks)))
+        if set(common) != set(seeds):
+            return None  # a seed lacks a task: no honest mean for the group
+        return _mean_std([float(np.mean([by_task[t][s] for t in tasks])) for s in common])
+
+    group_means = {}
+    for group in suite.groups:
+        tasks = [t.name for t in suite.tasks if t.group == group]
+        group_means[group] = per_seed_mean(tasks)
+        if group_means[group] is not None and len(suite.groups) > 1:
+            cells[f"{group} mean"] = group_means[group]
+    if all(group_means[g] is not None for g in suite.groups):
+        if len(suite.groups) > 1:
+            per_seed = [float(np.mean([np.mean([by_task[t.name][s] for t in suite.tasks if t.group == g])
+                                       for g in suite.groups])) for s in seeds]
+            cells[MEAN_GROUPS] = _mean_std(per_seed)
+        cells[MEAN_TASKS] = per_seed_mean([t.name for t in suite.tasks])
+    per_task = records.drop_duplicates("task")  # budgets can differ per task (per-task presets), never per seed
+
+    def mean_m(column: str) -> Optional[float]:
+        values = per_task[column].dropna()
+        return float(values.mean()) / 1e6 if len(values) else None
+
+    def millions(value: Any) -> Optional[float]:
+        return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value) / 1e6
+
+    first = records.iloc[0]
+    return Row(key, cells, mean_m("trainable_without_head"), seeds, missing,
+               params_with_head_m=mean_m("trainable"), protocol=first.get("protocol"),
+               method_config=json.loads(first.get("method_config") or "{}"), preset=first.get("preset"),
+               settings=row_settings(records),
+               params_per_task={r["task"]: (millions(r["trainable_without_head"]), millions(r["trainable"]))
+                                for _, r in per_task.iterrows()})
+
+
+def varying_settings(rows: Sequence[Row]) -> List[str]:
+    """The settings whose shown values differ between rows (what tells the rows apart)."""
+    keys = sorted({k for row in rows for k in row.settings}, key=lambda k: (k.startswith("opt."), k))
+    ordered = [k for k in SETTINGS if k in keys] + [k for k in keys if k.startswith("opt.")]
+    return [k for k in ordered if len({row.settings.get(k, "—") for row in rows}) > 1]
+
+
+def suite_table(frame: pd.DataFrame, suite: Suite, tasks: Optional[Sequence[str]] = None,
+                stage: str = "final") -> SuiteTable:
+    """The suite's table of one stage; with `tasks`, judged on those tasks only (columns,
+    completeness, means labelled as over some of the tasks)."""
+    full = len(suite.tasks)
+    restricted = suite.restricted(list(tasks) if tasks else None)
+    mine = frame[(frame["suite"] == suite.name) & (frame["stage"].fillna("final") == stage)
+                 & frame["task"].isin([t.name for t in restricted.tasks])]
+    ok = mine[mine["status"] == "ok"]
+    rows = [build_row(tuple(key), grp, restricted) for key, grp in ok.groupby(ROW_KEYS, sort=True)]
+    failed = [f"{r['task']} {r['backbone']} {r['method']}@{r['config']} seed {r['seed']}: {r['error']}"
+              for _, r in mine[mine["status"] != "ok"].iterrows()]
+    partial = (len(restricted.tasks), full) if len(restricted.tasks) < full else None
+    return SuiteTable(restricted, rows, stage=stage, partial=partial, failed=failed, varying=varying_settings(rows))
+
+
+def suite_tables(frame: pd.DataFrame, suites: Sequence[Suite], stages: Sequence[str] = ("final",),
+                 tasks: Optional[Sequence[str]] = None) -> List[SuiteTable]:
+    """One table per suite and stage that has records (successful or failed)."""
+    tables = []
+    for suite in suites:
+        names = [t for t in (tasks or []) if t in suite.task_names] or None
+        if tasks and not names:
+            continue
+        for stage in stages:
+            table = suite_table(frame, suite, names, stage)
+            if table.rows or table.failed:
+                tables.append(table)
+    return tables
+
+
+def overall_column(suite: Suite) -> str:
+    return MEAN_GROUPS if len(suite.groups) > 1 else MEAN_TASKS

@@ -1,0 +1,200 @@
+"""Reports researchers paste unchanged: stages in separate tables, the settings that differ as a
+column, filters on any setting, partial means labelled, one well-formed file for several suites,
+comparisons written in every format, per-task budgets, paper-ready LaTeX, efficiency, figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from alore_bench.cli import app
+from alore_bench.data.suites import SUITES
+
+from .test_report import write_record
+
+runner = CliRunner()
+DEMO_TASKS = {"digits": (50, 60), "textures": (90, 92), "count_shapes": (40, 50), "locate_shape": (70, 80)}
+
+
+def report(root: Path, *args: str):
+    return runner.invoke(app, ["report", "--results-dir", str(root), *args])
+
+
+@pytest.fixture
+def staged(tmp_path):
+    """ALoRE: a final configuration (tuned lr) and two tuning grid points, plus LoRA's final row."""
+    root = tmp_path / "results"
+    for task, values in DEMO_TASKS.items():
+        for seed, value in zip((1, 2), values):
+            write_record(root, "alore", "fin1", task, seed, value, lr=1e-3 if task == "digits" else 1e-2,
+                         hparams="tuned", method_config={"experts": 4, "rank": 2})
+            write_record(root, "lora", "lor1", task, seed, value - 5, method_config={"rank": 8})
+        write_record(root, "alore", "tun1", task, 1, values[0] - 1, stage="tune", lr=1e-3,
+                     method_config={"experts": 4, "rank": 2})
+        write_record(root, "alore", "tun2", task, 1, values[0] + 1, stage="tune", lr=1e-2,
+                     method_config={"experts": 8, "rank": 2})
+    return root
+
+
+def test_tuning_and_test_records_give_separate_tables_with_their_settings(staged):
+    final = report(staged, "--format", "md")
+    assert final.exit_code == 0, final.output
+    assert "tun1" not in final.output and "tun2" not in final.output and "fin1" in final.output
+    # What tells the final rows apart: lr (tuned per task for ALoRE), hparams and the options.
+    alore = next(l for l in final.output.splitlines() if l.startswith("| Demo ViT | ALoRE |"))
+    assert "lr=tuned, hparams=tuned, opt.experts=4, opt.rank=2" in alore
+    tune = report(staged, "--format", "md", "--stage", "tune")
+    assert "**demo, validation (tuning stage)**" in tune.output and "fin1" not in tune.output
+    assert "| Demo ViT | ALoRE | lr=0.001, opt.experts=4 |" in tune.output
+    assert "| Demo ViT | ALoRE | lr=0.01, opt.experts=8 |" in tune.output
+    both = report(staged, "--format", "json", "--stage", "all")
+    document = json.loads(both.output)
+    assert set(document["demo"]) == {"final", "tune"} and len(document["demo"]["tune"]["rows"]) == 2
+    assert document["demo"]["tune"]["varying_settings"] == ["lr", "opt.experts"]
+
+
+@pytest.mark.parametrize("filters, shown, hidden", [
+    (["stage=tune", "lr=1e-3"], ["tun1"], ["tun2", "fin1"]),
+    (["stage=tune", "opt.experts=8"], ["tun2"], ["tun1"]),
+    (["config=fi"], ["fin1"], ["lor1"]),
+    (["hparams=tuned"], ["fin1"], ["lor1"]),
+])
+def test_filters_work_on_any_setting(staged, filters, shown, hidden):
+    args = [a for f in filters for a in ("--filter", f)]
+    stage = ["--stage", "tune"] if "stage=tune" in filters else []
+    result = report(staged, "--format", "md", *args, *stage)
+    assert result.exit_code == 0, result.output
+    assert all(s in result.output for s in shown) and not any(h in result.output for h in hidden)
+
+
+def test_a_task_filter_shows_a_labelled_partial_mean_not_an_incomplete_row(staged):
+    result = report(staged, "--format", "md", "--filter", "task=digits,textures")
+    assert result.exit_code == 0, result.output
+    assert "Mean (tasks) [2 of 4 tasks]" in result.output and " * |" not in result.output
+    assert "incomplete" not in result.output and "Partial: only 2 of the suite's 4 tasks" in result.output
+    alore = next(l for l in result.output.splitlines() if l.startswith("| Demo ViT | ALoRE |"))
+    assert "| 73.0 ± 4.2 |" in alore  # per seed (50 + 90) / 2 = 70 and (60 + 92) / 2 = 76
+
+
+def test_several_suites_make_one_well_formed_file_per_format(staged, tmp_path):
+    vtab = SUITES.get("vtab1k")
+    for task in vtab.tasks[:3]:
+        write_record(staged, "alore", "vt01", task.name, 42, 70.0, suite="vtab1k", backbone="vit_b16",
+                     group=task.group, params=150000)
+    for suffix in ("json", "csv", "md", "tex"):
+        out = tmp_path / f"all.{suffix}"
+        assert report(staged, "--out", str(out)).exit_code == 0
+    document = json.loads((tmp_path / "all.json").read_text())  # one document, keyed by suite and stage
+    assert set(document) == {"demo", "vtab1k"} and document["vtab1k"]["final"]["rows"][0]["complete"] is False
+    frame = pd.read_csv(tmp_path / "all.csv")  # one header, long form
+    assert set(frame["suite"]) == {"demo", "vtab1k"} and list(frame.columns).count("suite") == 1
+    assert (tmp_path / "all.md").read_text().count("| Backbone |") == 2
+    assert (tmp_path / "all.tex").read_text().count(r"\begin{table*}") == 2
+
+
+@pytest.mark.parametrize("suffix", ["md", "tex", "csv", "json"])
+def test_compare_writes_what_it_prints_in_every_format(staged, tmp_path, suffix):
+    out = tmp_path / f"cmp.{suffix}"
+    result = report(staged, "--compare", "alore:lora", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert text.strip() and "digits" in text
+    if suffix == "json":
+        assert json.loads(text)["mean_difference"] == 5.0
+    if suffix == "csv":
+        assert len(pd.read_csv(out)) == 4
+
+
+def test_per_task_budgets_give_the_mean_and_the_per_task_values(tmp_path):
+    root = tmp_path / "results"
+    budgets = {"digits": 10000, "textures": 30000, "count_shapes": 50000, "locate_shape": 70000}
+    for task, params in budgets.items():
+        write_record(root, "vpt_deep", "vp01", task, 1, 60.0, params=params)
+    result = report(root, "--format", "json")
+    row = json.loads(result.output)["demo"]["final"]["rows"][0]
+    assert row["params_m"] == 0.04 and row["params_per_task_m"] == {t: p / 1e6 for t, p in budgets.items()}
+    assert row["params_with_head_m"] == 0.0401
+    csv = pd.read_csv(pd.io.common.StringIO(report(root, "--format", "csv").output))
+    per_task = csv[csv["kind"] == "task"].set_index("column")["params_m"].to_dict()
+    assert per_task == {t: p / 1e6 for t, p in budgets.items()}
+
+
+def test_latex_is_paper_ready(tmp_path):
+    vtab = SUITES.get("vtab1k")
+    root = tmp_path / "results"
+    for task in vtab.tasks:
+        for seed, shift in ((42, 0.0), (44, 1.0)):
+            write_record(root, "lora", "lo01", task.name, seed, 70.0 + shift, suite="vtab1k", backbone="vit_b16",
+                         group=task.group, params=294912, protocol="vpt")
+            write_record(root, "alore", "al01", task.name, seed, 72.0 + shift, suite="vtab1k", backbone="vit_b16",
+                         group=task.group, params=150000, protocol="vpt", method_config={"scale": 10.0})
+    result = report(root, "--format", "tex", "--with-reference", "--std", "--name",
+                    "alore=ALoRE~\\cite{du2024alore}")
+    assert result.exit_code == 0, result.output
+    tex = result.output
+    assert r"\begin{table*}" in tex and r"\caption{VTAB-1k: top-1 accuracy (\%) on the test split, mean $\pm$ std over 2 seed(s); protocol vpt" in tex
+    assert r"ALoRE~\cite{du2024alore}" in tex and "LoRA &" in tex  # user LaTeX kept, registry name escaped
+    assert r"\cite{jia2022vpt}" in tex and r"$\pm$" in tex and r"\resizebox{\textwidth}{!}" in tex
+    assert r"\multicolumn{8}{c}{Natural}" in tex and r"\multicolumn{5}{c}{Specialized}" in tex  # tasks + group mean
+    lines = tex.splitlines()
+    first_reference = next(i for i, l in enumerate(lines) if l.startswith("Full fine-tuning"))
+    assert lines[first_reference - 1] == r"\midrule"  # published rows below their own rule
+    assert "& 0.15 &" in tex and "& 0.29 &" in tex  # params as papers print them
+    assert r"$\Delta$ vs ref" in tex and r"\parbox{\textwidth}" in tex and "[ref] R1" in tex
+    rotated = report(root, "--format", "tex", "--latex-fit", "rotate")
+    assert r"\rotatebox{90}{CIFAR-100}" in rotated.output and r"\resizebox" not in rotated.output
+
+
+def test_latex_escapes_every_special_character(tmp_path):
+    root = tmp_path / "results"
+    for variant, value in (("a_b$c{d}~e^f&g%h#i", 60.0), ("plain", 61.0)):
+        path = write_record(root, "lora", variant[:4].replace("$", "x"), "digits", 1, value)
+        record = json.loads(path.read_text())
+        record["variant"] = variant
+        path.write_text(json.dumps(record))
+    tex = report(root, "--format", "tex", "--filter", "task=digits").output
+    assert r"a\_b\$c\{d\}\textasciitilde{}e\textasciicircum{}f\&g\%h\#i" in tex
+
+
+def test_efficiency_table_from_the_records(tmp_path):
+    root = tmp_path / "results"
+    for task in DEMO_TASKS:
+        write_record(root, "alore", "al01", task, 1, 60.0, params=20000, timing={"train_seconds": 12.0, "steps": 160},
+                     memory={"peak_bytes": 2 * 2**30, "kind": "cuda_max_allocated"},
+                     inference={"inference_total": 1000100, "backbone_total": 1000000})
+        write_record(root, "vpt_deep", "vp01", task, 1, 58.0, params=50000, timing={"train_seconds": 20.0, "steps": 160},
+                     memory={"peak_bytes": 3 * 2**30, "kind": "cuda_max_allocated"},
+                     inference={"inference_total": 1050100, "backbone_total": 1000000})
+    result = report(root, "--efficiency", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(pd.io.common.StringIO(result.output)).set_index("method")
+    assert frame.loc["ALoRE", "extra_at_inference_m"] == 0 and frame.loc["VPT-Deep", "extra_at_inference_m"] == 0.05
+    assert frame.loc["ALoRE", "train_s_run"] == 12.0 and frame.loc["VPT-Deep", "peak_memory_gb"] == 3.0
+    assert "Peak memory" in report(root, "--efficiency").output
+
+
+def test_figures_with_reference_rows_and_a_delta_chart(staged, tmp_path):
+    scatter, delta = tmp_path / "fig.png", tmp_path / "delta.png"
+    result = report(staged, "--plot", str(scatter), "--plot-delta", "lora", "--plot-delta-out", str(delta))
+    assert result.exit_code == 0, result.output
+    assert scatter.read_bytes()[:4] == delta.read_bytes()[:4] == b"\x89PNG"
+    unknown = report(staged, "--plot-delta", "full", "--plot-delta-out", str(delta))
+    assert unknown.exit_code == 2 and "has 0 rows of method full" in unknown.output
+
+
+def test_published_table_without_records_of_ones_own(tmp_path):
+    (tmp_path / "results").mkdir()
+    result = report(tmp_path / "results", "--suite", "vtab1k", "--with-reference", "--format", "md")
+    assert result.exit_code == 0, result.output
+    assert "LoRA [ref]" in result.output and "VPT-Deep [ref]" in result.output
+    demo = report(tmp_path / "results", "--suite", "demo", "--with-reference", "--format", "md")
+    assert "no published rows for suite demo" in demo.output
+
+
+def test_report_out_into_a_folder_is_a_one_line_error(staged, tmp_path):
+    result = report(staged, "--out", str(tmp_path))
+    assert result.exit_code == 2 and "is a folder" in result.output
