@@ -20,7 +20,7 @@ def _labels(table: SuiteTable, names: Names) -> List[str]:
               for r in table.rows]
     for i, row in enumerate(table.rows):
         if labels.count(labels[i]) > 1:
-            labels[i] += f" [{table.settings_text(row) if table.varying else row.key[2]}]"
+            labels[i] += f" [{table.settings_text(row) if table.varying_for(row) else row.key[2]}]"
     return labels
 
 

@@ -113,7 +113,7 @@ def footnotes(table: SuiteTable) -> List[str]:
                      "means are over those tasks and are not the suite's means.")
     notes.append(f"{PARAMS}: trainable parameters without the head, {PARAMS_HEAD}: with it, each the mean over "
                  "the row's tasks (heads and per-task settings differ between tasks).")
-    if table.varying:
+    if table.any_varying:
         notes.append("Settings: the settings that differ between rows (tuned = selected per task on the tuning "
                      "stage; mixed = differs between the row's records).")
     notes += protocol_warnings(table)
@@ -189,7 +189,7 @@ def to_latex(table: SuiteTable, std: bool = False, names: Optional[Names] = None
     lead: List[Tuple[str, str]] = [("", "Method")]
     if multi_backbone:
         lead.insert(0, ("", "Backbone"))
-    if table.varying:
+    if table.any_varying:
         lead.append(("", "Settings"))
     lead.append(("", "Params (M)"))
     head = [(latex_escape(g), _header(table.column_label(c), fit)) for c, g in columns]
@@ -201,7 +201,7 @@ def to_latex(table: SuiteTable, std: bool = False, names: Optional[Names] = None
         method = _name(names, "method", row.key[1]) + (r"$^{*}$" if row.missing else "")
         cells = [row.cells.get(c) for c, _ in columns]
         lead_cells = [method] if not multi_backbone else [_name(names, "backbone", row.key[0]), method]
-        if table.varying:
+        if table.any_varying:
             lead_cells.append(latex_escape(table.settings_text(row)))
         lead_cells.append(fmt_params(row.params_m).replace("—", "--"))
         extra = []
@@ -213,7 +213,7 @@ def to_latex(table: SuiteTable, std: bool = False, names: Optional[Names] = None
     for ref in table.reference:
         label = latex_escape(ref["label"]) + (rf"~\cite{{{ref['cite']}}}" if ref.get("cite") else "")
         lead_cells = [label] if not multi_backbone else [_name(names, "backbone", ref["backbone"]), label]
-        if table.varying:
+        if table.any_varying:
             lead_cells.append("published")
         lead_cells.append(fmt_params(ref["params_m"]))
         cells = [ref["cells"].get(c) for c, _ in columns]
@@ -343,7 +343,7 @@ def table_document(table: SuiteTable, names: Optional[Names] = None) -> Dict[str
     for row in table.rows:
         delta = deltas.get(row.key, (None, ""))
         rows.append({"backbone": row.key[0], "method": row.key[1], "method_display": names.method(row.key[1]),
-                     "config": row.key[2], "settings": {k: row.settings.get(k) for k in table.varying},
+                     "config": row.key[2], "settings": {k: row.settings.get(k) for k in table.varying_for(row)},
                      "params_m": _round(row.params_m, 4), "params_with_head_m": _round(row.params_with_head_m, 4),
                      "params_per_task_m": {t: _round(v[0], 4) for t, v in row.params_per_task.items()},
                      "protocol": row.protocol, "seeds": row.seeds, "complete": not row.missing,
@@ -352,7 +352,9 @@ def table_document(table: SuiteTable, names: Optional[Names] = None) -> Dict[str
                         if table.reference else {})})
     return {"suite": table.suite.name, "stage": table.stage,
             "tasks": [t.name for t in table.suite.tasks], "partial": bool(table.partial),
-            "columns": [snake(c) for c, _ in table.columns()], "varying_settings": table.varying, "rows": rows,
+            "columns": [snake(c) for c, _ in table.columns()],
+            "varying_settings": table.varying + sorted({k for keys in table.varying_by_method.values() for k in keys}),
+            "rows": rows,
             "reference": [{"id": r["ref_id"], "backbone": r["backbone"], "method": r["method"], "label": r["label"],
                            "params_m": r["params_m"], "source": r["source"], "cells": cells(r["cells"])}
                           for r in table.reference],

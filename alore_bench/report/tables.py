@@ -57,6 +57,8 @@ class SuiteTable:
     partial: Optional[Tuple[int, int]] = None
     failed: List[str] = field(default_factory=list)  # failed runs of this suite and stage
     varying: List[str] = field(default_factory=list)  # settings that differ between the rows
+    # Variant and method options that differ between rows of one method (other methods lack them).
+    varying_by_method: Dict[str, List[str]] = field(default_factory=dict)
 
     @property
     def task_columns(self) -> List[str]:
@@ -86,9 +88,16 @@ class SuiteTable:
             return f"{column} [{self.partial[0]} of {self.partial[1]} tasks]"
         return column
 
+    def varying_for(self, row: Row) -> List[str]:
+        return self.varying + self.varying_by_method.get(row.key[1], [])
+
     def settings_text(self, row: Row) -> str:
         """The row's values of the settings that vary in this table (compact, `key=value`)."""
-        return ", ".join(f"{k}={row.settings.get(k, '—')}" for k in self.varying) or "—"
+        return ", ".join(f"{k}={row.settings.get(k, '—')}" for k in self.varying_for(row)) or "—"
+
+    @property
+    def any_varying(self) -> bool:
+        return bool(self.varying or any(self.varying_by_method.values()))
 
 
 def _mean_std(values: Sequence[float]) -> Cell:
@@ -173,11 +182,21 @@ def build_row(key: Tuple[str, str, str], records: pd.DataFrame, suite: Suite) ->
                                 for _, r in per_task.iterrows()})
 
 
-def varying_settings(rows: Sequence[Row]) -> List[str]:
-    """The settings whose shown values differ between rows (what tells the rows apart)."""
-    keys = sorted({k for row in rows for k in row.settings}, key=lambda k: (k.startswith("opt."), k))
-    ordered = [k for k in SETTINGS if k in keys] + [k for k in keys if k.startswith("opt.")]
-    return [k for k in ordered if len({row.settings.get(k, "—") for row in rows}) > 1]
+PER_METHOD = ("variant",)  # with the method options: compared only between rows of one method
+
+
+def varying_settings(rows: Sequence[Row]) -> Tuple[List[str], Dict[str, List[str]]]:
+    """What tells the rows apart: the shared settings whose values differ between rows, and per
+    method, the variant and options whose values differ between that method's rows."""
+    shared = [k for k in SETTINGS if k not in PER_METHOD and len({row.settings.get(k, "—") for row in rows}) > 1]
+    by_method: Dict[str, List[str]] = {}
+    for method in sorted({row.key[1] for row in rows}):
+        mine = [row for row in rows if row.key[1] == method]
+        keys = list(PER_METHOD) + sorted({k for row in mine for k in row.settings if k.startswith("opt.")})
+        changing = [k for k in keys if len({row.settings.get(k, "—") for row in mine}) > 1]
+        if changing:
+            by_method[method] = changing
+    return shared, by_method
 
 
 def suite_table(frame: pd.DataFrame, suite: Suite, tasks: Optional[Sequence[str]] = None,
@@ -193,7 +212,9 @@ def suite_table(frame: pd.DataFrame, suite: Suite, tasks: Optional[Sequence[str]
     failed = [f"{r['task']} {r['backbone']} {r['method']}@{r['config']} seed {r['seed']}: {r['error']}"
               for _, r in mine[mine["status"] != "ok"].iterrows()]
     partial = (len(restricted.tasks), full) if len(restricted.tasks) < full else None
-    return SuiteTable(restricted, rows, stage=stage, partial=partial, failed=failed, varying=varying_settings(rows))
+    shared, by_method = varying_settings(rows)
+    return SuiteTable(restricted, rows, stage=stage, partial=partial, failed=failed, varying=shared,
+                      varying_by_method=by_method)
 
 
 def suite_tables(frame: pd.DataFrame, suites: Sequence[Suite], stages: Sequence[str] = ("final",),
