@@ -70,6 +70,7 @@ PresetOpt = typer.Option(None, "--preset", help="published per-task settings (se
 ExecutorOpt = typer.Option(None, "--executor", help="local (default), workers or ray")
 WorkersOpt = typer.Option(None, "--workers", help="worker processes (on CUDA each owns a device slot)")
 PerDeviceOpt = typer.Option(None, "--per-device", help="runs packed onto one GPU (workers and ray)")
+CpusOpt = typer.Option(None, "--cpus-per-job", help="ray: CPUs (torch threads) each job asks for (default 1)")
 AddressOpt = typer.Option(None, "--address", help="ray: auto (the running cluster) or ray://host:port; "
                                                   "default: a local Ray instance")
 CompileOpt = typer.Option(False, "--compile", help="torch.compile the model (recorded; mostly worth it on GPUs)")
@@ -215,7 +216,8 @@ def build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, we
                      data_dir, results_dir, device, weights, force, save_adapters, preset)
 
 
-def make_executor(kind=None, workers=None, per_device=None, address=None, device="cpu", defaults=None):
+def make_executor(kind=None, workers=None, per_device=None, address=None, device="cpu", defaults=None,
+                  cpus_per_job=None):
     """The executor from command-line options, falling back on a study file's [executor]."""
     from .study.executors import make_executor as make
     from .study.studyfile import ExecutorSpec
@@ -223,7 +225,8 @@ def make_executor(kind=None, workers=None, per_device=None, address=None, device
     spec = defaults or ExecutorSpec()
     pick = lambda given, default: default if given is None else given  # noqa: E731
     return make(pick(kind, spec.kind), pick(workers, spec.workers), pick(per_device, spec.per_device), device,
-                pick(address, spec.address), progress_factory=progress_bar)
+                pick(address, spec.address), progress_factory=progress_bar,
+                cpus_per_job=pick(cpus_per_job, spec.cpus_per_job))
 
 
 def parse_log(values: Optional[List[str]]) -> tuple:
@@ -286,6 +289,7 @@ def run(
     workers: Optional[int] = WorkersOpt,
     per_device: Optional[int] = PerDeviceOpt,
     address: Optional[str] = AddressOpt,
+    cpus_per_job: Optional[int] = CpusOpt,
     log: Optional[List[str]] = LogOpt,
     compile_model: bool = CompileOpt,
 ):
@@ -298,7 +302,8 @@ def run(
     plan.use_tuned = not no_tuned
     plan.explicit_keys = explicit_keys(lr, weight_decay, opt)
     plan.log = parse_log(log)
-    raise typer.Exit(execute(plan, make_executor(executor, workers, per_device, address, str(plan.device))))
+    raise typer.Exit(execute(plan, make_executor(executor, workers, per_device, address, str(plan.device),
+                                                 cpus_per_job=cpus_per_job)))
 
 
 def explicit_keys(lr, weight_decay, opt) -> frozenset:
@@ -331,6 +336,7 @@ def tune(
     workers: Optional[int] = WorkersOpt,
     per_device: Optional[int] = PerDeviceOpt,
     address: Optional[str] = AddressOpt,
+    cpus_per_job: Optional[int] = CpusOpt,
     log: Optional[List[str]] = LogOpt,
     compile_model: bool = CompileOpt,
 ):
@@ -362,7 +368,8 @@ def tune(
         plans.append(plan)
     console.print(f"{len(plans)} grid points: " + "; ".join(
         ", ".join(f"{k}={v}" for k, v in point.items()) for point in chosen.points()), highlight=False)
-    status = execute(plans, make_executor(executor, workers, per_device, address, str(plans[0].device)))
+    status = execute(plans, make_executor(executor, workers, per_device, address, str(plans[0].device),
+                                          cpus_per_job=cpus_per_job))
     console.print(selection_table(plans[0], load_records(results_dir)[0]))
     raise typer.Exit(status)
 
@@ -599,7 +606,7 @@ def study_run(file: Path = StudyFile, data_dir: Optional[Path] = DataDir, result
               device: str = DeviceOpt, force: bool = typer.Option(False, "--force", help="rerun recorded runs"),
               executor: Optional[str] = ExecutorOpt, workers: Optional[int] = WorkersOpt,
               per_device: Optional[int] = PerDeviceOpt, address: Optional[str] = AddressOpt,
-              log: Optional[List[str]] = LogOpt):
+              cpus_per_job: Optional[int] = CpusOpt, log: Optional[List[str]] = LogOpt):
     """Tune every variant on the tuning stage, select per task, run the final seeds, print the table.
     Idempotent: run it again after an interruption and it does only what is missing. Options given
     here override the study file's [executor]."""
@@ -619,7 +626,7 @@ def study_run(file: Path = StudyFile, data_dir: Optional[Path] = DataDir, result
                 preflight(make_plan(variant.method, backbone, suite, study.tasks_of(suite), study.seeds,
                                     {**study.recipe, **variant.recipe}, variant.method_config, data_dir, results_dir,
                                     resolved, weights, preset=variant.preset))
-    with make_executor(executor, workers, per_device, address, resolved, study.executor) as runner_:
+    with make_executor(executor, workers, per_device, address, resolved, study.executor, cpus_per_job) as runner_:
         summary = run_study(study, runner_, default_data_dir(data_dir), results_dir, resolved, force,
                             parse_log(log), say=lambda m: console.print(m, highlight=False))
     console.print(f"{len(summary.ran)} run, {len(summary.skipped)} skipped, {len(summary.failed)} failed",

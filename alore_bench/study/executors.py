@@ -5,8 +5,9 @@ records are the same whichever executor wrote them.
 - workers: N worker processes on this machine. On CUDA each worker owns a device slot
   (`per_device` slots per GPU, so small PETL runs share a GPU); on CPU the cores are split
   between the workers. Workers are spawned, not forked (CUDA cannot be forked).
-- ray: one Ray task per job asking for 1/per_device of a GPU (or its share of CPUs), on a local
-  Ray instance or a cluster (`address`); data and results dirs must be shared paths.
+- ray: one Ray task per job asking for 1/per_device of a GPU and `cpus_per_job` CPUs (its torch
+  threads), on a local Ray instance or a cluster (`address`); data and results dirs must be
+  shared paths.
 """
 
 from __future__ import annotations
@@ -222,11 +223,13 @@ class RayExecutor(Executor):
 
 
 def make_executor(kind: str, workers: int = 1, per_device: int = 1, device: str = "cpu",
-                  address: Optional[str] = None, progress_factory=None, say=None) -> Executor:
+                  address: Optional[str] = None, progress_factory=None, say=None, cpus_per_job: int = 1) -> Executor:
     if workers < 1:
         raise UserError(f"--workers {workers}: give at least 1 worker")
     if per_device < 1:
         raise UserError(f"--per-device {per_device}: give at least 1 run per GPU")
+    if cpus_per_job < 1:
+        raise UserError(f"--cpus-per-job {cpus_per_job}: give at least 1")
     if kind == "local" and workers > 1:
         kind = "workers"
     if kind == "local":
@@ -234,7 +237,7 @@ def make_executor(kind: str, workers: int = 1, per_device: int = 1, device: str 
     if kind == "workers":
         return WorkerExecutor(workers, per_device, device)
     if kind == "ray":
-        return RayExecutor(address, per_device, device)
+        return RayExecutor(address, per_device, device, cpus_per_job)
     from ..errors import unknown_name_error
 
     raise unknown_name_error("executor", kind, EXECUTORS, "--executor")

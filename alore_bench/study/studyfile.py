@@ -27,6 +27,7 @@ anything runs; mistakes are one line naming the file, the key and the closest va
     workers = 1
     per_device = 1
     address = "auto"                        # ray only
+    cpus_per_job = 1                        # ray only: CPUs (torch threads) per job
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from .plan import SEED_SETS
 STUDY_KEYS = ("name", "description", "suite", "suites", "tasks", "backbones", "seeds", "tuning_seeds", "recipe",
               "variants", "executor")
 VARIANT_KEYS = ("method", "options", "grid", "recipe", "preset", "suites")
-EXECUTOR_KEYS = ("kind", "workers", "per_device", "address")
+EXECUTOR_KEYS = ("kind", "workers", "per_device", "address", "cpus_per_job")
 # Recipe keys a study may set; the stage is the study's business, not the file's.
 RECIPE_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "stage")
 
@@ -80,6 +81,7 @@ class ExecutorSpec:
     workers: int = 1
     per_device: int = 1
     address: Optional[str] = None
+    cpus_per_job: int = 1
 
 
 @dataclass(frozen=True)
@@ -235,14 +237,15 @@ def _executor(table: Any, where: str) -> ExecutorSpec:
     kind = table.get("kind", "local")
     if kind not in EXECUTORS:
         raise unknown_name_error("executor", str(kind), EXECUTORS, f"{where} kind")
-    for key in ("workers", "per_device"):
+    for key in ("workers", "per_device", "cpus_per_job"):
         value = table.get(key, 1)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UserError(f"{where} {key}: expected a whole number of at least 1, got {value!r}")
     address = table.get("address")
     if address is not None and not isinstance(address, str):
         raise UserError(f"{where} address: expected \"auto\" or \"ray://host:port\"")
-    return ExecutorSpec(kind, table.get("workers", 1), table.get("per_device", 1), address)
+    return ExecutorSpec(kind, table.get("workers", 1), table.get("per_device", 1), address,
+                        table.get("cpus_per_job", 1))
 
 
 def load_study(path: Path) -> Study:
