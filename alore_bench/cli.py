@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 import time
 from pathlib import Path
@@ -16,12 +15,26 @@ from rich.table import Table
 
 from .errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(no_args_is_help=True,
                   help="Benchmark parameter-efficient transfer learning (ALoRE and baselines) on VTAB-1k, FGVC and an offline demo suite.")
 # Wide tables stay readable when output goes to a file or a pipe (rich assumes 80 columns there).
 PIPE_WIDTH = 220
 console = Console(width=None if Console().is_terminal else PIPE_WIDTH)
 err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else PIPE_WIDTH)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        console.print(f"alore-bench {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                              help="print the version and exit")) -> None:
+    """Benchmark parameter-efficient transfer learning (ALoRE and baselines) on VTAB-1k, FGVC and an offline demo suite."""
 
 
 def user_errors(command):
@@ -43,11 +56,15 @@ def progress_bar() -> Progress:
                     TimeRemainingColumn(), console=err_console, transient=True)
 
 
-def _split_list(value: Optional[str]) -> Optional[List[str]]:
+def _split_list(value: Optional[str], option: str = "--tasks") -> Optional[List[str]]:
+    """`a,b` as a list without repeats; None when the option is absent; an empty list is a mistake
+    (`--tasks ","` must not silently mean every task)."""
     if value is None:
         return None
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    return items or None
+    items = list(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    if not items:
+        raise UserError(f"{option} {value!r}: give at least one name, e.g. {option} a,b (leave {option} out for all)")
+    return items
 
 
 DataDir = typer.Option(None, "--data-dir", help="prepared data; default $ALORE_BENCH_DATA or ~/.cache/alore-bench/data")
@@ -682,24 +699,33 @@ DEMO_METHODS = ("linear", "full", "lora", "alore")
 def demo(
     data_dir: Optional[Path] = DataDir,
     results_dir: Path = typer.Option(Path("results"), "--results-dir"),
-    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
+    methods: str = typer.Option(",".join(DEMO_METHODS), "--methods", help="comma-separated methods to run"),
+    seeds: str = typer.Option("42", "--seeds", help="comma-separated seeds, or a named set: vpt5, vpt3"),
+    epochs: Optional[int] = EpochsOpt,
 ):
     """Offline in minutes: prepare the demo suite, run linear, full, lora and alore on demo_vit, report."""
     from .data.cache import default_data_dir
     from .data.prepare import PrepareOptions, prepare_suite
     from .data.suites import SUITES
+    from .env import resolve_device
+    from .methods import METHODS
     from .records import load_records
     from .report import records_frame, render_rich, suite_table
 
     start = time.perf_counter()
+    resolve_device(device)  # every option is checked before any data is prepared
+    chosen = _split_list(methods, "--methods")
+    for method in chosen:
+        METHODS.get(method)
+    plans = [build_plan(method, "demo_vit", "demo", None, seeds, epochs, None, None, None, None, None,
+                        device, data_dir, results_dir, None, False, []) for method in chosen]
     suite = SUITES.get("demo")
     with progress_bar() as progress:
         prepare_suite(suite, list(suite.tasks), default_data_dir(data_dir), PrepareOptions(), progress,
                       lambda m: progress.console.print(m, highlight=False))
     status = 0
-    for method in DEMO_METHODS:
-        plan = build_plan(method, "demo_vit", "demo", None, "42", None, None, None, None, None, None,
-                          device, data_dir, results_dir, None, False, [])
+    for plan in plans:
         status |= execute(plan)
     records, _bad = load_records(results_dir)
     console.print(render_rich(suite_table(records_frame(records), suite)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -56,23 +57,28 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         return int(as_float)
     if annotation is float:
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise UserError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # nan / inf would train to a failed run, or worse, not fail
+            raise UserError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if annotation is str:
         return str(value)
     raise TypeError(f"unsupported config field type {annotation!r}")
 
 
-def config_from_dict(cls: Type[C], data: Mapping[str, Any], where: str = "config") -> C:
-    """Build a config dataclass from a mapping, rejecting unknown keys and wrong types."""
+def config_from_dict(cls: Type[C], data: Mapping[str, Any], where: str = "config", options: bool = False) -> C:
+    """Build a config dataclass from a mapping, rejecting unknown keys and wrong types (with
+    `options`, messages also name each key's command-line option, e.g. `lr (--lr)`)."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     values = {}
     for key, value in data.items():
         if key not in fields:
             raise unknown_name_error("option", key, fields, where)
-        values[key] = _coerce(value, hints[key], f"{where} {key}")
+        label = f"{where} {key}" + (f" (--{key.replace('_', '-')})" if options else "")
+        values[key] = _coerce(value, hints[key], label)
     config = cls(**values)
     validate = getattr(config, "validate", None)
     if validate is not None:
@@ -151,4 +157,4 @@ def make_train_config(*layers: Mapping[str, Any]) -> TrainConfig:
         # A short run (e.g. --epochs 5 on a 10-epoch-warmup recipe) warms up for its whole length.
         warmup = merged.get("warmup_epochs", TrainConfig.warmup_epochs)
         merged["warmup_epochs"] = min(warmup, merged["epochs"])
-    return config_from_dict(TrainConfig, merged, "training recipe")
+    return config_from_dict(TrainConfig, merged, "training recipe", options=True)

@@ -8,6 +8,7 @@ in a new folder and never overwrites or reuses an old record.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
@@ -35,8 +36,27 @@ def record_path(results_dir: Path, identity: Mapping[str, Any], task: str, seed:
     return results_dir / identity["suite"] / identity["backbone"] / folder / task / f"seed{seed}.json"
 
 
+def strict_json(value: Any, where: str = "", found: Optional[List[str]] = None) -> Any:
+    """`value` with every non-finite float replaced by None (JSON has no NaN or Infinity); the
+    places replaced are appended to `found`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if found is not None:
+            found.append(where or "(value)")
+        return None
+    if isinstance(value, Mapping):
+        return {k: strict_json(v, f"{where}.{k}" if where else str(k), found) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v, f"{where}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
 def write_record(path: Path, record: Mapping[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
+    """Strict JSON: non-finite numbers are written as null and listed under `non_finite`."""
+    found: List[str] = []
+    clean = strict_json(record, found=found)
+    if found:
+        clean["non_finite"] = found
+    atomic_write_text(path, json.dumps(clean, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def read_record(path: Path) -> Dict[str, Any]:
@@ -63,8 +83,8 @@ def load_records(results_dir: Path) -> Tuple[List[Dict[str, Any]], List[Tuple[Pa
     for path in iter_record_files(results_dir):
         try:
             record = read_record(path)
-        except (OSError, json.JSONDecodeError) as exc:
-            bad.append((path, f"unreadable JSON ({exc})"))
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
+            bad.append((path, f"unreadable JSON ({str(exc).splitlines()[0][:120]})"))
             continue
         if not isinstance(record, dict) or record.get("schema") != RECORD_SCHEMA:
             bad.append((path, f"not an {RECORD_SCHEMA} record"))
@@ -81,8 +101,8 @@ def previous_outcome(path: Path, fingerprint: Mapping[str, Any]) -> Optional[str
         return None
     try:
         record = read_record(path)
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):
         return None
-    if record.get("status") != "ok":
+    if not isinstance(record, dict) or record.get("status") != "ok":
         return None
     return "same" if record.get("protocol", {}).get("data_fingerprint") == dict(fingerprint) else "other-data"

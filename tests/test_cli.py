@@ -81,10 +81,10 @@ def test_run_then_report(env_data, tmp_path):
     assert len(records) == 8
     result = invoke("report", "--results-dir", str(results), "--format", "md")
     assert result.exit_code == 0, result.output
-    assert "| demo_vit | alore |" in result.output and "Structured mean" in result.output
+    assert "| Demo ViT | ALoRE |" in result.output and "Structured mean" in result.output
     out = tmp_path / "table.csv"
     result = invoke("report", "--results-dir", str(results), "--out", str(out))
-    assert result.exit_code == 0 and out.read_text().startswith("backbone,method,config,suite,params_m")
+    assert result.exit_code == 0 and out.read_text().startswith("suite,stage,kind,backbone,method")
 
 
 def test_report_without_results_is_an_error(tmp_path):

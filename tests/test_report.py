@@ -106,7 +106,7 @@ def test_report_markdown_marks_gaps_and_lists_failures_and_bad_files(results):
     out = result.output
     # Display names from the registries; the settings column is empty when no setting differs.
     assert md_line(out, "| Demo ViT | LoRA * |").startswith(
-        "| Demo ViT | LoRA * | — | 70.0 | 70.0 | 70.0 | 70.0 | 70.0 | — | — | — | — | 0.004 | 0.004 | — | 1 | cccc |")
+        "| Demo ViT | LoRA * | — | 70.0 | 70.0 | 70.0 | 70.0 | 70.0 | — | — | — | — | 0.0042 | 0.0043 | — | 1 | cccc |")
     assert "* demo_vit/lora@cccc incomplete: locate_shape: no result" in out
     assert md_line(out, "| Demo ViT | ALoRE | — | 55.0 ± 7.1 |").endswith("| aaaa |")
     # Failed runs are written under the table, not only printed on stderr.

@@ -199,3 +199,34 @@ def test_published_table_without_records_of_ones_own(tmp_path):
 def test_report_out_into_a_folder_is_a_one_line_error(staged, tmp_path):
     result = report(staged, "--out", str(tmp_path))
     assert result.exit_code == 2 and "is a folder" in result.output
+
+
+def test_each_record_counts_once_and_non_finite_results_mark_their_row(tmp_path):
+    root = tmp_path / "results"
+    for task, values in DEMO_TASKS.items():
+        for seed, value in zip((1, 2), values):
+            write_record(root, "alore", "al01", task, seed, value)
+            write_record(root, "lora", "lo01", task, seed, value)
+            write_record(root, "full", "fu01", task, seed, value)
+    folder = root / "demo" / "demo_vit"
+    same = folder / "alore-al01" / "digits"
+    (same / "seed1 (copy).json").write_text((same / "seed1.json").read_text())  # an identical copy
+    other = folder / "lora-lo01" / "digits"
+    changed = json.loads((other / "seed1.json").read_text())
+    changed["metrics"]["top1"] = 99.0
+    (other / "seed1 (copy).json").write_text(json.dumps(changed))  # a copy that disagrees
+    nan = json.loads((folder / "full-fu01" / "textures" / "seed2.json").read_text())
+    nan["metrics"]["top1"] = float("nan")
+    (folder / "full-fu01" / "textures" / "seed2.json").write_text(json.dumps(nan))  # Python writes NaN
+    result = report(root, "--format", "md")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    alore = md_row(out, "ALoRE")
+    assert "| 55.0 ± 7.1 |" in alore and " * |" not in alore  # counted once: mean and std unchanged
+    assert "duplicate: digits seed 1 of demo_vit/alore@al01: 2 identical copies counted once" in out
+    assert "LoRA *" in out and "digits seed 1: 2 records disagree (50, 99)" in out
+    assert "Full fine-tuning *" in out and "textures seed 2: non-finite top-1" in out
+
+
+def md_row(out: str, method: str) -> str:
+    return next(l for l in out.splitlines() if l.startswith(f"| Demo ViT | {method}"))

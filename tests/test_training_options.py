@@ -4,7 +4,6 @@ torch.compile (same logits as eager on CPU), channels-last batches."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -68,7 +68,8 @@ def plot_accuracy_vs_params(tables: Sequence[SuiteTable], path, names: Optional[
             points.append((ref["params_m"], cell.mean))
             texts.append(f"{ref['label']} (published)")
         ax.set_xscale("symlog", linthresh=LINEAR_BELOW_M)
-        ax.set_xlim(left=0)
+        if points:  # room for a marker at 0 and for the labels right of the widest point
+            ax.set_xlim(left=-0.1 * LINEAR_BELOW_M, right=max(max(x for x, _y in points) * 6, LINEAR_BELOW_M))
         fig.canvas.draw()
         if points:
             transform = ax.transData

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import pandas as pd
 
 from .reference import reference_deltas
-from .tables import MEAN_GROUPS, MEAN_TASKS, STAGE_LABEL, Cell, Row, SuiteTable
+from .tables import MEAN_GROUPS, MEAN_TASKS, STAGE_LABEL, Cell, SuiteTable
 
 PARAMS = "Params (M)"
 PARAMS_HEAD = "+head (M)"
@@ -52,7 +52,7 @@ def fmt_cell(cell: Optional[Cell], std: bool = True, plus_minus: str = "±") -> 
 
 
 def fmt_params(value: Optional[float]) -> str:
-    """Millions as papers print them: 85.8, 0.15, 0.004, 0."""
+    """Millions as papers print them: 85.8, 0.15, 0.0042, 0.000064, 0."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if value == 0:
@@ -61,7 +61,7 @@ def fmt_params(value: Optional[float]) -> str:
         return f"{value:.1f}"
     if value >= 0.01:
         return f"{value:.2f}"
-    return f"{value:.3f}"
+    return f"{value:.{1 - math.floor(math.log10(value))}f}"  # two significant digits, never 6.4e-05
 
 
 def display_rows(table: SuiteTable, std: bool = True, names: Optional[Names] = None) -> Tuple[List[str], List[List[str]]]:
@@ -122,6 +122,8 @@ def footnotes(table: SuiteTable) -> List[str]:
             notes.append(f"* {row.label} incomplete: " + "; ".join(row.missing))
     for failure in table.failed:
         notes.append(f"failed run: {failure}")
+    for duplicate in table.duplicates:
+        notes.append(f"duplicate: {duplicate}")
     if table.reference:
         for key, (delta, why) in reference_deltas(table).items():
             if delta is None and why:

@@ -59,6 +59,7 @@ class SuiteTable:
     varying: List[str] = field(default_factory=list)  # settings that differ between the rows
     # Variant and method options that differ between rows of one method (other methods lack them).
     varying_by_method: Dict[str, List[str]] = field(default_factory=dict)
+    duplicates: List[str] = field(default_factory=list)  # identical copies of a record, counted once
 
     @property
     def task_columns(self) -> List[str]:
@@ -199,6 +200,30 @@ def varying_settings(rows: Sequence[Row]) -> Tuple[List[str], Dict[str, List[str
     return shared, by_method
 
 
+def one_per_seed(ok: pd.DataFrame) -> Tuple[pd.DataFrame, Dict[Tuple[str, str, str], List[str]], List[str]]:
+    """One record per (row, task, seed): copies with the same top-1 count once (and are listed),
+    copies that disagree and non-finite top-1 values are left out and mark their row. Returns the
+    kept records, per row what was left out, and warnings about counted-once copies."""
+    problems: Dict[Tuple[str, str, str], List[str]] = {}
+    warnings: List[str] = []
+    keep = []
+    for (backbone, method, config, task, seed), group in ok.groupby(ROW_KEYS + ["task", "seed"], sort=False):
+        key = (backbone, method, config)
+        values = [float(v) if v is not None else float("nan") for v in group["top1"]]
+        paths = ", ".join(str(p) for p in group["path"])
+        if not all(math.isfinite(v) for v in values):
+            problems.setdefault(key, []).append(f"{task} seed {seed}: non-finite top-1 in {paths}")
+        elif len(group) > 1 and len(set(values)) > 1:
+            problems.setdefault(key, []).append(f"{task} seed {seed}: {len(group)} records disagree "
+                                                f"({', '.join(f'{v:g}' for v in sorted(values))}): {paths}")
+        else:
+            if len(group) > 1:
+                warnings.append(f"{task} seed {seed} of {backbone}/{method}@{config}: {len(group)} identical "
+                                f"copies counted once: {paths}")
+            keep.append(group.index[0])
+    return ok.loc[keep], problems, warnings
+
+
 def suite_table(frame: pd.DataFrame, suite: Suite, tasks: Optional[Sequence[str]] = None,
                 stage: str = "final") -> SuiteTable:
     """The suite's table of one stage; with `tasks`, judged on those tasks only (columns,
@@ -207,14 +232,18 @@ def suite_table(frame: pd.DataFrame, suite: Suite, tasks: Optional[Sequence[str]
     restricted = suite.restricted(list(tasks) if tasks else None)
     mine = frame[(frame["suite"] == suite.name) & (frame["stage"].fillna("final") == stage)
                  & frame["task"].isin([t.name for t in restricted.tasks])]
-    ok = mine[mine["status"] == "ok"]
-    rows = [build_row(tuple(key), grp, restricted) for key, grp in ok.groupby(ROW_KEYS, sort=True)]
     failed = [f"{r['task']} {r['backbone']} {r['method']}@{r['config']} seed {r['seed']}: {r['error']}"
               for _, r in mine[mine["status"] != "ok"].iterrows()]
+    ok, problems, duplicates = one_per_seed(mine[mine["status"] == "ok"])
+    rows = [build_row(tuple(key), grp, restricted) for key, grp in ok.groupby(ROW_KEYS, sort=True)]
+    for row in rows:
+        row.missing = problems.pop(row.key, []) + row.missing
+    for key, lost in problems.items():  # rows with no valid record left at all
+        failed += [f"{'/'.join(key[:2])}@{key[2]}: {item}" for item in lost]
     partial = (len(restricted.tasks), full) if len(restricted.tasks) < full else None
     shared, by_method = varying_settings(rows)
     return SuiteTable(restricted, rows, stage=stage, partial=partial, failed=failed, varying=shared,
-                      varying_by_method=by_method)
+                      varying_by_method=by_method, duplicates=duplicates)
 
 
 def suite_tables(frame: pd.DataFrame, suites: Sequence[Suite], stages: Sequence[str] = ("final",),

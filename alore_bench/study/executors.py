@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from ..engine import Progress, SilentProgress
+from ..engine import SilentProgress
 from ..errors import UserError
 from ..runner import RunSummary
 from .jobs import Job, run_job
