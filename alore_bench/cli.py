@@ -265,7 +265,11 @@ def execute(plans, executor=None) -> int:
     from .runner import preflight
     from .study.jobs import plan_jobs
 
+    from .runner import clean_leftovers
+
     plans = plans if isinstance(plans, list) else [plans]
+    for line in clean_leftovers(plans):
+        err_console.print(line, highlight=False)
     for plan in plans:
         preflight(plan)
     with executor or make_executor(device=str(plans[0].device)) as runner_:
@@ -630,19 +634,22 @@ def study_run(file: Path = StudyFile, data_dir: Optional[Path] = DataDir, result
     from .data.cache import default_data_dir
     from .env import resolve_device
     from .report import render_rich
-    from .runner import preflight
+    from .runner import clean_leftovers, preflight
     from .study.plan import make_plan
     from .study.run import run_study
     from .study.studyfile import load_study
 
     study = load_study(file)
     resolved = str(resolve_device(device))
-    for suite in study.suite_names:  # data, its source and the weights checked before the first job
-        for backbone, weights in study.backbones:
-            for variant in (v for v in study.variants if suite in v.grids):
-                preflight(make_plan(variant.method, backbone, suite, study.tasks_of(suite), study.seeds,
-                                    {**study.recipe, **variant.recipe}, variant.method_config, data_dir, results_dir,
-                                    resolved, weights, preset=variant.preset))
+    plans = [make_plan(variant.method, backbone, suite, study.tasks_of(suite), study.seeds,
+                       {**study.recipe, **variant.recipe}, variant.method_config, data_dir, results_dir, resolved,
+                       weights, preset=variant.preset)
+             for suite in study.suite_names for backbone, weights in study.backbones
+             for variant in study.variants if suite in variant.grids]
+    for line in clean_leftovers(plans):
+        err_console.print(line, highlight=False)
+    for plan in plans:  # data, its source, the results dir and the weights checked before the first job
+        preflight(plan)
     with make_executor(executor, workers, per_device, address, resolved, study.executor, cpus_per_job) as runner_:
         summary = run_study(study, runner_, default_data_dir(data_dir), results_dir, resolved, force,
                             parse_log(log), say=lambda m: console.print(m, highlight=False))
@@ -731,6 +738,26 @@ def demo(
     console.print(render_rich(suite_table(records_frame(records), suite)))
     console.print(f"demo finished in {time.perf_counter() - start:.0f} s", highlight=False)
     raise typer.Exit(status)
+
+
+@app.command()
+@user_errors
+def doctor(data_dir: Optional[Path] = DataDir, results_dir: Path = ResultsDir,
+           as_json: bool = typer.Option(False, "--json", help="the checks as JSON (for scripts)")):
+    """Versions, device, writable folders, prepared suites, weight files, extras and leftovers of
+    killed processes: what to fix, one line each; exit code 0 only when nothing needs fixing."""
+    from .data.cache import default_data_dir
+    from .doctor import as_json as checks_json
+    from .doctor import run_checks
+
+    checks = run_checks(default_data_dir(data_dir), results_dir)
+    if as_json:
+        console.print(checks_json(checks), end="", highlight=False, soft_wrap=True)
+    else:
+        marks = {"ok": "[green]ok[/green]", "note": "[yellow]note[/yellow]", "problem": "[bold red]fix[/bold red]"}
+        for check in checks:
+            console.print(f"{marks[check.status]:>8}  {check.name}: {check.detail}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1 if any(c.status == "problem" for c in checks) else 0)
 
 
 def main() -> None:  # pragma: no cover

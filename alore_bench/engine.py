@@ -8,6 +8,7 @@ import math
 import resource
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 import torch
@@ -53,6 +54,11 @@ class EvalOutcome:
     top1: float
     examples: int
     seconds: float
+
+
+def precision(device: torch.device) -> str:
+    """The arithmetic a run uses on `device` (part of what defines a result)."""
+    return "bf16-autocast" if device.type == "cuda" else "fp32"
 
 
 def autocast(device: torch.device):
@@ -156,16 +162,29 @@ def merge_and_check(model: nn.Module, merge: Callable[[nn.Module], nn.Module], d
 
 
 class PeakMemory:
-    """Peak memory of a run: CUDA max allocated, or the process's max resident set on CPU."""
+    """Peak memory of one run: CUDA max allocated (reset at the start), or on CPU the process's
+    peak resident set since the run started (Linux: the peak is reset through
+    /proc/self/clear_refs; elsewhere the process's lifetime peak, an upper bound, says so)."""
 
     def __init__(self, device: torch.device):
         self.device = device
+        self.per_run = False
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+        else:
+            try:
+                Path("/proc/self/clear_refs").write_text("5")  # 5: reset the peak RSS (VmHWM)
+                self.per_run = True
+            except OSError:
+                pass
 
     def read(self) -> Dict[str, Any]:
         if self.device.type == "cuda":
             return {"peak_bytes": int(torch.cuda.max_memory_allocated(self.device)), "kind": "cuda_max_allocated"}
+        if self.per_run:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return {"peak_bytes": int(line.split()[1]) * 1024, "kind": "process_peak_rss_this_run"}
         # ru_maxrss is in KiB on Linux; it is the process's lifetime peak, an upper bound for this run.
         return {"peak_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
                 "kind": "process_max_rss"}

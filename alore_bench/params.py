@@ -1,8 +1,15 @@
-"""Parameter budgets computed without weights: the model is built on the meta device."""
+"""Parameter budgets computed without weights: the model is built on the meta device, once per
+version of the code (a small JSON cache), so `alore-bench list` does not rebuild ViT-B/16 for every
+method each time."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from functools import lru_cache
+from pathlib import Path
+from typing import Dict
 
 import torch
 
@@ -10,9 +17,56 @@ from .methods import METHODS
 from .methods.base import trainable_parameter_count
 
 
+def budget_cache_path() -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "alore-bench" / "budgets.json"
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """What the budgets depend on: the versions of torch, timm and peft and the source of the
+    method and backbone modules (so an edited method is never read from a stale cache)."""
+    import peft
+    import timm
+
+    digest = hashlib.sha256(f"{torch.__version__} {timm.__version__} {peft.__version__}".encode())
+    package = Path(__file__).resolve().parent
+    for source in sorted([*package.glob("methods/*.py"), *package.glob("backbones/*.py")]):
+        digest.update(source.name.encode() + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _read_cache() -> Dict[str, int]:
+    try:
+        data = json.loads(budget_cache_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data.get("budgets", {}) if isinstance(data, dict) and data.get("code") == code_version() else {}
+
+
+def _write_cache(budgets: Dict[str, int]) -> None:
+    from .data.cache import atomic_write_text
+
+    try:
+        atomic_write_text(budget_cache_path(), json.dumps({"code": code_version(), "budgets": budgets}, indent=1))
+    except OSError:
+        pass  # a read-only home: budgets are computed again next time
+
+
 @lru_cache(maxsize=None)
 def vit_b16_trainable_without_head(method: str) -> int:
-    """Trainable parameters of `method` (default options) on ViT-B/16 with no classifier head."""
+    """Trainable parameters of `method` (default options) on ViT-B/16 with no classifier head,
+    from the cache when this code computed it before."""
+    cached = _read_cache()
+    if method in cached:
+        return int(cached[method])
+    count = build_and_count(method)
+    _write_cache({**_read_cache(), method: count})
+    return count
+
+
+def build_and_count(method: str) -> int:
+    """The budget from the built model (on the meta device: no memory, no weights)."""
     from .backbones import BACKBONES
 
     spec = METHODS.get(method)

@@ -21,11 +21,15 @@ RECORD_SCHEMA = "alore-bench/record/1"
 
 def config_identity(suite: str, backbone: str, method: str, method_config: Mapping[str, Any],
                     train_config: Mapping[str, Any], weights: Mapping[str, Any],
-                    preset: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """What defines 'the same run' apart from task and seed."""
+                    preset: Optional[Mapping[str, Any]] = None,
+                    compute: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """What defines 'the same run' apart from task and seed: also the device type and precision
+    (`compute`), since bf16 on CUDA and fp32 on CPU give different numbers."""
     weight_id = {"kind": weights["kind"], "sha256": weights.get("sha256") or weights["location"]}
     identity = {"suite": suite, "backbone": backbone, "method": method, "method_config": dict(method_config),
                 "train": dict(train_config), "weights": weight_id}
+    if compute is not None:
+        identity["compute"] = dict(compute)
     if preset is not None:  # absent otherwise, so the hashes of earlier records stay valid
         identity["preset"] = {"name": preset["name"], "sha": preset["sha"]}
     return identity
@@ -66,6 +70,28 @@ def read_record(path: Path) -> Dict[str, Any]:
 def data_fingerprint(manifest: Mapping[str, Any], splits: Tuple[str, ...]) -> Dict[str, Any]:
     return {s: manifest["splits"][s]["images_sha256"][:16] + ":" + manifest["splits"][s]["labels_sha256"][:16]
             for s in splits}
+
+
+def data_key(fingerprint: Mapping[str, Any]) -> str:
+    """A short name for the prepared data a record was made from."""
+    return stable_hash(dict(fingerprint), length=8)
+
+
+def seeds_from_other_data(path: Path, fingerprint: Mapping[str, Any]) -> List[int]:
+    """Seeds of the same configuration and task (the record's siblings) that were made from other
+    prepared data than `fingerprint`: a new seed must not join them in one row."""
+    other = []
+    for sibling in sorted(path.parent.glob("seed*.json")):
+        if sibling == path:
+            continue
+        try:
+            record = read_record(sibling)
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("status") == "ok" \
+                and (record.get("protocol") or {}).get("data_fingerprint") not in (None, dict(fingerprint)):
+            other.append(record.get("seed"))
+    return other
 
 
 def iter_record_files(results_dir: Path) -> Iterator[Path]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -15,16 +17,18 @@ from .config import TrainConfig, config_from_dict, config_to_dict, stable_hash
 from .data.cache import SplitData, load_split, missing_tasks, read_manifest
 from .data.loader import DeviceBatcher, resolve_normalisation
 from .data.suites import Suite, Task
-from .engine import EvalOutcome, PeakMemory, Progress, TrainingDiverged, evaluate, merge_and_check, train
+from .engine import (EvalOutcome, PeakMemory, Progress, TrainingDiverged, evaluate, merge_and_check, precision,
+                     train)
 from .env import environment, seed_everything
 from .errors import UserError
+from .files import check_writable_folder
 from .methods.base import (MethodSpec, head_parameter_count, save_adapter, total_parameter_count,
                            trainable_parameter_count)
 from .presets import Preset
 from .protocols import PROTOCOLS
 from .probe import FeatureCache, run_probe
 from .records import (RECORD_SCHEMA, config_identity, data_fingerprint, load_records, now_iso, previous_outcome,
-                      record_path, write_record)
+                      record_path, seeds_from_other_data, write_record)
 from .tuning import Grid, base_identity, grid_key, select, split_point, tuning_records
 
 
@@ -112,13 +116,54 @@ def check_data(plan: RunPlan) -> None:
                         f"run `alore-bench prepare --suite {plan.suite.name}` or pass --data-dir")
 
 
+# Free space a run needs in the results dir before it starts: records are small, adapters are not.
+MIN_FREE_BYTES = 64 * 2**20
+
+
+def check_results_dir(results_dir: Path, need: int = MIN_FREE_BYTES) -> None:
+    """The results dir is a writable folder with room to spare."""
+    check_writable_folder(results_dir, "--results-dir", need)
+
+
+def save_record(path: Path, results_dir: Path, record: Mapping[str, Any], say: Callable[[str], None]) -> Path:
+    """Write the record; a failed write (a full disk) is retried, then the result is kept in a
+    fallback folder that the message names, so trained work is never lost."""
+    for attempt in range(2):
+        try:
+            write_record(path, record)
+            return path
+        except OSError as exc:
+            error = exc
+            if attempt == 0:
+                time.sleep(1.0)
+    rescue = Path(tempfile.gettempdir()) / "alore-bench-rescued" / path.relative_to(results_dir)
+    write_record(rescue, record)
+    say(f"could not write {path} ({error.strerror or error}); the result is kept in {rescue}: "
+        f"move it to {path} once there is room")
+    return rescue
+
+
+def clean_leftovers(plans: List[RunPlan]) -> List[str]:
+    """Leftovers of killed processes in the plans' data and results dirs, cleaned (or, for a task
+    a killed `prepare --force` left aside, restored) once per command, before its checks."""
+    from .stale import clean_children, clean_tree
+
+    done: List[str] = []
+    for folder in dict.fromkeys(p.data_dir / p.suite.name for p in plans):
+        done += clean_children(folder)
+    for folder in dict.fromkeys(p.results_dir for p in plans):
+        done += clean_tree(folder)
+    return done
+
+
 def preflight(plan: RunPlan) -> WeightSource:
     """Every check that can fail before training (options, preset, prepared data, its source,
-    weights), so a mistake is one line before any work, whichever executor runs the jobs."""
+    results dir, weights), so a mistake is one line before any work, whichever executor runs."""
     check_task_options(plan)
     if plan.preset is not None:
         plan.preset.check(plan.method.name, plan.suite.name, plan.suite.task_names)
     check_data(plan)  # data before weights: the cheaper fix first
+    check_results_dir(plan.results_dir)
     protocol = PROTOCOLS.get(plan.train_config.protocol)
     for task in plan.tasks:
         protocol.check_source(task.name, read_manifest(plan.data_dir, task)["source"]["kind"])
@@ -130,7 +175,8 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
     train_split, eval_split = plan.suite.stage_splits(plan.train_config.stage)
     identity = config_identity(plan.suite.name, plan.backbone.name, plan.method.name,
                                config_to_dict(plan.method_config), config_to_dict(plan.train_config),
-                               source.describe(), preset=plan.preset.describe() if plan.preset else None)
+                               source.describe(), preset=plan.preset.describe() if plan.preset else None,
+                               compute={"device": plan.device.type, "precision": precision(plan.device)})
     tuning = None
     if plan.grid is not None:  # a tuning run: record where it sits in its grid
         plan.tuning_base = base_identity(identity, plan.grid.keys)
@@ -153,6 +199,11 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
             elif outcome == "other-data" and not plan.force:
                 raise UserError(f"{path} holds a result made from different prepared data for {task.name}: "
                                 "pass --force to replace it, or use another --results-dir")
+            elif not plan.force and seeds_from_other_data(path, fingerprint):
+                others = ", ".join(map(str, seeds_from_other_data(path, fingerprint)))
+                raise UserError(f"{path.parent}: seeds {others} of this configuration were made from different "
+                                f"prepared data for {task.name}; seed {seed} would join them in one row: pass "
+                                f"--force --seeds {others},{seed} to rerun them all, or use another --results-dir")
             else:
                 todo.append((task, seed, path, fingerprint))
     if not todo:
@@ -181,7 +232,10 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
                 record["tuning"] = tuning
             if "tensorboard" in plan.log and record["status"] == "ok":
                 record["tensorboard"] = write_tensorboard(plan.results_dir, path, record)
-            write_record(path, record)
+            written = save_record(path, plan.results_dir, record, say)
+        if written != path:
+            summary.failed.append((path, f"not written; kept in {written}"))
+            continue
         if record["status"] == "ok":
             summary.ran.append(path)
             say(f"{task.name} seed {seed}: top-1 {record['metrics']['top1']:.2f} "
@@ -368,6 +422,8 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
             "input_size": plan.backbone.input_size,
             "interpolation": interpolation,
             "antialias": protocol.antialias,
+            "device_type": plan.device.type,
+            "precision": precision(plan.device),
             "weights": source.describe(),
             "data_source": None,
             "data_fingerprint": dict(fingerprint),

@@ -79,3 +79,206 @@ def test_demo_takes_methods_seeds_and_epochs(tmp_path):
     records = [json.loads(p.read_text()) for p in (tmp_path / "r").rglob("seed*.json")]
     assert len(records) == 8 and {r["method"] for r in records} == {"linear"}
     assert {r["config"]["train"]["epochs"] for r in records} == {1}
+
+
+def test_results_from_other_prepared_data_never_share_a_row(env_data, tmp_path):
+    """Prepare, run seed 1, re-prepare from another copy, run seed 2: refused; forced, the report
+    shows two rows and says why."""
+    import shutil
+
+    from alore_bench.data.cache import write_task
+    from alore_bench.data.demo import GENERATORS
+    from alore_bench.data.suites import SUITES
+
+    other = tmp_path / "other-data"
+    shutil.copytree(env_data, other)
+    task = SUITES.get("demo").task("textures")
+    splits = {name: (255 - images, labels) for name, (images, labels) in GENERATORS[task.generator](task).items()}
+    write_task(other, task, splits, source={"kind": "generated", "generator": task.generator})
+    results = tmp_path / "results"
+    base = ["run", "--method", "lora", "--backbone", "demo_vit", "--suite", "demo", "--tasks", "textures",
+            "--epochs", "1", "--device", "cpu", "--results-dir", str(results)]
+    assert runner.invoke(app, base + ["--seeds", "1", "--data-dir", str(env_data)]).exit_code == 0
+    refused = runner.invoke(app, base + ["--seeds", "2", "--data-dir", str(other)])
+    assert refused.exit_code == 2 and "seeds 1 of this configuration were made from different prepared data" \
+        in refused.output and "--force --seeds 1,2" in refused.output
+    assert len(list(results.rglob("seed*.json"))) == 1
+    forced = runner.invoke(app, base + ["--seeds", "2", "--data-dir", str(other), "--force"])
+    assert forced.exit_code == 0, forced.output
+    report = runner.invoke(app, ["report", "--results-dir", str(results), "--format", "json"])
+    rows = json.loads(report.output)["demo"]["final"]["rows"]
+    assert len(rows) == 2 and sorted(len(r["seeds"]) for r in rows) == [1, 1]  # never averaged together
+    assert {r["settings"]["data"] for r in rows} and len({r["settings"]["data"] for r in rows}) == 2
+    notes = json.loads(report.output)["demo"]["final"]["notes"]
+    assert any(n.startswith("split: demo_vit/lora@") and "2 different prepared data" in n for n in notes)
+
+
+RUN = ["run", "--method", "linear", "--backbone", "demo_vit", "--suite", "demo", "--tasks", "textures",
+       "--device", "cpu"]
+
+
+def test_a_results_path_that_is_a_file_is_refused_before_any_work(env_data, tmp_path):
+    target = tmp_path / "results"
+    target.write_text("not a folder")
+    result = runner.invoke(app, RUN + ["--results-dir", str(target)])
+    assert result.exit_code == 2 and f"--results-dir {target}: is a file" in result.output
+    nested = runner.invoke(app, RUN + ["--results-dir", str(target / "inside")])
+    assert nested.exit_code == 2 and "not writable" in nested.output and target.read_text() == "not a folder"
+
+
+def test_too_little_free_space_is_refused_before_training(env_data, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 10 * 2**30 - 2**20, 2**20))
+    result = runner.invoke(app, RUN + ["--results-dir", str(tmp_path / "results")])
+    assert result.exit_code == 2 and "only 1 MiB free, a run needs at least 64 MiB" in result.output
+    assert not list((tmp_path / "results").rglob("seed*.json"))
+
+
+def test_a_full_disk_after_training_keeps_the_result_and_names_where(env_data, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    from alore_bench import runner as runner_module
+
+    results = tmp_path / "results"
+    original = runner_module.write_record
+
+    def full_disk(path, record):
+        if str(path).startswith(str(results)):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        original(path, record)
+
+    monkeypatch.setattr(runner_module, "write_record", full_disk)
+    monkeypatch.setattr(runner_module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    result = runner.invoke(app, RUN + ["--results-dir", str(results)])
+    assert result.exit_code == 1 and "No space left on device" in result.output
+    (rescued,) = (tmp_path / "tmp" / "alore-bench-rescued").rglob("seed42.json")
+    assert str(rescued) in result.output.replace("\n", "") and json.loads(rescued.read_text())["status"] == "ok"
+    assert not list(results.rglob("seed*.json")) and not list(results.rglob(".*.tmp-*"))
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid  # exited and reaped: no such process now
+
+
+def _age(path, seconds: float = 3600) -> None:
+    import os
+    import time
+
+    old = time.time() - seconds
+    for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        os.utime(item, (old, old))
+
+
+def test_leftovers_of_killed_processes_are_cleaned_and_a_hidden_task_restored(env_data, tmp_path):
+    import os
+    import shutil
+
+    data, results = tmp_path / "data", tmp_path / "results"
+    shutil.copytree(env_data, data)
+    dead = _dead_pid()
+    # A kill between the two renames of `prepare --force`: the valid task sits aside, hidden.
+    textures = data / "demo" / "textures"
+    manifest = (textures / "manifest.json").read_text()
+    hidden = textures.with_name(f".textures.old-{dead}")
+    os.replace(textures, hidden)
+    staging = data / "demo" / f".digits.tmp-{dead}"
+    staging.mkdir()
+    (staging / "train800.images.npy").write_bytes(b"partial")
+    record_tmp = results / "demo" / "x" / f".seed1.json.tmp-{dead}"
+    record_tmp.parent.mkdir(parents=True)
+    record_tmp.write_text("{partial")
+    fresh = record_tmp.with_name(f".seed2.json.tmp-{dead}")  # touched a moment ago: maybe another machine's
+    fresh.write_text("{")
+    live = record_tmp.with_name(f".seed3.json.tmp-{os.getpid()}")
+    live.write_text("{")
+    for path in (hidden, staging, record_tmp, live):
+        _age(path)
+    result = runner.invoke(app, RUN + ["--epochs", "1", "--data-dir", str(data), "--results-dir", str(results)])
+    assert result.exit_code == 0, result.output
+    assert f"restored {textures}" in result.output.replace("\n", "")
+    assert (textures / "manifest.json").read_text() == manifest  # put back, not rebuilt
+    assert not hidden.exists() and not staging.exists() and not record_tmp.exists()
+    assert fresh.exists() and live.exists()
+
+
+@pytest.mark.parametrize("seeds", ["99999999999999999999", "-1"])
+def test_seeds_out_of_range_are_one_line(env_data, tmp_path, seeds):
+    result = runner.invoke(app, RUN + ["--seeds", seeds, "--results-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "seeds must lie in [0, 2^32)" in result.output
+
+
+def test_prepare_into_a_data_dir_that_is_a_file_is_one_line(tmp_path):
+    target = tmp_path / "data"
+    target.write_text("a file")
+    result = runner.invoke(app, ["prepare", "--suite", "demo", "--data-dir", str(target)])
+    assert result.exit_code == 2 and "not writable" in result.output and target.read_text() == "a file"
+
+
+def test_list_budgets_are_cached_per_code_version_and_equal_the_built_model(tmp_path, monkeypatch):
+    from alore_bench import params
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    params.vit_b16_trainable_without_head.cache_clear()
+    first = params.vit_b16_trainable_without_head("lora")
+    assert first == params.build_and_count("lora") == 294912  # NOAH's fused-qkv rank-8 LoRA: 0.29M
+    params.vit_b16_trainable_without_head.cache_clear()
+    monkeypatch.setattr(params, "build_and_count", lambda method: pytest.fail("rebuilt despite the cache"))
+    assert params.vit_b16_trainable_without_head("lora") == first
+    cache = params.budget_cache_path()
+    stale = json.loads(cache.read_text())
+    stale["code"], stale["budgets"]["lora"] = "other code", 1
+    cache.write_text(json.dumps(stale))
+    params.vit_b16_trainable_without_head.cache_clear()
+    monkeypatch.setattr(params, "build_and_count", lambda method: 7)
+    assert params.vit_b16_trainable_without_head("lora") == 7  # a cache of other code is never read
+    params.vit_b16_trainable_without_head.cache_clear()
+
+
+def test_cpu_peak_memory_is_measured_per_run():
+    import resource
+
+    import numpy as np
+    import torch
+
+    from alore_bench.engine import PeakMemory
+
+    def rss() -> int:
+        line = next(l for l in open("/proc/self/status") if l.startswith("VmRSS:"))
+        return int(line.split()[1]) * 1024
+
+    before = rss()
+    big = np.ones(400 * 2**20 // 8)  # 400 MiB touched by an earlier run of the same process
+    del big
+    lifetime = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert lifetime >= before + 390 * 2**20  # what the old measure would have reported at least
+    memory = PeakMemory(torch.device("cpu")).read()
+    assert memory["kind"] == "process_peak_rss_this_run"  # Linux: the peak is reset at the run's start
+    assert memory["peak_bytes"] < before + 200 * 2**20
+
+
+def test_doctor_is_happy_after_the_demo_data_and_names_what_to_fix(env_data, tmp_path):
+    results = tmp_path / "results"
+    healthy = runner.invoke(app, ["doctor", "--data-dir", str(env_data), "--results-dir", str(results), "--json"])
+    assert healthy.exit_code == 0, healthy.output
+    report = json.loads(healthy.output)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert report["ok"] and checks["suite demo"] == {"name": "suite demo", "status": "ok",
+                                                     "detail": "4 of 4 tasks prepared"}
+    assert checks["weights demo_vit"]["status"] == "ok" and checks["extra ray"]["detail"] == "installed"
+    assert not results.exists()  # checking never creates folders
+    leftover = results / "demo" / f".seed1.json.tmp-{_dead_pid()}"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("{")
+    _age(leftover)
+    sick = runner.invoke(app, ["doctor", "--data-dir", str(env_data), "--results-dir", str(results)])
+    assert sick.exit_code == 1 and "stale temporary files: 1 left by killed processes" in sick.output

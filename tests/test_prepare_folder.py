@@ -125,8 +125,41 @@ def _break_missing_image(root):
     return "val200.txt:2: image", "does not exist"
 
 
+def _break_symlink_out_of_root(root):
+    secret = root.parent.parent / "secret.jpg"
+    secret.write_bytes((root / "images" / "test" / "000000.jpg").read_bytes())
+    target = root / "images" / "test" / "000001.jpg"
+    target.unlink()
+    target.symlink_to(secret)
+    return "000001.jpg: a symlink leading outside", "refusing to read it"
+
+
+def _break_fifo_in_place_of_an_image(root):
+    import os
+
+    target = root / "images" / "test" / "000002.jpg"
+    target.unlink()
+    os.mkfifo(target)  # reading it would block forever
+    return "test.txt:3:", "not a regular file (a FIFO, device or folder); refusing to read it"
+
+
+def _break_decompression_bomb(root):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)  # 60000 x 60000 RGB, declared only
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    (root / "images" / "test" / "000000.jpg").write_bytes(png)
+    return "test.txt:1: image", "decompression-bomb limit"
+
+
 @pytest.mark.parametrize("breaker", [_break_corrupt_image, _break_malformed_line, _break_label_range,
-                                     _break_missing_split, _break_escaping_path, _break_missing_image])
+                                     _break_missing_split, _break_escaping_path, _break_missing_image,
+                                     _break_symlink_out_of_root, _break_fifo_in_place_of_an_image,
+                                     _break_decompression_bomb])
 def test_bad_copies_are_clear_errors(tmp_path, breaker):
     root = make_premade(tmp_path / "v", "dtd", 47, SMALL)
     first, second = breaker(root)
@@ -156,6 +189,19 @@ def test_zip_entry_escaping_the_root_is_rejected(tmp_path):
     result = prepare(archive, tmp_path / "data", "--tasks", "dtd", "--allow-mismatch")
     assert result.exit_code == 2
     assert "archive entry '../outside.txt' escapes the archive root" in " ".join(result.output.split())
+    assert_nothing_written(tmp_path / "data", "dtd")
+
+
+def test_zip_bombs_are_refused_before_they_are_expanded(tmp_path):
+    make_premade(tmp_path / "v", "dtd", 47, SMALL)
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted((tmp_path / "v").rglob("*")):
+            if path.name != "000000.jpg" or "test" not in path.parts:
+                zf.write(path, path.relative_to(tmp_path / "v").as_posix())
+        zf.writestr("dtd/images/test/000000.jpg", b"\0" * (8 * 2**20))  # 8 MiB of zeros: ratio ~1000
+    result = prepare(archive, tmp_path / "data", "--tasks", "dtd", "--allow-mismatch")
+    assert result.exit_code == 2 and "refusing it (limits:" in " ".join(result.output.split())
     assert_nothing_written(tmp_path / "data", "dtd")
 
 

@@ -230,3 +230,16 @@ def test_each_record_counts_once_and_non_finite_results_mark_their_row(tmp_path)
 
 def md_row(out: str, method: str) -> str:
     return next(l for l in out.splitlines() if l.startswith(f"| Demo ViT | {method}"))
+
+
+def test_precision_is_part_of_what_defines_a_row(tmp_path):
+    root = tmp_path / "results"
+    for task, values in DEMO_TASKS.items():
+        for seed, value in zip((1, 2), values):
+            path = write_record(root, "alore", "al01", task, seed, value + (0.5 if seed == 2 else 0.0))
+            record = json.loads(path.read_text())
+            record["protocol"]["precision"] = "bf16-autocast" if seed == 2 else "fp32"
+            path.write_text(json.dumps(record))
+    rows = json.loads(report(root, "--format", "json").output)["demo"]["final"]["rows"]
+    assert sorted(r["settings"]["precision"] for r in rows) == ["bf16-autocast", "fp32"]
+    assert all(r["seeds"] in ([1], [2]) for r in rows)

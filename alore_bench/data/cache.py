@@ -44,8 +44,12 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write a file so that readers see the old content or the new one, never a partial one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no partial temporary file behind
+        raise
 
 
 class TaskWriter:

@@ -7,7 +7,9 @@ folder or a .zip of it:
 
 from __future__ import annotations
 
+import os
 import posixpath
+import stat
 import zipfile
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -19,6 +21,11 @@ from .cache import TaskWriter
 from .images import RESIZE_NOTE, decode_rgb, fit, opened_image, storage_size
 from .suites import VTAB_SPLITS, Task
 
+# One image (or list file) of a benchmark task is far below these; a larger one is an attack or an
+# accident, not data.
+MAX_FILE_BYTES = 64 * 2**20
+MAX_RATIO = 200  # zip: uncompressed / compressed size
+
 FORMAT_NOTE = "NOAH/FacT pre-made vtab-1k folder: PIL JPEG re-encodings (quality 75) at native size"
 
 
@@ -27,6 +34,7 @@ class TreeReader:
 
     def __init__(self, path: Path):
         self.path = path
+        self.root = path.resolve()
         self.zip: Optional[zipfile.ZipFile] = None
         if path.is_file():
             try:
@@ -44,9 +52,29 @@ class TreeReader:
         return rel in self.names if self.zip else (self.path / rel).is_file()
 
     def read_bytes(self, rel: str) -> bytes:
+        """The entry's bytes, read defensively: no more than MAX_FILE_BYTES (streamed, whatever an
+        archive header claims), no zip bomb, only regular files inside the root (a symlink leading
+        out of it, a FIFO or a device is refused: a FIFO would block forever)."""
         if self.zip:
-            return self.zip.read(rel)
-        return (self.path / rel).read_bytes()
+            info = self.zip.getinfo(rel)
+            if info.file_size > MAX_FILE_BYTES or info.file_size > MAX_RATIO * max(info.compress_size, 1):
+                raise UserError(f"{self.describe(rel)}: archive entry expands to {info.file_size} bytes from "
+                                f"{info.compress_size}; refusing it (limits: {MAX_FILE_BYTES} bytes, ratio {MAX_RATIO})")
+            with self.zip.open(info) as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                raise UserError(f"{self.describe(rel)}: archive entry larger than {MAX_FILE_BYTES} bytes; refusing it")
+            return data
+        path = self.path / rel
+        resolved = path.resolve()
+        if not resolved.is_relative_to(self.root):
+            raise UserError(f"{path}: a symlink leading outside {self.path} (to {resolved}); refusing to read it")
+        mode = os.stat(resolved).st_mode
+        if not stat.S_ISREG(mode):
+            raise UserError(f"{path}: not a regular file (a FIFO, device or folder); refusing to read it")
+        if os.stat(resolved).st_size > MAX_FILE_BYTES:
+            raise UserError(f"{path}: larger than {MAX_FILE_BYTES} bytes; not an image of a benchmark task")
+        return resolved.read_bytes()
 
     def top_folders(self) -> List[str]:
         if self.zip:

@@ -52,11 +52,17 @@ def opened_image(read: Union[Path, Callable[[], bytes]], name: str, where: str) 
     """Open an image (a file, or bytes from `read()`), turning a missing or undecodable image into a
     one-line error that names the list file and line (`where`) and the image (`name`)."""
     try:
-        data = read.read_bytes() if isinstance(read, Path) else read()
+        try:
+            data = read.read_bytes() if isinstance(read, Path) else read()
+        except UserError as exc:  # refused by the reader (symlink out of the root, FIFO, size cap)
+            raise UserError(f"{where}: {exc}") from None
         with Image.open(io.BytesIO(data)) as image:
             yield image
     except (KeyError, FileNotFoundError):
         raise UserError(f"{where}: image {name} does not exist") from None
+    except Image.DecompressionBombError as exc:  # declared pixels far beyond any benchmark image
+        raise UserError(f"{where}: image {name} refused: {str(exc).split('.')[0]} (PIL's decompression-bomb "
+                        "limit)") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise UserError(f"{where}: image {name} is unreadable ({exc})") from None
 

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
+from ..claims import Claim
 from ..errors import UserError
-from .cache import TaskWriter, is_prepared
+from ..files import check_writable_folder
+from .cache import TaskWriter, is_prepared, task_dir
 from .demo import GENERATORS
 from .suites import Suite, Task
 
@@ -48,19 +50,30 @@ def prepare_suite(suite: Suite, tasks: List[Task], data_dir: Path, options: Prep
                   say: Callable[[str], None]) -> PrepareSummary:
     from .tfds_source import TaskUnavailable
 
+    from ..stale import clean_children
+
     kind = _check_source(suite, options)
+    check_writable_folder(data_dir / suite.name, "--data-dir")
+    for line in clean_children(data_dir / suite.name):  # e.g. a task a killed --force left aside
+        say(line)
     summary = PrepareSummary()
     for task in tasks:
         if is_prepared(data_dir, task) and not options.force:
             summary.skipped.append(task.name)
             say(f"skip {suite.name}/{task.name}: already prepared (--force rebuilds)")
             continue
-        try:
-            manifest = prepare_task(task, kind, data_dir, options, progress, say)
-        except TaskUnavailable as exc:
-            summary.unavailable.append((task.name, str(exc)))
-            say(f"cannot prepare {suite.name}/{task.name} here: {exc}")
-            continue
+        # One preparation of a task at a time: a second `prepare` waits, then finds it done.
+        with Claim.acquire(task_dir(data_dir, task), wait=True, job={"prepare": f"{suite.name}/{task.name}"}):
+            if is_prepared(data_dir, task) and not options.force:
+                summary.skipped.append(task.name)
+                say(f"skip {suite.name}/{task.name}: prepared meanwhile by another process")
+                continue
+            try:
+                manifest = prepare_task(task, kind, data_dir, options, progress, say)
+            except TaskUnavailable as exc:
+                summary.unavailable.append((task.name, str(exc)))
+                say(f"cannot prepare {suite.name}/{task.name} here: {exc}")
+                continue
         counts = ", ".join(f"{k} {v['count']}" for k, v in manifest["splits"].items())
         summary.prepared.append(task.name)
         say(f"prepared {suite.name}/{task.name} from {kind}: {counts}")

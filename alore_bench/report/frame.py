@@ -11,15 +11,21 @@ from typing import Any, Dict, List, Mapping, Sequence
 import pandas as pd
 
 from ..errors import UserError, unknown_name_error
+from ..records import data_key
 
 # What makes a row: the configuration hash of its records (the identity runs are filed under).
 ROW_KEYS = ["backbone", "method", "config"]
 # Settings shown when they differ between the rows of a table (method options come as opt.<name>).
 SETTINGS = ["stage", "lr", "weight_decay", "epochs", "batch_size", "hparams", "protocol", "normalisation",
-            "data_source", "weights", "preset", "variant"]
+            "data_source", "data", "precision", "weights", "preset", "variant"]
 BASE_COLUMNS = ["suite", "task", "group", "backbone", "method", "config", "seed", "status", "top1",
                 "trainable_without_head", "trainable", "method_config", "error", "path", "train_seconds", "steps",
                 "peak_bytes", "memory_kind", "inference_total", "backbone_total", "head"]
+
+
+def _precision(device: Any) -> Any:
+    """Records from before precision was recorded: CUDA ran bf16 autocast, CPU fp32."""
+    return {"cuda": "bf16-autocast", "cpu": "fp32"}.get(device)
 
 
 def _weights(protocol: Mapping[str, Any]) -> Any:
@@ -56,6 +62,9 @@ def record_row(r: Mapping[str, Any]) -> Dict[str, Any]:
         "normalisation": (protocol.get("normalisation") or {}).get("name")
         if isinstance(protocol.get("normalisation"), dict) else protocol.get("normalisation"),
         "data_source": (protocol.get("data_source") or {}).get("kind"),
+        # Which prepared data (checksums) and which arithmetic made the number.
+        "data": data_key(protocol["data_fingerprint"]) if protocol.get("data_fingerprint") else None,
+        "precision": protocol.get("precision") or _precision((r.get("env") or {}).get("device")),
         "weights": _weights(protocol),
         "preset": (config.get("preset") or {}).get("name"),
         "variant": r.get("variant"),

@@ -122,8 +122,8 @@ def footnotes(table: SuiteTable) -> List[str]:
             notes.append(f"* {row.label} incomplete: " + "; ".join(row.missing))
     for failure in table.failed:
         notes.append(f"failed run: {failure}")
-    for duplicate in table.duplicates:
-        notes.append(f"duplicate: {duplicate}")
+    notes += [f"split: {note}" for note in table.splits]
+    notes += [f"duplicate: {note}" for note in table.duplicates]
     if table.reference:
         for key, (delta, why) in reference_deltas(table).items():
             if delta is None and why:

@@ -60,6 +60,7 @@ class SuiteTable:
     # Variant and method options that differ between rows of one method (other methods lack them).
     varying_by_method: Dict[str, List[str]] = field(default_factory=dict)
     duplicates: List[str] = field(default_factory=list)  # identical copies of a record, counted once
+    splits: List[str] = field(default_factory=list)  # configurations split by data or precision
 
     @property
     def task_columns(self) -> List[str]:
@@ -224,6 +225,26 @@ def one_per_seed(ok: pd.DataFrame) -> Tuple[pd.DataFrame, Dict[Tuple[str, str, s
     return ok.loc[keep], problems, warnings
 
 
+def split_mixed(ok: pd.DataFrame) -> Tuple[pd.DataFrame, List[str]]:
+    """Records of one configuration made from different prepared data or with different precision
+    are never averaged: each (data, precision) becomes its own row (config hash + a suffix)."""
+    notes: List[str] = []
+    ok = ok.copy()
+    origin = ok["data"].map(_text) + "|" + ok["precision"].map(_text)
+    for (backbone, method, config), group in ok.groupby(ROW_KEYS, sort=False):
+        combos = sorted(set(origin[group.index]))
+        if len(combos) < 2:
+            continue
+        for combo in combos:
+            data, precision = combo.split("|")
+            mask = (ok["backbone"] == backbone) & (ok["method"] == method) & (ok["config"] == config) \
+                & (origin == combo)
+            ok.loc[mask, "config"] = f"{config}/{data[:4]}-{precision}"
+        notes.append(f"{backbone}/{method}@{config}: its records come from {len(combos)} different prepared data or "
+                     "precisions, shown as separate rows (data=..., precision=... in Settings)")
+    return ok, notes
+
+
 def suite_table(frame: pd.DataFrame, suite: Suite, tasks: Optional[Sequence[str]] = None,
                 stage: str = "final") -> SuiteTable:
     """The suite's table of one stage; with `tasks`, judged on those tasks only (columns,
@@ -234,7 +255,8 @@ def suite_table(frame: pd.DataFrame, suite: Suite, tasks: Optional[Sequence[str]
                  & frame["task"].isin([t.name for t in restricted.tasks])]
     failed = [f"{r['task']} {r['backbone']} {r['method']}@{r['config']} seed {r['seed']}: {r['error']}"
               for _, r in mine[mine["status"] != "ok"].iterrows()]
-    ok, problems, duplicates = one_per_seed(mine[mine["status"] == "ok"])
+    ok, split = split_mixed(mine[mine["status"] == "ok"])
+    ok, problems, duplicates = one_per_seed(ok)
     rows = [build_row(tuple(key), grp, restricted) for key, grp in ok.groupby(ROW_KEYS, sort=True)]
     for row in rows:
         row.missing = problems.pop(row.key, []) + row.missing
@@ -243,7 +265,7 @@ def suite_table(frame: pd.DataFrame, suite: Suite, tasks: Optional[Sequence[str]
     partial = (len(restricted.tasks), full) if len(restricted.tasks) < full else None
     shared, by_method = varying_settings(rows)
     return SuiteTable(restricted, rows, stage=stage, partial=partial, failed=failed, varying=shared,
-                      varying_by_method=by_method, duplicates=duplicates)
+                      varying_by_method=by_method, duplicates=duplicates, splits=split)
 
 
 def suite_tables(frame: pd.DataFrame, suites: Sequence[Suite], stages: Sequence[str] = ("final",),

@@ -47,4 +47,7 @@ def parse_seeds(value: str) -> List[int]:
                         f"set ({', '.join(SEED_SETS)})") from None
     if not seeds:
         raise UserError("--seeds: give at least one seed, e.g. --seeds 42")
+    wrong = [s for s in seeds if not 0 <= s < 2**32]
+    if wrong:
+        raise UserError(f"--seeds {value!r}: seeds must lie in [0, 2^32) (numpy and torch seeds), got {wrong[0]}")
     return seeds
