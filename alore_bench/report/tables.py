@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from ..config import stable_hash
 from ..data.suites import Suite
 from .frame import ROW_KEYS, SETTINGS
 
@@ -128,7 +129,11 @@ def _text(value: Any) -> str:
 def row_settings(records: pd.DataFrame) -> Dict[str, str]:
     tuned = "tuned" in set(records["hparams"].dropna())
     keys = SETTINGS + sorted(c for c in records.columns if c.startswith("opt."))
-    return {key: _setting(records[key], tuned) for key in keys if key in records.columns}
+    settings = {key: _setting(records[key], tuned) for key in keys if key in records.columns}
+    if "data" in records.columns:  # each task has its own data: name the row's whole set of them
+        pairs = sorted({(t, _text(d)) for t, d in zip(records["task"], records["data"]) if _text(d) != "—"})
+        settings["data"] = stable_hash(pairs, length=6) if pairs else "—"
+    return settings
 
 
 def build_row(key: Tuple[str, str, str], records: pd.DataFrame, suite: Suite) -> Row:
@@ -226,22 +231,30 @@ def one_per_seed(ok: pd.DataFrame) -> Tuple[pd.DataFrame, Dict[Tuple[str, str, s
 
 
 def split_mixed(ok: pd.DataFrame) -> Tuple[pd.DataFrame, List[str]]:
-    """Records of one configuration made from different prepared data or with different precision
-    are never averaged: each (data, precision) becomes its own row (config hash + a suffix)."""
+    """Records of one configuration are never averaged across precisions (bf16 on CUDA, fp32 on
+    CPU) or, within a task, across different prepared data: such records move to rows of their own
+    (the config hash with a suffix naming the precision or the data)."""
     notes: List[str] = []
     ok = ok.copy()
-    origin = ok["data"].map(_text) + "|" + ok["precision"].map(_text)
+    precision = ok["precision"].map(_text)
     for (backbone, method, config), group in ok.groupby(ROW_KEYS, sort=False):
-        combos = sorted(set(origin[group.index]))
-        if len(combos) < 2:
+        values = sorted(set(precision[group.index]))
+        if len(values) > 1:
+            for value in values:
+                ok.loc[group.index[precision[group.index] == value], "config"] = f"{config}/{value}"
+            notes.append(f"{backbone}/{method}@{config}: records of {len(values)} precisions ({', '.join(values)}), "
+                         "shown as separate rows")
+    data = ok["data"].map(_text)
+    for (backbone, method, config, task), group in ok.groupby(ROW_KEYS + ["task"], sort=False):
+        counts = data[group.index].value_counts()
+        if len(counts) < 2:
             continue
-        for combo in combos:
-            data, precision = combo.split("|")
-            mask = (ok["backbone"] == backbone) & (ok["method"] == method) & (ok["config"] == config) \
-                & (origin == combo)
-            ok.loc[mask, "config"] = f"{config}/{data[:4]}-{precision}"
-        notes.append(f"{backbone}/{method}@{config}: its records come from {len(combos)} different prepared data or "
-                     "precisions, shown as separate rows (data=..., precision=... in Settings)")
+        main = max(counts.index, key=lambda key: (counts[key], key))  # the data most seeds were made from
+        for key in counts.index:
+            if key != main:
+                ok.loc[group.index[data[group.index] == key], "config"] = f"{config}/data-{key[:6]}"
+        notes.append(f"{backbone}/{method}@{config} {task}: seeds made from {len(counts)} different prepared data, "
+                     "shown as separate rows (data=... in Settings)")
     return ok, notes
 
 
