@@ -68,7 +68,7 @@ def make_grid(raw: Mapping[str, Sequence[Any]], method_spec, where: str) -> Grid
         coerced = []
         for value in values:
             if key in TRAIN_KEYS:
-                coerced.append(getattr(config_from_dict(TrainConfig, {key: value}, f"{where} {key}"), key))
+                coerced.append(getattr(config_from_dict(TrainConfig, {key: value}, where), key))
             else:
                 config = method_spec.config_from_dict({**dataclasses.asdict(method_spec.default_config()), key: value})
                 coerced.append(getattr(config, key))

@@ -282,3 +282,19 @@ def test_doctor_is_happy_after_the_demo_data_and_names_what_to_fix(env_data, tmp
     _age(leftover)
     sick = runner.invoke(app, ["doctor", "--data-dir", str(env_data), "--results-dir", str(results)])
     assert sick.exit_code == 1 and "stale temporary files: 1 left by killed processes" in sick.output
+
+
+@pytest.mark.parametrize("method", ["peft:vera", "peft:loha"])
+def test_a_peft_rank_of_zero_is_one_line(env_data, tmp_path, method):
+    result = runner.invoke(app, ["run", "--method", method, "--backbone", "demo_vit", "--suite", "demo", "--tasks",
+                                 "digits", "--opt", "r=0", "--results-dir", str(tmp_path)])
+    assert result.exit_code == 2 and f"--opt r=0 (method {method}): the rank must be at least 1" in result.output
+
+
+def test_error_messages_keep_their_brackets(tmp_path):
+    study = tmp_path / "study.toml"
+    study.write_text('name = "x"\nsuite = "demo"\nseeds = [1]\nbackbones = ["demo_vit"]\n'
+                     '[variants.alore]\ngrid = { lr = [nan] }\n')
+    result = runner.invoke(app, ["study", "plan", str(study)])
+    assert result.exit_code == 2
+    assert f"{study} [variants.alore].grid lr: expected a finite number, got nan" in " ".join(result.output.split())

@@ -13,6 +13,7 @@ import peft
 from torch import nn
 
 from ..backbones.sites import SiteChoice
+from ..errors import UserError
 from .base import METHODS, MethodSpec, freeze, train_head
 from .lora import merge_peft, split_targets, train_peft_layers
 
@@ -42,6 +43,9 @@ def _is_simple(hint: Any) -> bool:
 IA3_SITES = {"attn": ("k", "v"), "mlp": "fc2"}
 
 
+RANK_OPTIONS = ("r", "rank")
+
+
 def make_config_class(kind: str) -> type:
     """A frozen dataclass of `sites` plus peft's simple options for this type (names, types,
     defaults and help text taken from peft's config class)."""
@@ -59,7 +63,14 @@ def make_config_class(kind: str) -> type:
         if f.name in NOT_OPTIONS or not _is_simple(hints[f.name]) or f.default is dataclasses.MISSING:
             continue
         fields.append((f.name, hints[f.name], dataclasses.field(default=f.default, metadata=dict(f.metadata))))
-    return dataclasses.make_dataclass(f"Peft{peft_cls.__name__}", fields, frozen=True)
+    def validate(config) -> None:  # peft accepts a rank of 0 and then divides by it (OFT: 0 = use its block size)
+        for name in RANK_OPTIONS if kind != "oft" else ():
+            value = getattr(config, name, None)
+            if isinstance(value, int) and value < 1:
+                raise UserError(f"--opt {name}={value} (method peft:{kind}): the rank must be at least 1")
+
+    return dataclasses.make_dataclass(f"Peft{peft_cls.__name__}", fields, frozen=True,
+                                      namespace={"validate": validate})
 
 
 def make_apply(kind: str):
