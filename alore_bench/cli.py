@@ -82,7 +82,10 @@ ProtocolOpt = typer.Option(None, "--protocol", help=(
     "input pipeline as a unit: vpt (TFDS data, ImageNet mean/std, bilinear; vtab1k and fgvc default), "
     "noah (pre-made folders, ImageNet mean/std, bicubic) or native (the backbone's own)"))
 DeviceOpt = typer.Option("auto", "--device", help="auto, cpu or cuda")
-WeightsOpt = typer.Option(None, "--weights", help="pretrained weights file, or `timm` for the hub tag")
+WeightsOpt = typer.Option(None, "--weights", help="pretrained weights file (or a folder holding the published file), "
+                                                  "or `timm` for the equivalent timm hub tag")
+WeightsDirOpt = typer.Option(None, "--weights-dir", help="folder of the published weight files, found by name "
+                                                        "(default $ALORE_BENCH_WEIGHTS or <data dir>/weights)")
 MethodOpts = typer.Option(None, "--opt", help="method option key=value (repeatable)")
 PresetOpt = typer.Option(None, "--preset", help="published per-task settings (see `alore-bench list presets`)")
 # Where jobs run (run, tune, study run): they never change what a job computes.
@@ -102,6 +105,8 @@ def list_command(
     what: Optional[str] = typer.Argument(None, help="suites, methods, backbones or presets (default: all)"),
     match: str = typer.Option("*", "--match", help="only names matching this wildcard, e.g. 'peft:*'"),
     options: bool = typer.Option(False, "--options", help="with methods: each method's options, defaults and help"),
+    backbone: str = typer.Option("vit_b16", "--backbone", help="with methods: the backbone the budgets are counted on"),
+    data_dir: Optional[Path] = DataDir,
 ):
     """Show the registries as tables."""
     choices = ("suites", "methods", "backbones", "presets")
@@ -109,8 +114,8 @@ def list_command(
         from .errors import unknown_name_error
         raise unknown_name_error("registry", what, choices, "alore-bench list")
     for name in [what] if what else choices:
-        tables = {"suites": suites_table, "methods": methods_table, "backbones": backbones_table,
-                  "presets": presets_table}
+        tables = {"suites": suites_table, "methods": lambda m: methods_table(m, backbone),
+                  "backbones": lambda m: backbones_table(m, data_dir), "presets": presets_table}
         console.print(tables[name](match))
         if name == "methods" and options:
             console.print(method_options_table(match))
@@ -146,32 +151,46 @@ def suites_table(match: str = "*") -> Table:
     return table
 
 
-def methods_table(match: str = "*") -> Table:
+def methods_table(match: str = "*", backbone: str = "vit_b16") -> Table:
+    from .backbones import BACKBONES
     from .methods import METHODS
-    from .params import mean_head_parameters, vit_b16_trainable_without_head
+    from .params import mean_head_parameters, trainable_without_head
 
-    heads = {suite: mean_head_parameters(suite) for suite in ("vtab1k", "fgvc")}
-    table = Table(title="methods (trainable parameters on ViT-B/16, default options: without the head, and with "
-                        f"the mean head of VTAB-1k ({heads['vtab1k']:,.0f}) and of FGVC ({heads['fgvc']:,.0f}))")
+    spec_b = BACKBONES.get(backbone)
+    width = BACKBONES.get(backbone).create(num_classes=0, device="meta").num_features
+    heads = {suite: mean_head_parameters(suite, width) for suite in ("vtab1k", "fgvc")}
+    table = Table(title=f"methods (trainable parameters on {spec_b.display_name}, default options: without the head, "
+                        f"and with the mean head of VTAB-1k ({heads['vtab1k']:,.0f}) and of FGVC ({heads['fgvc']:,.0f}))")
     for column in ("method", "trainable", "+head VTAB-1k", "+head FGVC", "mergeable", "paper", "summary"):
         table.add_column(column, justify="right" if column in ("trainable", "+head VTAB-1k", "+head FGVC") else "left")
     for name in METHODS.names(match):
         spec = METHODS.get(name)
-        count = vit_b16_trainable_without_head(name)
+        count = trainable_without_head(name, spec_b.name)
+        if isinstance(count, str):  # the method does not apply to this family: the reason, once
+            table.add_row(name, "n/a", "", "", "yes" if spec.mergeable else "no", spec.paper, escape(count[5:]))
+            continue
         table.add_row(name, f"{count:,}", f"{count + heads['vtab1k']:,.0f}", f"{count + heads['fgvc']:,.0f}",
                       "yes" if spec.mergeable else "no", spec.paper, spec.summary)
     return table
 
 
-def backbones_table(match: str = "*") -> Table:
+def backbones_table(match: str = "*", data_dir: Optional[Path] = None) -> Table:
     from .backbones import BACKBONES
+    from .backbones.checkpoints import weights_folder
+    from .data.cache import default_data_dir
+    from .params import backbone_size
 
-    table = Table(title="backbones")
-    for column in ("backbone", "input", "weights", "summary"):
-        table.add_column(column)
+    folder = weights_folder(default_data_dir(data_dir))
+    table = Table(title=f"backbones (weights folder: {folder}; --weights-dir or $ALORE_BENCH_WEIGHTS to change it; "
+                        "any timm model as timm:<name>)")
+    for column in ("backbone", "params", "input", "normalisation", "weights file", "found", "timm tag", "summary"):
+        table.add_column(column, justify="right" if column == "params" else "left")
     for name in BACKBONES.names(match):
         spec = BACKBONES.get(name)
-        table.add_row(name, f"{spec.input_size} px", spec.weight_tag, spec.summary)
+        norm = "0.5 / 0.5" if tuple(spec.mean) == (0.5, 0.5, 0.5) else "ImageNet mean / std"
+        found = "yes" if spec.resolver is not None or (folder / spec.weight_file).is_file() else "no"
+        table.add_row(name, f"{backbone_size(name) / 1e6:.1f}M", f"{spec.input_size} px {spec.interpolation}", norm,
+                      spec.weight_file, found, spec.weight_tag, spec.summary)
     return table
 
 
@@ -220,6 +239,15 @@ def prepare(
     for name, reason in summary.unavailable:
         err_console.print(f"not prepared: {name}: {reason}", highlight=False)
     raise typer.Exit(1 if summary.unavailable else 0)
+
+
+def weights_option(weights: Optional[str], weights_dir: Optional[Path]) -> Optional[str]:
+    """--weights wins; --weights-dir is a folder in which the backbone's published file is found by name."""
+    if weights is not None or weights_dir is None:
+        return weights
+    if not weights_dir.is_dir():
+        raise UserError(f"--weights-dir {weights_dir}: no such folder")
+    return str(weights_dir.resolve())
 
 
 def build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, weight_decay, stage, normalisation,
@@ -302,6 +330,7 @@ def run(
     data_dir: Optional[Path] = DataDir,
     results_dir: Path = ResultsDir,
     weights: Optional[str] = WeightsOpt,
+    weights_dir: Optional[Path] = WeightsDirOpt,
     force: bool = typer.Option(False, "--force", help="rerun even when an identical record exists"),
     opt: Optional[List[str]] = MethodOpts,
     save_adapters: bool = typer.Option(False, "--save-adapters",
@@ -320,7 +349,7 @@ def run(
     run uses the hyper-parameters `alore-bench tune` selected for this configuration when its
     records are in the results dir (each record says where its hyper-parameters came from)."""
     plan = build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, lr, weight_decay, stage,
-                      normalisation, device, data_dir, results_dir, weights, force, opt, save_adapters, preset,
+                      normalisation, device, data_dir, results_dir, weights_option(weights, weights_dir), force, opt, save_adapters, preset,
                       protocol, compile_model)
     plan.use_tuned = not no_tuned
     plan.explicit_keys = explicit_keys(lr, weight_decay, opt)
@@ -352,6 +381,7 @@ def tune(
     data_dir: Optional[Path] = DataDir,
     results_dir: Path = ResultsDir,
     weights: Optional[str] = WeightsOpt,
+    weights_dir: Optional[Path] = WeightsDirOpt,
     force: bool = typer.Option(False, "--force", help="rerun grid points that already have records"),
     opt: Optional[List[str]] = MethodOpts,
     preset: Optional[str] = PresetOpt,
@@ -384,7 +414,8 @@ def tune(
     for index, point in enumerate(chosen.points()):
         train_values, method_values = split_point(point)
         plan = build_plan(method, backbone, suite, tasks, seeds, epochs, batch_size, train_values.get("lr"),
-                          train_values.get("weight_decay"), "tune", None, device, data_dir, results_dir, weights,
+                          train_values.get("weight_decay"), "tune", None, device, data_dir, results_dir,
+                          weights_option(weights, weights_dir),
                           force, list(opt or []) + [f"{k}={v}" for k, v in method_values.items()], False, preset,
                           protocol, compile_model)
         plan.grid, plan.grid_index, plan.log = chosen, index, parse_log(log)
@@ -760,6 +791,66 @@ def doctor(data_dir: Optional[Path] = DataDir, results_dir: Path = ResultsDir,
         for check in checks:
             console.print(f"{marks[check.status]:>8}  {check.name}: {check.detail}", highlight=False, soft_wrap=True)
     raise typer.Exit(1 if any(c.status == "problem" for c in checks) else 0)
+
+
+@app.command()
+@user_errors
+def bench(
+    backbone: str = typer.Option("vit_b16", "--backbone", help="backbone (random weights: nothing is downloaded)"),
+    methods: str = typer.Option("alore,lora,full,linear", "--methods", help="comma-separated methods"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step (default: 8 on CPU, 64 on CUDA)"),
+    steps: int = typer.Option(5, "--steps", help="timed repetitions per measurement (the median is shown)"),
+    device: str = DeviceOpt,
+    threads: int = typer.Option(0, "--threads", help="torch threads per worker (0: torch's default)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the measurements as JSON here"),
+):
+    """Measure each method's cost on a backbone: trainable parameters, forward GFLOPs, training step
+    time and peak memory against the cheapest PETL step (the floor), inference latency unmerged and
+    merged against the plain backbone. Each method runs in a fresh process."""
+    import json
+
+    from .backbones import BACKBONES
+    from .bench import BenchSettings, fmt, run_bench
+    from .files import check_writable_folder
+    from .data.cache import atomic_write_text
+    from .env import resolve_device
+    from .methods import METHODS
+
+    spec = BACKBONES.get(backbone)
+    chosen = _split_list(methods, "--methods")
+    for name in chosen:
+        METHODS.canonical(name)
+    if steps < 1:
+        raise UserError(f"--steps {steps}: give at least 1")
+    resolved = resolve_device(device)
+    settings = BenchSettings(backbone=spec.name, device=str(resolved), steps=steps, threads=threads,
+                             batch_size=batch_size or (64 if resolved.type == "cuda" else 8))
+    if settings.batch_size < 1:
+        raise UserError(f"--batch-size {settings.batch_size}: give at least 1")
+    if json_out is not None and json_out.is_dir():
+        raise UserError(f"--json {json_out}: is a folder; give a file name such as {json_out / 'bench.json'}")
+    if json_out is not None:
+        check_writable_folder(json_out.resolve().parent, "--json")
+    result = run_bench(settings, chosen, progress=lambda name: err_console.print(f"measuring {name} ...", highlight=False))
+    table = Table(title=f"{spec.display_name}, batch {settings.batch_size}, {result['machine']} "
+                        f"(median of {steps}; ratios: step and memory to the floor, latency to the backbone)")
+    for column in ("method", "trainable (M)", "GFLOPs/img", "step (ms)", "x floor", "peak mem (GB)", "x floor ",
+                   "latency (ms)", "x backbone", "merged (ms)", "x backbone "):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for row in result["rows"]:
+        if row["error"]:
+            table.add_row(row["method"], escape(row["error"]), *[""] * 9)
+            continue
+        r = row["ratios"]
+        peak = row["peak_bytes"] / 2**30 if row["peak_bytes"] is not None else None
+        table.add_row(row["method"], fmt(row["trainable"] / 1e6, ".3f"), fmt(row["gflops"], ".2f"),
+                      fmt(row["step_ms"], ".0f"), fmt(r["step_vs_floor"], ".2f"), fmt(peak, ".2f"),
+                      fmt(r["memory_vs_floor"], ".2f"), fmt(row["infer_ms"], ".1f"), fmt(r["infer_vs_backbone"], ".2f"),
+                      fmt(row["merged_ms"], ".1f"), fmt(r["merged_vs_backbone"], ".2f"))
+    console.print(table)
+    if json_out is not None:
+        atomic_write_text(json_out, json.dumps(result, indent=1))
+    raise typer.Exit(1 if any(row["error"] for row in result["rows"]) else 0)
 
 
 def main() -> None:  # pragma: no cover

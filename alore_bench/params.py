@@ -9,10 +9,11 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Union
 
 import torch
 
+from .errors import UserError
 from .methods import METHODS
 from .methods.base import trainable_parameter_count
 
@@ -36,7 +37,7 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def _read_cache() -> Dict[str, int]:
+def _read_cache() -> Dict[str, Union[int, str]]:
     try:
         data = json.loads(budget_cache_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -44,7 +45,7 @@ def _read_cache() -> Dict[str, int]:
     return data.get("budgets", {}) if isinstance(data, dict) and data.get("code") == code_version() else {}
 
 
-def _write_cache(budgets: Dict[str, int]) -> None:
+def _write_cache(budgets: Dict[str, Union[int, str]]) -> None:
     from .data.cache import atomic_write_text
 
     try:
@@ -54,26 +55,52 @@ def _write_cache(budgets: Dict[str, int]) -> None:
 
 
 @lru_cache(maxsize=None)
-def vit_b16_trainable_without_head(method: str) -> int:
-    """Trainable parameters of `method` (default options) on ViT-B/16 with no classifier head,
-    from the cache when this code computed it before."""
+def trainable_without_head(method: str, backbone: str = "vit_b16") -> int | str:
+    """Trainable parameters of `method` (default options) on `backbone` with no classifier head,
+    from the cache when this code computed it before; a string (the one-line reason) where the
+    method does not apply to that backbone's family."""
+    key = method if backbone == "vit_b16" else f"{backbone}/{method}"
     cached = _read_cache()
-    if method in cached:
-        return int(cached[method])
-    count = build_and_count(method)
-    _write_cache({**_read_cache(), method: count})
+    if key in cached:
+        return cached[key]
+    try:
+        count: int | str = build_and_count(method, backbone)
+    except UserError as error:
+        count = f"n/a: {error}"
+    _write_cache({**_read_cache(), key: count})
     return count
 
 
-def build_and_count(method: str) -> int:
+def vit_b16_trainable_without_head(method: str) -> int:
+    count = trainable_without_head(method, "vit_b16")
+    if isinstance(count, str):
+        raise UserError(f"method {method} on vit_b16: {count}")
+    return count
+
+
+def build_and_count(method: str, backbone: str = "vit_b16") -> int:
     """The budget from the built model (on the meta device: no memory, no weights)."""
     from .backbones import BACKBONES
 
     spec = METHODS.get(method)
-    model = BACKBONES.get("vit_b16").create(num_classes=0, device="meta")
+    model = BACKBONES.get(backbone).create(num_classes=0, device="meta")
     with torch.device("meta"):
         model = spec.apply(model, spec.default_config())
     return trainable_parameter_count(model)
+
+
+def backbone_size(backbone: str) -> int:
+    """All parameters of the backbone without a head (built on the meta device; cached like budgets)."""
+    from .backbones import BACKBONES
+
+    key = f"size/{backbone}"
+    cached = _read_cache()
+    if key in cached:
+        return int(cached[key])
+    model = BACKBONES.get(backbone).create(num_classes=0, device="meta")
+    size = sum(p.numel() for p in model.parameters())
+    _write_cache({**_read_cache(), key: size})
+    return size
 
 
 def mean_head_parameters(suite: str, width: int = 768) -> float:

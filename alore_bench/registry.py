@@ -18,6 +18,13 @@ class Registry(Generic[T]):
         self.option = option
         self._entries: Dict[str, T] = {}
         self._aliases: Dict[str, str] = {}
+        # Entries made on demand from a name with a prefix (e.g. `timm:<model>`), kept once made.
+        self._prefixes: Dict[str, Callable[[str], T]] = {}
+        self._made: Dict[str, T] = {}
+
+    def register_prefix(self, prefix: str, make: Callable[[str], T]) -> None:
+        """Names `prefix<rest>` are entries made by `make(name)` (which raises a UserError for a bad name)."""
+        self._prefixes[prefix] = make
 
     def register(self, name: str, entry: T | None = None, aliases: tuple[str, ...] = ()) -> Callable[[T], T] | T:
         def add(obj: T) -> T:
@@ -31,14 +38,19 @@ class Registry(Generic[T]):
         return add(entry) if entry is not None else add
 
     def canonical(self, name: str) -> str:
-        if name in self._entries:
+        if name in self._entries or name in self._made:
             return name
         if name in self._aliases:
             return self._aliases[name]
+        for prefix, make in self._prefixes.items():
+            if name.startswith(prefix):
+                self._made[name] = make(name)
+                return name
         raise unknown_name_error(self.kind, name, list(self._entries) + list(self._aliases), self.option)
 
     def get(self, name: str) -> T:
-        return self._entries[self.canonical(name)]
+        name = self.canonical(name)
+        return self._entries[name] if name in self._entries else self._made[name]
 
     def names(self, pattern: str = "*") -> List[str]:
         return [n for n in self._entries if fnmatch.fnmatchcase(n, pattern)]

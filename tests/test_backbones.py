@@ -2,52 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from alore_bench.backbones import BACKBONES
-from alore_bench.backbones.vit import load_vit_b16, resolve_vit_b16
 from alore_bench.errors import UserError
 
 from .conftest import make_tiny_vit
+from .families import write_google_vit_npz
 
-
-def write_google_vit_npz(model, path, num_classes=21843, seed=0):
-    """Write `model` in the layout of Google's original ViT-B_16.npz (ImageNet-21k release),
-    including its pre_logits and 21,843-way head, as a fixture checkpoint."""
-    rng = np.random.default_rng(seed)
-    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    d = sd["cls_token"].shape[-1]
-    heads = model.blocks[0].attn.num_heads
-    w = {
-        "embedding/kernel": sd["patch_embed.proj.weight"].transpose(2, 3, 1, 0),  # OIHW -> HWIO
-        "embedding/bias": sd["patch_embed.proj.bias"],
-        "cls": sd["cls_token"],
-        "Transformer/posembed_input/pos_embedding": sd["pos_embed"],
-        "Transformer/encoder_norm/scale": sd["norm.weight"],
-        "Transformer/encoder_norm/bias": sd["norm.bias"],
-        "pre_logits/kernel": rng.normal(size=(d, d)).astype(np.float32),
-        "pre_logits/bias": np.zeros(d, np.float32),
-        "head/kernel": rng.normal(size=(d, num_classes)).astype(np.float32),
-        "head/bias": np.zeros(num_classes, np.float32),
-    }
-    for i in range(len(model.blocks)):
-        p, b = f"Transformer/encoderblock_{i}/", f"blocks.{i}."
-        qkv_w, qkv_b = sd[b + "attn.qkv.weight"], sd[b + "attn.qkv.bias"]
-        for j, name in enumerate(("query", "key", "value")):
-            part = qkv_w[j * d:(j + 1) * d]  # (d_out, d_in)
-            w[p + f"MultiHeadDotProductAttention_1/{name}/kernel"] = part.T.reshape(d, heads, d // heads)
-            w[p + f"MultiHeadDotProductAttention_1/{name}/bias"] = qkv_b[j * d:(j + 1) * d].reshape(heads, d // heads)
-        w[p + "MultiHeadDotProductAttention_1/out/kernel"] = sd[b + "attn.proj.weight"].T.reshape(heads, d // heads, d)
-        w[p + "MultiHeadDotProductAttention_1/out/bias"] = sd[b + "attn.proj.bias"]
-        for ln, norm in (("LayerNorm_0", "norm1"), ("LayerNorm_2", "norm2")):
-            w[p + f"{ln}/scale"] = sd[b + f"{norm}.weight"]
-            w[p + f"{ln}/bias"] = sd[b + f"{norm}.bias"]
-        for r in range(2):
-            w[p + f"MlpBlock_3/Dense_{r}/kernel"] = sd[b + f"mlp.fc{r + 1}.weight"].T
-            w[p + f"MlpBlock_3/Dense_{r}/bias"] = sd[b + f"mlp.fc{r + 1}.bias"]
-    np.savez(path, **w)
+VIT_B16 = BACKBONES.get("vit_b16")
+resolve_vit_b16 = VIT_B16.resolve_weights
+load_vit_b16 = VIT_B16.load_weights
 
 
 def test_google_npz_loads_through_timm_and_keeps_new_head(tmp_path):
@@ -71,14 +37,19 @@ def test_google_npz_loads_through_timm_and_keeps_new_head(tmp_path):
                                reference(x), rtol=0, atol=1e-5)
 
 
-def test_weights_resolution_errors(tmp_path):
-    with pytest.raises(UserError, match="no such file"):
+def test_weights_resolution_errors(tmp_path, monkeypatch):
+    with pytest.raises(UserError, match="no such file.*ViT-B_16.npz"):
         resolve_vit_b16(str(tmp_path / "missing.npz"), tmp_path)
     (tmp_path / "weights.pth").write_bytes(b"x")
-    with pytest.raises(UserError, match="original .npz"):
-        resolve_vit_b16(str(tmp_path / "weights.pth"), tmp_path)
-    with pytest.raises(UserError, match="alore-bench|--weights"):
+    source = resolve_vit_b16(str(tmp_path / "weights.pth"), tmp_path)  # any safe format; read when loaded
+    with pytest.raises(UserError, match="weights.pth: not a readable checkpoint"):
+        load_vit_b16(make_tiny_vit(num_classes=3), source)
+    with pytest.raises(UserError, match="--weights"):
         resolve_vit_b16(None, tmp_path)
+    from alore_bench.backbones import checkpoints
+
+    monkeypatch.setattr(checkpoints, "cached_hub_file", lambda tag: None)
+    monkeypatch.setattr(checkpoints, "hub_reachable", lambda timeout=3.0: True)
     assert resolve_vit_b16("timm", tmp_path).kind == "timm-hub"
 
 

@@ -72,7 +72,7 @@ def test_adaptformer_reads_the_residual_stream_and_adds_outside_drop_path():
     block = model.blocks[0]
     norm2_inputs, adapter_inputs = [], []
     capture(block.block.norm2, norm2_inputs)
-    capture(block.adapter, adapter_inputs)
+    capture(block.channel_hook.adapter, adapter_inputs)
     model.eval()
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
@@ -82,7 +82,7 @@ def test_adaptformer_reads_the_residual_stream_and_adds_outside_drop_path():
     block.block.drop_path1, block.block.drop_path2 = _Zero(), _Zero()
     mid = norm2_inputs[0]
     with torch.no_grad():
-        torch.testing.assert_close(block(mid), mid + block.adapter(mid))
+        torch.testing.assert_close(block(mid), mid + block.channel_hook.adapter(mid))
 
 
 class _Zero(nn.Module):
@@ -92,7 +92,7 @@ class _Zero(nn.Module):
 
 def test_adaptformer_initialisation_is_the_official_lora_init():
     model = adapted("adaptformer", model=tiny(embed_dim=64, num_heads=2))
-    adapter = model.blocks[0].adapter
+    adapter = model.blocks[0].channel_hook.adapter
     bound = 1 / math.sqrt(64)  # kaiming_uniform(a=sqrt(5)) on a (8 x 64) weight
     assert adapter.down.weight.abs().max() <= bound and adapter.down.weight.abs().max() > 0.8 * bound
     for tensor in (adapter.down.bias, adapter.up.weight, adapter.up.bias):
@@ -105,9 +105,9 @@ def test_adaptformer_initialisation_is_the_official_lora_init():
 def test_adapter_follows_the_drop_pathed_mlp_output_with_noah_init():
     model = adapted("adapter", model=tiny(embed_dim=64, num_heads=2))
     block = model.blocks[0]
-    wrapper = block.drop_path2
+    wrapper = block.channel_hook  # sees the MLP branch after drop-path (the identity in eval)
     mlp_out, adapter_in = [], []
-    capture(block.mlp, mlp_out, output=True)
+    capture(block.block.mlp, mlp_out, output=True)
     capture(wrapper.adapter, adapter_in)
     model.eval()
     with torch.no_grad():

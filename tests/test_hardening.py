@@ -228,20 +228,20 @@ def test_list_budgets_are_cached_per_code_version_and_equal_the_built_model(tmp_
     from alore_bench import params
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    params.vit_b16_trainable_without_head.cache_clear()
+    params.trainable_without_head.cache_clear()
     first = params.vit_b16_trainable_without_head("lora")
     assert first == params.build_and_count("lora") == 294912  # NOAH's fused-qkv rank-8 LoRA: 0.29M
-    params.vit_b16_trainable_without_head.cache_clear()
-    monkeypatch.setattr(params, "build_and_count", lambda method: pytest.fail("rebuilt despite the cache"))
+    params.trainable_without_head.cache_clear()
+    monkeypatch.setattr(params, "build_and_count", lambda method, backbone="vit_b16": pytest.fail("rebuilt despite the cache"))
     assert params.vit_b16_trainable_without_head("lora") == first
     cache = params.budget_cache_path()
     stale = json.loads(cache.read_text())
     stale["code"], stale["budgets"]["lora"] = "other code", 1
     cache.write_text(json.dumps(stale))
-    params.vit_b16_trainable_without_head.cache_clear()
-    monkeypatch.setattr(params, "build_and_count", lambda method: 7)
+    params.trainable_without_head.cache_clear()
+    monkeypatch.setattr(params, "build_and_count", lambda method, backbone="vit_b16": 7)
     assert params.vit_b16_trainable_without_head("lora") == 7  # a cache of other code is never read
-    params.vit_b16_trainable_without_head.cache_clear()
+    params.trainable_without_head.cache_clear()
 
 
 def test_cpu_peak_memory_is_measured_per_run():

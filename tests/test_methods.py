@@ -226,7 +226,8 @@ def test_loading_adapter_weights_of_another_method_fails(tmp_path):
 @pytest.mark.parametrize("name", [n for n in ALL_METHODS if n not in ("full", "linear")])
 def test_method_without_targets_fails_loudly(name):
     """On a model without any layer a method targets, apply raises instead of training the head only."""
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.Flatten())  # no linear, norm, bias or block
+    # No linear, convolution, norm, bias or block: only a parametrised activation.
+    model = nn.Sequential(nn.PReLU(), nn.Flatten())
     model.get_classifier = lambda: nn.Identity()
     spec = METHODS.get(name)
     with pytest.raises((UserError, RuntimeError, ValueError)):

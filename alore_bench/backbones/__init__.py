@@ -1,6 +1,6 @@
-"""Backbone registry. Importing this package registers every built-in backbone."""
+"""Backbone registry. Importing this package registers every built-in backbone and `timm:<name>`."""
 
 from .base import BACKBONES, BackboneSpec, WeightSource
-from . import vit  # noqa: F401  (registration side effects)
+from . import vit, hierarchical, timm_any  # noqa: F401  (registration side effects)
 
 __all__ = ["BACKBONES", "BackboneSpec", "WeightSource"]

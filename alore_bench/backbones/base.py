@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
+from ..errors import UserError
 from ..registry import Registry
 
 
@@ -28,6 +29,9 @@ class WeightSource:
 
 @dataclass(frozen=True)
 class BackboneSpec:
+    """One backbone: its timm architecture, input pipeline facts, and where its pretrained weights
+    come from (a published file found by name, timm's hub tag, or custom resolve / load functions)."""
+
     name: str
     summary: str
     family: str
@@ -37,11 +41,18 @@ class BackboneSpec:
     interpolation: str
     # Builds the architecture with a fresh head of `num_classes` (0 = no head).
     build: Callable[..., nn.Module]
-    # Finds the weights from the --weights value and the data dir; raises UserError with a fix.
-    resolve_weights: Callable[[Optional[str], Path], WeightSource]
-    # Loads resolved weights into a built model (the head is left as built).
-    load_weights: Callable[[nn.Module, WeightSource], None]
+    # The file the paper links, looked for by this name in the weights folder, and where to get it.
+    weight_file: str = ""
+    weight_url: str = ""
+    # The equivalent timm tag for `--weights timm` ("" when timm has none).
     weight_tag: str = ""
+    # Checkpoint clean-up before timm's filter (e.g. dropping MAE's final norm for global pooling).
+    prepare_state: Optional[Callable[[dict], dict]] = None
+    # State keys (prefixes) the protocol adds and the checkpoint cannot have (e.g. MAE's fc_norm).
+    new_keys: Tuple[str, ...] = ()
+    # Custom weight resolution / loading (the demo backbone); the published-file logic otherwise.
+    resolver: Optional[Callable[[Optional[str], Path], WeightSource]] = None
+    loader: Optional[Callable[[nn.Module, WeightSource], None]] = None
     # Convolution-heavy families run faster with NHWC memory on CUDA (model and batches).
     channels_last: bool = False
     # The name tables print (reports: `--name` overrides it).
@@ -55,6 +66,90 @@ class BackboneSpec:
     def create(self, num_classes: int, drop_path: float = 0.0, device: str | torch.device = "cpu") -> nn.Module:
         with torch.device(device):
             return self.build(num_classes=num_classes, drop_path=drop_path)
+
+    def resolve_weights(self, weights: Optional[str], data_dir: Optional[Path]) -> WeightSource:
+        """Find the weights from the --weights value (a file, a folder, `timm`) or the weights
+        folder; a UserError naming the file, where it was looked for and the options otherwise."""
+        if self.resolver is not None:
+            return self.resolver(weights, data_dir)
+        from .checkpoints import weights_folder
+
+        if weights == "timm":
+            return self.hub_source()
+        if weights:
+            path = Path(weights).expanduser()
+            if path.is_dir() and self.weight_file:
+                path = path / self.weight_file
+            if not path.is_file():
+                expected = f" (expected {self.weight_file}{self._from_url()})" if self.weight_file else ""
+                raise UserError(f"--weights {weights}: no such file{expected}; give the path to the file"
+                                f"{', or --weights timm for timm tag ' + self.weight_tag if self.weight_tag else ''}")
+            return self._file_source(path)
+        folder = weights_folder(data_dir)
+        if self.weight_file and (folder / self.weight_file).is_file():
+            return self._file_source(folder / self.weight_file)
+        if self.weight_tag:
+            from .checkpoints import cached_hub_file
+
+            cached = cached_hub_file(self.weight_tag)
+            if cached is not None:
+                return WeightSource("timm-hub", self.weight_tag, file_sha256(cached))
+        if not self.weight_file:
+            raise UserError(f"backbone {self.name}: no published weights file; pass --weights PATH"
+                            f"{' or --weights timm (tag ' + self.weight_tag + ')' if self.weight_tag else ''}")
+        raise UserError(f"backbone {self.name}: pretrained weights {self.weight_file} not found in {folder}; "
+                        f"download it{self._from_url()} into that folder (--weights-dir or ${WEIGHTS_ENV_NAME} "
+                        f"choose the folder), or pass --weights PATH"
+                        f"{', or --weights timm for tag ' + self.weight_tag if self.weight_tag else ''}")
+
+    def _from_url(self) -> str:
+        return f" from {self.weight_url}" if self.weight_url else ""
+
+    def _file_source(self, path: Path) -> WeightSource:
+        from .checkpoints import checkpoint_kind
+
+        return WeightSource(checkpoint_kind(path), str(path.resolve()), file_sha256(path))
+
+    def hub_source(self, tag: Optional[str] = None) -> WeightSource:
+        """timm's hub weights: from the local cache, or the hub when it answers (fails in seconds otherwise)."""
+        from .checkpoints import cached_hub_file, hub_reachable
+
+        tag = tag or self.weight_tag
+        if not tag:
+            raise UserError(f"--weights timm: backbone {self.name} has no timm equivalent; pass --weights PATH"
+                            f"{' to ' + self.weight_file if self.weight_file else ''}")
+        cached = cached_hub_file(tag)
+        if cached is not None:
+            return WeightSource("timm-hub", tag, file_sha256(cached))
+        if not hub_reachable():
+            raise UserError(f"--weights timm: the Hugging Face hub is not reachable from here and timm tag {tag} is "
+                            f"not in its cache; pass --weights PATH{' to ' + self.weight_file if self.weight_file else ''}")
+        return WeightSource("timm-hub", tag)
+
+    def load_weights(self, model: nn.Module, source: WeightSource) -> None:
+        """Load resolved weights into a built model; the classifier head stays as built."""
+        if self.loader is not None:
+            self.loader(model, source)
+            return
+        from .checkpoints import fit_state, load_file_into
+
+        if source.kind == "timm-hub":
+            import timm
+
+            try:
+                pretrained = timm.create_model(source.location, pretrained=True, num_classes=0)
+            except Exception as error:  # network, cache or hub errors: one line
+                raise UserError(f"--weights timm: could not load timm tag {source.location} "
+                                f"({type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''})") from None
+            state = pretrained.state_dict()
+            if self.prepare_state is not None:
+                state = self.prepare_state(state)
+            fit_state(model, state, source.location, self.new_keys)
+        else:
+            load_file_into(model, Path(source.location), self.prepare_state, self.new_keys)
+
+
+WEIGHTS_ENV_NAME = "ALORE_BENCH_WEIGHTS"
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone", "--backbone")
@@ -77,11 +172,7 @@ def _sha256_of(path: str, size: int, mtime_ns: int, chunk: int = 1 << 22) -> str
 
 
 def load_state_dict_checked(model: nn.Module, state: Mapping[str, torch.Tensor], origin: str) -> None:
-    """Load backbone weights; only the classifier head may be absent. Anything else is an error."""
-    # The head is always new: drop any pretraining head before loading.
-    backbone_state = {k: v for k, v in state.items() if not k.startswith("head.")}
-    missing, unexpected = model.load_state_dict(backbone_state, strict=False)
-    missing = [k for k in missing if not k.startswith("head.")]
-    if missing or unexpected:
-        raise ValueError(f"{origin}: weights do not fit the architecture "
-                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    """Load backbone weights; only the classifier head may be absent. Anything else is one line."""
+    from .checkpoints import fit_state
+
+    fit_state(model, state, origin)

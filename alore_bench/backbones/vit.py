@@ -1,84 +1,49 @@
-"""Vision Transformer backbones: ViT-B/16 (ImageNet-21k, Google's original weights) and the
-small offline `demo_vit`."""
+"""Vision Transformers: the ViT checkpoints of the ALoRE evaluation (Google's ImageNet-21k .npz
+files, MoCo v3 and MAE) and the small offline `demo_vit`."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
 import timm
 from safetensors.torch import load_file
-from timm.data import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from ..errors import UserError
 from .base import BACKBONES, BackboneSpec, WeightSource, file_sha256, load_state_dict_checked
 
-VIT_B16_TAG = "vit_base_patch16_224.orig_in21k"
-VIT_B16_NPZ = "ViT-B_16.npz"
-VIT_B16_URL = "https://storage.googleapis.com/vit_models/imagenet21k/ViT-B_16.npz"
-
+GOOGLE_IN21K = "https://storage.googleapis.com/vit_models/imagenet21k/"
 DEMO_WEIGHTS = Path(__file__).with_name("weights") / "demo_vit.safetensors"
 # demo_vit: 32 x 32 inputs, 4 x 4 patches (64 tokens), width 64, 4 blocks. Small enough to train
 # the whole demo on two CPU cores in minutes, wide enough for 4 ALoRE experts.
 DEMO_VIT_ARGS = dict(img_size=32, patch_size=4, embed_dim=64, depth=4, num_heads=4, mlp_ratio=4.0)
 
 
-def build_vit_b16(num_classes: int, drop_path: float = 0.0) -> nn.Module:
-    return timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=num_classes,
-                             drop_path_rate=drop_path)
+def build_timm(arch: str, num_classes: int, drop_path: float = 0.0, **kwargs) -> nn.Module:
+    return timm.create_model(arch, pretrained=False, num_classes=num_classes, drop_path_rate=drop_path, **kwargs)
 
 
 def build_demo_vit(num_classes: int, drop_path: float = 0.0) -> nn.Module:
     return VisionTransformer(num_classes=num_classes, drop_path_rate=drop_path, **DEMO_VIT_ARGS)
 
 
-def _hub_cached(tag: str) -> bool:
-    """Whether timm's hub weights for `tag` are already in the local Hugging Face cache."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - huggingface_hub ships with timm
-        return False
-    repo = timm.models.get_pretrained_cfg(tag).hf_hub_id
-    if repo in (None, "", "timm/"):
-        repo = f"timm/{tag}"
-    return isinstance(try_to_load_from_cache(repo, "model.safetensors"), str)
+def drop_mae_pretraining_parts(state: dict) -> dict:
+    """MAE fine-tunes with global pooling: its final `norm` is deleted and a new `fc_norm` follows the
+    pool (facebookresearch/mae models_vit.py, VisionTransformer.__init__, `del self.norm`); the
+    decoder and mask token of full pretraining checkpoints are not part of the encoder."""
+    return {k: v for k, v in state.items() if not k.startswith(("norm.", "decoder", "mask_token"))}
 
 
-def resolve_vit_b16(weights: Optional[str], data_dir: Path) -> WeightSource:
-    if weights == "timm":
-        return WeightSource("timm-hub", VIT_B16_TAG)
-    if weights:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise UserError(f"--weights {weights}: no such file; give the path to Google's {VIT_B16_NPZ} "
-                            f"({VIT_B16_URL}) or --weights timm to use the timm tag {VIT_B16_TAG}")
-        if path.suffix != ".npz":
-            raise UserError(f"--weights {weights}: vit_b16 reads Google's original .npz checkpoint "
-                            f"({VIT_B16_NPZ}); use --weights timm for timm's copy")
-        return WeightSource("npz", str(path.resolve()), file_sha256(path))
-    default = data_dir / "weights" / VIT_B16_NPZ
-    if default.is_file():
-        return WeightSource("npz", str(default.resolve()), file_sha256(default))
-    if _hub_cached(VIT_B16_TAG):
-        return WeightSource("timm-hub", VIT_B16_TAG)
-    raise UserError(f"backbone vit_b16: pretrained weights not found at {default}; download {VIT_B16_URL} "
-                    f"there, or pass --weights PATH/{VIT_B16_NPZ}, or --weights timm when the Hugging Face hub is reachable")
-
-
-def load_vit_b16(model: nn.Module, source: WeightSource) -> None:
-    if source.kind == "npz":
-        # timm's own loader for Google's JAX checkpoints; it skips a head of another size.
-        head = model.get_classifier()
-        saved_head = {k: v.clone() for k, v in head.state_dict().items()}
-        model.load_pretrained(source.location)
-        head.load_state_dict(saved_head)  # the new head stays as initialised, whatever the npz holds
-    elif source.kind == "timm-hub":
-        pretrained = timm.create_model(source.location, pretrained=True, num_classes=0)
-        load_state_dict_checked(model, pretrained.state_dict(), source.location)
-    else:
-        raise ValueError(f"vit_b16 cannot load weights of kind {source.kind!r}")
+def google_vit(name: str, display: str, arch: str, file: str, tag: str) -> BackboneSpec:
+    return BackboneSpec(
+        name=name, display=display, family="vit", input_size=224,
+        summary=f"{display}, ImageNet-21k (Google's original release)",
+        mean=IMAGENET_INCEPTION_MEAN, std=IMAGENET_INCEPTION_STD, interpolation="bicubic",
+        build=partial(build_timm, arch), weight_file=file, weight_url=GOOGLE_IN21K + file, weight_tag=tag)
 
 
 def resolve_demo_vit(weights: Optional[str], data_dir: Path) -> WeightSource:
@@ -93,41 +58,37 @@ def resolve_demo_vit(weights: Optional[str], data_dir: Path) -> WeightSource:
 
 
 def load_demo_vit(model: nn.Module, source: WeightSource) -> None:
+    from .checkpoints import read_checkpoint
+
     path = DEMO_WEIGHTS if source.kind == "package" else Path(source.location)
-    load_state_dict_checked(model, load_file(str(path)), str(path))
+    state = load_file(str(path)) if source.kind == "package" else read_checkpoint(path)
+    load_state_dict_checked(model, state, str(path))
 
 
-BACKBONES.register(
-    "vit_b16",
-    BackboneSpec(
-        name="vit_b16",
-        display="ViT-B/16",
-        summary="ViT-B/16, ImageNet-21k (Google's original ViT-B_16.npz = timm " + VIT_B16_TAG + ")",
-        family="vit",
-        input_size=224,
-        mean=IMAGENET_INCEPTION_MEAN,
-        std=IMAGENET_INCEPTION_STD,
-        interpolation="bicubic",
-        build=build_vit_b16,
-        resolve_weights=resolve_vit_b16,
-        load_weights=load_vit_b16,
-        weight_tag=VIT_B16_TAG,
-    ),
-)
-BACKBONES.register(
-    "demo_vit",
-    BackboneSpec(
-        name="demo_vit",
-        display="Demo ViT",
-        summary="tiny ViT (32 px, width 64, 4 blocks) pretrained offline on a synthetic shape task",
-        family="vit",
-        input_size=32,
-        mean=IMAGENET_INCEPTION_MEAN,
-        std=IMAGENET_INCEPTION_STD,
-        interpolation="bicubic",
-        build=build_demo_vit,
-        resolve_weights=resolve_demo_vit,
-        load_weights=load_demo_vit,
-        weight_tag="demo_vit.synthetic_shapes",
-    ),
-)
+VIT_B16_TAG = "vit_base_patch16_224.orig_in21k"
+BACKBONES.register("vit_b16", google_vit("vit_b16", "ViT-B/16", "vit_base_patch16_224", "ViT-B_16.npz", VIT_B16_TAG))
+BACKBONES.register("vit_l16", google_vit("vit_l16", "ViT-L/16", "vit_large_patch16_224", "ViT-L_16.npz",
+                                         "vit_large_patch16_224.orig_in21k"))
+BACKBONES.register("vit_h14", google_vit("vit_h14", "ViT-H/14", "vit_huge_patch14_224", "ViT-H_14.npz",
+                                         "vit_huge_patch14_224.orig_in21k"))
+BACKBONES.register("vit_b16_mocov3", BackboneSpec(
+    name="vit_b16_mocov3", display="ViT-B/16 (MoCo v3)", family="vit", input_size=224,
+    summary="ViT-B/16, MoCo v3 self-supervised on ImageNet-1k (its linear-probe checkpoint; the probe head is dropped)",
+    # facebookresearch/moco-v3 main_lincls.py: ImageNet mean/std, torchvision Resize (bilinear).
+    mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, interpolation="bilinear",
+    build=partial(build_timm, "vit_base_patch16_224"), weight_file="linear-vit-b-300ep.pth.tar",
+    weight_url="https://dl.fbaipublicfiles.com/moco-v3/vit-b-300ep/linear-vit-b-300ep.pth.tar"))
+BACKBONES.register("vit_b16_mae", BackboneSpec(
+    name="vit_b16_mae", display="ViT-B/16 (MAE)", family="vit", input_size=224,
+    summary="ViT-B/16, MAE self-supervised on ImageNet-1k, global average pooling with a new fc_norm as MAE fine-tunes",
+    # facebookresearch/mae main_finetune.py / util/datasets.py: ImageNet mean/std, bicubic.
+    mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, interpolation="bicubic",
+    build=partial(build_timm, "vit_base_patch16_224", global_pool="avg"), weight_file="mae_pretrain_vit_base.pth",
+    weight_url="https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth",
+    weight_tag="vit_base_patch16_224.mae", prepare_state=drop_mae_pretraining_parts, new_keys=("fc_norm.",)))
+BACKBONES.register("demo_vit", BackboneSpec(
+    name="demo_vit", display="Demo ViT", family="vit", input_size=32,
+    summary="tiny ViT (32 px, width 64, 4 blocks) pretrained offline on a synthetic shape task",
+    mean=IMAGENET_INCEPTION_MEAN, std=IMAGENET_INCEPTION_STD, interpolation="bicubic",
+    build=build_demo_vit, resolver=resolve_demo_vit, loader=load_demo_vit,
+    weight_file="demo_vit.safetensors (ships with alore-bench)", weight_tag="demo_vit.synthetic_shapes"))

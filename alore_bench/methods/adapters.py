@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..backbones.sites import vit_blocks
+from ..backbones.sites import HookedBlock, has_token_branch, residual_blocks
 from ..config import doc
 from ..errors import UserError
 from .base import METHODS, MethodSpec, freeze, replace_submodule, train_head
@@ -74,29 +74,26 @@ class Bottleneck(nn.Module):
 
 
 class SequentialAdapter(nn.Module):
-    """y = inner(x); y + adapter(y)."""
+    """A branch hook: the branch's output y becomes y + adapter(y) (an adapter after the sub-block)."""
 
-    def __init__(self, inner: nn.Module, adapter: Bottleneck):
+    def __init__(self, adapter: Bottleneck):
         super().__init__()
-        self.inner, self.adapter = inner, adapter
+        self.adapter = adapter
 
-    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        y = self.inner(x, *args, **kwargs)
-        return y + self.adapter(y)
+    def forward(self, stream: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+        return branch + self.adapter(branch)
 
 
-class ParallelAdapterBlock(nn.Module):
-    """A timm ViT block with AdaptFormer's parallel adapter on its MLP sub-block:
-    x = x + dp1(ls1(attn(norm1(x)))); x = x + dp2(ls2(mlp(norm2(x)))) + adapter(x)."""
+class ParallelAdapter(nn.Module):
+    """A branch hook: adapter(x) of the stream the sub-block reads is added beside the branch,
+    outside its drop-path (AdaptFormer)."""
 
-    def __init__(self, block: nn.Module, adapter: Bottleneck):
+    def __init__(self, adapter: Bottleneck):
         super().__init__()
-        self.block, self.adapter = block, adapter
+        self.adapter = adapter
 
-    def forward(self, x: torch.Tensor, attn_mask=None, is_causal: bool = False) -> torch.Tensor:
-        b = self.block
-        x = x + b.drop_path1(b.ls1(b.attn(b.norm1(x), attn_mask=attn_mask, is_causal=is_causal)))
-        return x + b.drop_path2(b.ls2(b.mlp(b.norm2(x)))) + self.adapter(x)
+    def forward(self, stream: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+        return branch + self.adapter(stream)
 
 
 def _check_bottleneck(method: str, bottleneck: int, dropout: float) -> None:
@@ -133,33 +130,43 @@ class AdaptFormerConfig:
 
 
 def apply_adapter(model: nn.Module, config: AdapterConfig) -> nn.Module:
-    blocks = vit_blocks(model)
+    blocks = residual_blocks(model)
+    if config.placement == "houlsby" and not has_token_branch(blocks[0][2]):
+        raise UserError(f"adapter placement=houlsby needs a token-mixing sub-block; {blocks[0][2]} blocks have "
+                        "one branch: use --opt placement=noah")
     freeze(model)
-    for name, block in blocks:
-        d = block.mlp.fc1.in_features
-        factory = dict(device=block.mlp.fc1.weight.device, dtype=block.mlp.fc1.weight.dtype)
+    for name, block, family, d in blocks:
+        factory = dict(device=block_device(block), dtype=block_dtype(block))
 
-        def make() -> Bottleneck:
-            return Bottleneck(d, config.bottleneck, config.act, 1.0, config.dropout, config.init, **factory)
+        def make() -> SequentialAdapter:
+            return SequentialAdapter(Bottleneck(d, config.bottleneck, config.act, 1.0, config.dropout, config.init,
+                                                **factory))
 
-        # NOAH applies its adapter after drop-path, so wrap drop_path2 (its input is the MLP's output).
-        replace_submodule(model, f"{name}.drop_path2", SequentialAdapter(block.drop_path2, make()))
-        if config.placement == "houlsby":
-            replace_submodule(model, f"{name}.drop_path1", SequentialAdapter(block.drop_path1, make()))
+        # NOAH applies its adapter after drop-path: the hook sees the drop-pathed MLP output.
+        channel = make()
+        token = make() if config.placement == "houlsby" else None
+        replace_submodule(model, name, HookedBlock(block, family, token=token, channel=channel))
     train_head(model)
     return model
 
 
 def apply_adaptformer(model: nn.Module, config: AdaptFormerConfig) -> nn.Module:
-    blocks = vit_blocks(model)
+    blocks = residual_blocks(model)
     freeze(model)
-    for name, block in blocks:
-        d = block.mlp.fc1.in_features
-        factory = dict(device=block.mlp.fc1.weight.device, dtype=block.mlp.fc1.weight.dtype)
+    for name, block, family, d in blocks:
+        factory = dict(device=block_device(block), dtype=block_dtype(block))
         adapter = Bottleneck(d, config.bottleneck, "relu", config.scale, config.dropout, "lora", **factory)
-        replace_submodule(model, name, ParallelAdapterBlock(block, adapter))
+        replace_submodule(model, name, HookedBlock(block, family, channel=ParallelAdapter(adapter)))
     train_head(model)
     return model
+
+
+def block_device(block: nn.Module) -> torch.device:
+    return next(block.parameters()).device
+
+
+def block_dtype(block: nn.Module) -> torch.dtype:
+    return next(block.parameters()).dtype
 
 
 METHODS.register("adapter", MethodSpec(

@@ -8,6 +8,7 @@ from typing import Literal
 from torch import nn
 
 from ..config import doc
+from ..errors import UserError
 from .base import METHODS, MethodSpec, freeze, train_head
 
 
@@ -73,7 +74,7 @@ class LNTuneConfig:
 def _train_only(model: nn.Module, parts: list, method: str, what: str) -> nn.Module:
     """Freeze everything, then train `parts` (parameters or modules) and the head; none is an error."""
     if not parts:
-        raise RuntimeError(f"{method}: {type(model).__name__} has no {what}")
+        raise UserError(f"{method}: {type(model).__name__} has no {what}")
     freeze(model)
     for part in parts:
         part.requires_grad_(True)

@@ -14,6 +14,11 @@ an r x r core C per slot, applied as x -> V dropout(C (U x)):
 
 U is an `nn.Linear(768, dim)` in the official code, so it gets that layer's default init. The
 update is linear in the weights, so both forms merge exactly.
+
+Other families (an extension: the paper is ViT-only): Swin and ConvNeXt change width between
+stages, so each width gets its own factors (one FacT tensor per stage); blocks without attention
+(ConvNeXt, Mixer) have only the MLP slots; Mixer's token MLPs, whose sizes are token counts, are
+left out.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from typing import List
 
 import torch
 from timm.layers import Mlp
-from timm.layers.attention import Attention
 from torch import nn
+
+from ..backbones.sites import ATTENTION_TYPES, token_mlps
 
 from ..config import doc
 from ..errors import UserError
@@ -145,36 +151,51 @@ def tk_cores(factors: FacTFactors, first: int, kind: str, chunks: int) -> torch.
 
 
 def fact_sites(model: nn.Module) -> List[tuple]:
-    """(block index, qualified name, kind) for q/k/v (fused qkv), proj, fc1, fc2, in model order."""
-    sites, block = [], -1
+    """(width, block index within that width, qualified name, kind) for q/k/v (fused qkv), proj,
+    fc1, fc2 of every block, in model order; a block starts at its attention (or, without
+    attention, at its channel MLP)."""
+    tokens = token_mlps(model)
+    sites, current = [], {}  # width -> (block index, whether that block's MLP was seen)
     for name, module in model.named_modules():
         prefix = f"{name}." if name else ""
-        if isinstance(module, Attention):
-            block += 1
-            sites += [(block, f"{prefix}qkv", "qkv"), (block, f"{prefix}proj", "proj")]
-        elif isinstance(module, Mlp):
-            sites += [(block, f"{prefix}fc1", "fc1"), (block, f"{prefix}fc2", "fc2")]
+        if isinstance(module, ATTENTION_TYPES) and isinstance(module.qkv, nn.Linear):
+            width = module.qkv.in_features
+            index = current.get(width, (-1, False))[0] + 1
+            current[width] = (index, False)
+            sites += [(width, index, f"{prefix}qkv", "qkv"), (width, index, f"{prefix}proj", "proj")]
+        elif isinstance(module, Mlp) and id(module) not in tokens:
+            width = module.fc1.in_features
+            index, seen_mlp = current.get(width, (-1, True))
+            index += 1 if seen_mlp else 0
+            current[width] = (index, True)
+            sites += [(width, index, f"{prefix}fc1", "fc1"), (width, index, f"{prefix}fc2", "fc2")]
     if not sites:
-        raise UserError(f"FacT found no ViT attention or MLP blocks in {type(model).__name__}")
+        raise UserError(f"FacT found no attention or MLP blocks in {type(model).__name__}")
     return sites
 
 
 def _apply_fact(model: nn.Module, config: FacTConfig, tucker: bool) -> nn.Module:
     sites = fact_sites(model)
     freeze(model)
-    first = model.get_submodule(sites[0][1])
-    dim = first.in_features
+    first = model.get_submodule(sites[0][2])
     factory = dict(device=first.weight.device, dtype=first.weight.dtype)
-    blocks = sites[-1][0] + 1
-    chunks = model.get_submodule(next(n for _b, n, k in sites if k == "fc1")).out_features // dim
-    per_block = 4 + 2 * chunks  # q, k, v, proj, then fc1's and fc2's d x d chunks (12 in ViT-B)
-    factors = FacTFactors(dim, config.rank, per_block * blocks, tucker, **factory)
-    model.add_module(FACTORS_ATTR, factors)
-    for block, name, kind in sites:
-        base = model.get_submodule(name)
-        offset = per_block * block + (0 if kind in ("qkv", "proj") else 4)
-        cores = None if tucker else TTCores(base.out_features // dim, base.in_features // dim, config.rank, **factory)
-        replace_submodule(model, name, FacTLinear(base, factors, dim, config.scale, config.dropout, kind, offset, cores))
+    widths = sorted({width for width, *_rest in sites}, key=[w for w, *_r in sites].index)
+    owners = {}
+    for dim in widths:
+        group = [site for site in sites if site[0] == dim]
+        attention = 4 if any(kind == "qkv" for *_r, kind in group) else 0
+        chunks = model.get_submodule(next(n for _w, _b, n, k in group if k == "fc1")).out_features // dim
+        per_block = attention + 2 * chunks  # q, k, v, proj, then fc1's and fc2's d x d chunks (12 in ViT-B)
+        factors = FacTFactors(dim, config.rank, per_block * (group[-1][1] + 1), tucker, **factory)
+        owners[dim] = factors
+        for _width, block, name, kind in group:
+            base = model.get_submodule(name)
+            offset = per_block * block + (0 if kind in ("qkv", "proj") else attention)
+            cores = None if tucker else TTCores(base.out_features // dim, base.in_features // dim, config.rank, **factory)
+            replace_submodule(model, name, FacTLinear(base, factors, dim, config.scale, config.dropout, kind, offset, cores))
+    # One width (ViT, Mixer): the factors as before; several (Swin, ConvNeXt): one set per stage width.
+    model.add_module(FACTORS_ATTR, owners[widths[0]] if len(widths) == 1 else
+                     nn.ModuleDict({f"width{dim}": f for dim, f in owners.items()}))
     train_head(model)
     return model
 

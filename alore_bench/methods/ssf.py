@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from timm.layers import LayerNorm2d
 from torch import nn
 
 from ..config import doc
+from ..errors import UserError
 from .base import METHODS, MethodSpec, freeze, merge_modules, replace_submodule, train_head
 
 
@@ -61,16 +63,20 @@ def ssf_targets(model: nn.Module):
             continue
         if isinstance(module, nn.Linear):
             yield name, module, module.out_features, -1
+        elif isinstance(module, LayerNorm2d) and module.elementwise_affine:  # normalises NCHW maps
+            yield name, module, module.normalized_shape[0], 1
         elif isinstance(module, nn.LayerNorm) and module.elementwise_affine:
             yield name, module, module.normalized_shape[0], -1
-        elif isinstance(module, nn.Conv2d) and name.endswith("patch_embed.proj"):
+        elif isinstance(module, nn.Conv2d):
+            # The patch projection (ViT, Swin, Mixer); in ConvNeXt every convolution (stem,
+            # downsampling, depthwise), as SSF's ConvNeXt code scales and shifts after each operation.
             yield name, module, module.out_channels, 1
 
 
 def apply_ssf(model: nn.Module, config: SSFConfig) -> nn.Module:
     targets = list(ssf_targets(model))
     if not targets:
-        raise RuntimeError(f"ssf: no Linear or LayerNorm found in {type(model).__name__}")
+        raise UserError(f"ssf: no Linear or LayerNorm found in {type(model).__name__}")
     freeze(model)
     for name, module, channels, channel_dim in targets:
         replace_submodule(model, name, ScaleShift(module, channels, channel_dim, config.init_std))
