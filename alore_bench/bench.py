@@ -87,15 +87,20 @@ def _build(settings: BenchSettings, method: str) -> tuple:
     return model.to(device), spec, backbone
 
 
-def _time(fn, device: torch.device, steps: int) -> float:
-    """Median seconds of fn() over `steps` runs after one warm-up (torch.utils.benchmark)."""
+def _time(fn, device: torch.device, steps: int, quick: float = 0.05, budget: float = 1.0) -> float:
+    """Median seconds of fn() after one warm-up (torch.utils.benchmark): over `steps` single runs,
+    or, for calls under `quick` seconds, over blocks filling `budget` seconds (many more samples,
+    so short calls are not at the mercy of one slow run)."""
     from torch.utils import benchmark
 
     fn()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
-    return statistics.median(timer.timeit(1).median for _ in range(steps))
+    first = timer.timeit(1).median
+    if first < quick:
+        return timer.blocked_autorange(min_run_time=budget).median
+    return statistics.median([first] + [timer.timeit(1).median for _ in range(steps - 1)])
 
 
 def _rss_bytes(field_name: str) -> Optional[int]:
@@ -138,8 +143,14 @@ def measure(settings: BenchSettings, method: str) -> Dict[str, Any]:
     model.eval()
     from torch.utils.flop_counter import FlopCounterMode
 
+    # Counted with every parameter frozen for the moment: FlopCounterMode's module tracker cannot
+    # hook tensors that require grad under no_grad (VPT's prompts).
+    wanted = [p for p in model.parameters() if p.requires_grad]
+    model.requires_grad_(False)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(images[:1])
+    for p in wanted:
+        p.requires_grad_(True)
     row.gflops = counter.get_total_flops() / 1e9
 
     def infer() -> None:
@@ -217,7 +228,15 @@ def run_bench(settings: BenchSettings, methods: List[str], progress=None) -> Dic
 def machine_description(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {torch.get_num_threads()} torch threads"
 
 
 def fmt(value: Optional[float], spec: str = ".1f", suffix: str = "") -> str:

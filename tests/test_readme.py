@@ -18,3 +18,21 @@ def test_readme_method_table_matches_list_methods():
     for name, (count, mergeable) in table.items():
         assert count == vit_b16_trainable_without_head(name), name
         assert mergeable == METHODS.get(name).mergeable, name
+
+
+def test_readme_support_matrix_matches_the_budgets_on_each_family():
+    from alore_bench.params import trainable_without_head
+
+    backbones = ("vit_b16", "swin_b", "convnext_b", "mixer_b16")
+    text = README.read_text()
+    section = text[text.index("### Methods on every family"):text.index("### What methods cost")]
+    rows = re.findall(r"^\| `([a-z_:0-9]+)` \| ([^|]+)\| ([^|]+)\| ([^|]+)\| ([^|]+)\|$", section, flags=re.M)
+    matrix = {name: [cell.strip() for cell in cells] for name, *cells in rows}
+    assert set(matrix) == set(METHODS), "README support matrix and registry differ"
+    for name, cells in matrix.items():
+        for backbone, cell in zip(backbones, cells):
+            count = trainable_without_head(name, backbone)
+            if isinstance(count, int):
+                assert cell == f"{count:,}", (name, backbone)
+            else:
+                assert cell == ("sites=mlp" if "sites=mlp" in count else "n/a"), (name, backbone, count)

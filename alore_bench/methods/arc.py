@@ -42,10 +42,11 @@ class ARCConfig:
 class ARCLinear(nn.Module):
     """base(x + dropout(x (P diag(lambda))) P^T + b) with the shared P of its kind."""
 
-    def __init__(self, base: nn.Linear, projections: nn.ParameterDict, kind: str, config: ARCConfig):
+    def __init__(self, base: nn.Linear, projections: nn.ParameterDict, kind: str, config: ARCConfig,
+                 key: str = ""):
         super().__init__()
         factory = dict(device=base.weight.device, dtype=base.weight.dtype)
-        self.base, self.kind = base, kind
+        self.base, self.kind, self.key = base, kind, key or kind
         object.__setattr__(self, "_projections", projections)  # registered once, on the model
         self.rescale = nn.Parameter(torch.zeros(1, config.dim, **factory))
         self.bias = nn.Parameter(torch.zeros(base.in_features, **factory))
@@ -55,7 +56,7 @@ class ARCLinear(nn.Module):
 
     @property
     def projection(self) -> torch.Tensor:
-        return self._projections[self.kind]
+        return self._projections[self.key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.projection
@@ -72,16 +73,21 @@ class ARCLinear(nn.Module):
 def apply_arc(model: nn.Module, config: ARCConfig) -> nn.Module:
     sites = linear_sites(model, config.sites)
     freeze(model)
-    d = sites[0][1].in_features
     factory = dict(device=sites[0][1].weight.device, dtype=sites[0][1].weight.dtype)
-    projections = nn.ParameterDict({kind: nn.Parameter(torch.empty(d, config.dim, **factory))
-                                    for kind in sorted({kind for _n, _l, kind in sites})})
+    # One shared projection per site kind (the paper's ViT); a kind whose width changes (Swin and
+    # ConvNeXt stages) gets one per width, named kind_width.
+    widths = {kind: sorted({linear.in_features for _n, linear, k in sites if k == kind}) for _n, _l, kind in sites}
+    def key(kind: str, width: int) -> str:
+        return kind if len(widths[kind]) == 1 else f"{kind}_{width}"
+
+    projections = nn.ParameterDict({key(kind, d): nn.Parameter(torch.empty(d, config.dim, **factory))
+                                    for kind in sorted(widths) for d in widths[kind]})
     for p in projections.values():
         if not p.is_meta:
             nn.init.xavier_uniform_(p)
     model.add_module(PROJECTIONS_ATTR, projections)
     for name, linear, kind in sites:
-        replace_submodule(model, name, ARCLinear(linear, projections, kind, config))
+        replace_submodule(model, name, ARCLinear(linear, projections, kind, config, key(kind, linear.in_features)))
     train_head(model)
     return model
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..backbones.sites import fuse_qkv
+from ..backbones.sites import ATTENTION_TYPES, family_of, fuse_qkv
 from ..config import doc
 from ..errors import UserError
 from .alore import ALoReConfig, ALoReLinear, ALoReRules
@@ -50,6 +50,8 @@ class KAdaptationConfig:
 
 
 def apply_kadaptation(model: nn.Module, config: KAdaptationConfig) -> nn.Module:
+    if not any(isinstance(m, ATTENTION_TYPES) for m in model.modules()):
+        raise UserError(f"kadaptation adapts attention projections; {family_of(model)} has no attention blocks")
     targets = [name for name, _kind in split_targets(model, "attn", attention_targets(config.targets))]
     freeze(model)
     alore = config.as_alore()

@@ -19,7 +19,7 @@ from timm.layers import Mlp
 from timm.layers.attention import Attention
 from torch import nn
 
-from ..backbones.sites import fuse_qkv, split_qkv
+from ..backbones.sites import family_of, fuse_qkv, split_qkv
 from ..config import doc
 from ..errors import UserError
 from .base import METHODS, MethodSpec, copy_linear, freeze, merge_modules, replace_submodule, train_head
@@ -82,6 +82,9 @@ def rlrr_targets(model: nn.Module):
 
 
 def apply_rlrr(model: nn.Module, config: RLRRConfig) -> nn.Module:
+    family = family_of(model)
+    if family != "vit":  # its targets and per-block residual scaling follow ViT's blocks only
+        raise UserError(f"rlrr is implemented for ViT backbones (as its official code); {family} is not one")
     linears, scale_shifts = rlrr_targets(model)
     if not linears:
         raise UserError(f"rlrr found no ViT attention or MLP blocks in {type(model).__name__}")

@@ -1,0 +1,38 @@
+"""`alore-bench bench`: every method measured in its own process, ratios against the references."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from alore_bench.bench import BenchSettings, measure
+from alore_bench.cli import app
+
+
+def test_bench_measures_each_method_against_the_references(tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["bench", "--backbone", "demo_vit", "--methods", "alore,linear", "--steps", "1",
+                                      "--batch-size", "2", "--device", "cpu", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    rows = {row["method"]: row for row in data["rows"]}
+    assert list(rows) == ["backbone", "floor", "alore", "linear"]
+    assert rows["floor"]["ratios"]["step_vs_floor"] == 1.0 and rows["backbone"]["ratios"]["infer_vs_backbone"] == 1.0
+    alore = rows["alore"]
+    assert alore["trainable"] > rows["linear"]["trainable"] > 0 and alore["gflops"] > 0
+    assert alore["merged_ms"] > 0 and alore["ratios"]["merged_vs_backbone"] > 0  # mergeable: latency after merging
+    assert rows["linear"]["merged_ms"] is None and alore["peak_bytes"] > 0
+    assert data["settings"]["batch_size"] == 2 and data["machine"]
+
+
+def test_floor_trains_only_the_head_and_the_position_embedding():
+    row = measure(BenchSettings(backbone="demo_vit", steps=1, batch_size=2, classes=10), "floor")
+    assert row["trainable"] == 64 * 10 + 10 + 65 * 64  # head, plus the (1 + 64)-token position embedding
+
+
+def test_bench_bad_options_are_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["bench", "--backbone", "demo_vit", "--methods", "alroe"])
+    assert result.exit_code == 2 and "did you mean 'alore'" in result.output
+    result = CliRunner().invoke(app, ["bench", "--backbone", "demo_vit", "--json", str(tmp_path)])
+    assert result.exit_code == 2 and "is a folder" in result.output
