@@ -270,3 +270,25 @@ def test_run_without_weights_is_one_line_exit_2(env_data, tmp_path):
                                       "--tasks", "digits", "--results-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "ViT-L_16.npz" in result.output and "--weights" in result.output
+
+
+def test_list_backbones_shows_all_eight_with_their_files_and_whether_found(tmp_path, monkeypatch):
+    from alore_bench import cli
+
+    monkeypatch.setattr(cli.console, "width", 400)  # one row per backbone, no wrapped cells
+    write_fixture("mixer_b16", tmp_path / "weights")
+    result = CliRunner().invoke(app, ["list", "backbones", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 5}
+    for name in [*PUBLISHED, "demo_vit"]:
+        assert BACKBONES.get(name).weight_file in rows[name], name
+    assert "│ yes" in rows["mixer_b16"] and "│ no" in rows["swin_b"] and "59.1M" in rows["mixer_b16"]
+
+
+def test_list_methods_on_another_backbone_gives_budgets_and_reasons(monkeypatch):
+    from alore_bench import cli
+
+    monkeypatch.setattr(cli.console, "width", 400)
+    result = CliRunner().invoke(app, ["list", "methods", "--backbone", "convnext_b", "--match", "[al]*"])
+    assert result.exit_code == 0, result.output
+    assert "144,448" in result.output and "use --opt sites=mlp" in result.output  # alore; lora's reason
