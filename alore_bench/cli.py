@@ -96,6 +96,8 @@ CpusOpt = typer.Option(None, "--cpus-per-job", help="ray: CPUs (torch threads) e
 AddressOpt = typer.Option(None, "--address", help="ray: auto (the running cluster) or ray://host:port; "
                                                   "default: a local Ray instance")
 CompileOpt = typer.Option(False, "--compile", help="torch.compile the model (recorded; mostly worth it on GPUs)")
+CheckpointOpt = typer.Option(10, "--checkpoint-every", min=0, help=(
+    "save a resumable checkpoint every N epochs (0: never); a killed run resumes from it with the same numbers"))
 LogOpt = typer.Option(None, "--log", help="also write training curves: tensorboard (under <results>/tensorboard)")
 
 
@@ -344,6 +346,7 @@ def run(
     cpus_per_job: Optional[int] = CpusOpt,
     log: Optional[List[str]] = LogOpt,
     compile_model: bool = CompileOpt,
+    checkpoint_every: int = CheckpointOpt,
 ):
     """Train and evaluate one method on a suite; writes one JSON record per task and seed. A final
     run uses the hyper-parameters `alore-bench tune` selected for this configuration when its
@@ -354,6 +357,7 @@ def run(
     plan.use_tuned = not no_tuned
     plan.explicit_keys = explicit_keys(lr, weight_decay, opt)
     plan.log = parse_log(log)
+    plan.checkpoint_every = checkpoint_every
     raise typer.Exit(execute(plan, make_executor(executor, workers, per_device, address, str(plan.device),
                                                  cpus_per_job=cpus_per_job)))
 
@@ -392,6 +396,7 @@ def tune(
     cpus_per_job: Optional[int] = CpusOpt,
     log: Optional[List[str]] = LogOpt,
     compile_model: bool = CompileOpt,
+    checkpoint_every: int = CheckpointOpt,
 ):
     """Run a hyper-parameter grid on the suite's tuning stage (VTAB-1k: train800 -> val200, never
     test), one record per point, task and seed, resumable; then show the point each task selects.
@@ -419,6 +424,7 @@ def tune(
                           force, list(opt or []) + [f"{k}={v}" for k, v in method_values.items()], False, preset,
                           protocol, compile_model)
         plan.grid, plan.grid_index, plan.log = chosen, index, parse_log(log)
+        plan.checkpoint_every = checkpoint_every
         plans.append(plan)
     console.print(f"{len(plans)} grid points: " + "; ".join(
         ", ".join(f"{k}={v}" for k, v in point.items()) for point in chosen.points()), highlight=False)

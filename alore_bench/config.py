@@ -151,10 +151,21 @@ class TrainConfig:
 def make_train_config(*layers: Mapping[str, Any]) -> TrainConfig:
     """Merge recipe layers (later wins; None values are ignored) into a validated TrainConfig."""
     merged: Dict[str, Any] = {}
-    for layer in layers:
-        merged.update({k: v for k, v in layer.items() if v is not None})
+    set_in: Dict[str, int] = {}  # the last layer that set each key
+    recipe_epochs = None  # the first layer's epochs: the length the recipe's warm-up was made for
+    for index, layer in enumerate(layers):
+        given = {k: v for k, v in layer.items() if v is not None}
+        merged.update(given)
+        set_in.update({k: index for k in given})
+        if recipe_epochs is None and "epochs" in given:
+            recipe_epochs = given["epochs"]
     if "epochs" in merged:
-        # A short run (e.g. --epochs 5 on a 10-epoch-warmup recipe) warms up for its whole length.
         warmup = merged.get("warmup_epochs", TrainConfig.warmup_epochs)
+        shortened = recipe_epochs is not None and merged["epochs"] < recipe_epochs
+        if shortened and set_in.get("warmup_epochs", -1) < set_in["epochs"]:
+            # A shorter run than the recipe's (e.g. --epochs 5 on 100 epochs with 10 of warm-up)
+            # keeps the warm-up's share of the run, so the cosine still decays (5 -> 1 epoch, rounded
+            # half up); a warm-up given with the shorter length is kept as given.
+            warmup = int(warmup * merged["epochs"] / recipe_epochs + 0.5)
         merged["warmup_epochs"] = min(warmup, merged["epochs"])
     return config_from_dict(TrainConfig, merged, "training recipe", options=True)

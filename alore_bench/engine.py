@@ -4,6 +4,7 @@ final model only (never best-of-test), timings and peak memory."""
 from __future__ import annotations
 
 import contextlib
+import os
 import math
 import resource
 import time
@@ -84,23 +85,83 @@ def optimizer_and_schedule(model: nn.Module, config: TrainConfig, steps_per_epoc
     return optimizer, scheduler
 
 
+@dataclass
+class TrainCheckpoint:
+    """Mid-run checkpoints of one training run: the trainable parameters, optimizer, scheduler and
+    RNG states at the end of every `every`-th epoch, written atomically to `path`, so a killed run
+    resumes where it stopped with the uninterrupted run's numbers. `identity` (the configuration
+    and seed) must match for a checkpoint to be used; anything else is ignored and overwritten."""
+
+    path: Path
+    every: int
+    identity: str
+
+    def due(self, epochs_done: int, epochs: int) -> bool:
+        return self.every > 0 and epochs_done % self.every == 0 and epochs_done < epochs
+
+    def save(self, model: nn.Module, optimizer, scheduler, epochs_done: int, step: int, history: list,
+             seconds: float, device: torch.device) -> None:
+        state = {
+            "identity": self.identity, "epoch": epochs_done, "step": step, "history": history, "seconds": seconds,
+            "params": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        }
+        temporary = self.path.with_name(f".{self.path.name.lstrip('.')}.tmp-{os.getpid()}")
+        torch.save(state, temporary)
+        os.replace(temporary, self.path)
+
+    def load(self, model: nn.Module, optimizer, scheduler, device: torch.device) -> Optional[Dict[str, Any]]:
+        """Restore a matching checkpoint into the model, optimizer and scheduler; None when there is none."""
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception:  # a damaged checkpoint is not used: the run starts from the beginning
+            return None
+        params = dict(model.named_parameters())
+        if not isinstance(state, dict) or state.get("identity") != self.identity or \
+                set(state["params"]) != {n for n, p in params.items() if p.requires_grad}:
+            return None
+        with torch.no_grad():
+            for name, value in state["params"].items():
+                params[name].copy_(value)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
+        return state
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: TrainConfig, seed: int,
           progress: Progress, label: str = "train",
-          train_mode: Optional[Callable[[nn.Module], None]] = None) -> Dict[str, Any]:
+          train_mode: Optional[Callable[[nn.Module], None]] = None,
+          checkpoint: Optional[TrainCheckpoint] = None) -> Dict[str, Any]:
     """Train the model's trainable parameters in place; returns loss and timing facts and the
     per-epoch history (mean train loss, the learning rate at the epoch's end, seconds so far).
-    `train_mode` puts the model into training mode (default: model.train())."""
+    `train_mode` puts the model into training mode (default: model.train()); with `checkpoint`,
+    a matching checkpoint is resumed and new ones are written every few epochs."""
     device = batcher.device
     optimizer, scheduler = optimizer_and_schedule(model, config, num_batches(len(data), config.batch_size))
     total_steps = num_batches(len(data), config.batch_size) * config.epochs
     bar = progress.add_task(label, total=total_steps)
-    start = time.perf_counter()
-    step = 0
+    step, first_epoch, seconds_before = 0, 0, 0.0
     epoch_loss = float("nan")
     history = []
+    resumed = checkpoint.load(model, optimizer, scheduler, device) if checkpoint is not None else None
+    if resumed is not None:
+        first_epoch, step, history, seconds_before = resumed["epoch"], resumed["step"], resumed["history"], resumed["seconds"]
+        epoch_loss = history[-1]["train_loss"] if history else epoch_loss
+        progress.advance(bar, step)
+    start = time.perf_counter() - seconds_before
     (train_mode or nn.Module.train)(model)
     forward = compiled(model, config.compile)
-    for epoch in range(config.epochs):
+    for epoch in range(first_epoch, config.epochs):
         # The loss is summed on the device (float64, as Python floats would) and read once per
         # epoch: a per-step .item() would make every step wait for the GPU.
         loss_sum, seen = torch.zeros((), dtype=torch.float64, device=device), 0
@@ -122,11 +183,14 @@ def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: Tra
         history.append({"epoch": epoch + 1, "train_loss": epoch_loss, "lr": optimizer.param_groups[0]["lr"],
                         "seconds": time.perf_counter() - start})
         progress.update(bar, description=f"{label} loss {epoch_loss:.3f}")
+        if checkpoint is not None and checkpoint.due(epoch + 1, config.epochs):
+            checkpoint.save(model, optimizer, scheduler, epoch + 1, step, history, time.perf_counter() - start, device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     progress.remove_task(bar)
-    return {"final_train_loss": epoch_loss, "steps": step, "train_seconds": seconds, "history": history}
+    return {"final_train_loss": epoch_loss, "steps": step, "train_seconds": seconds, "history": history,
+            "resumed_from_epoch": first_epoch if resumed is not None else None}
 
 
 @torch.no_grad()

@@ -17,8 +17,8 @@ from .config import TrainConfig, config_from_dict, config_to_dict, stable_hash
 from .data.cache import SplitData, load_split, missing_tasks, read_manifest
 from .data.loader import DeviceBatcher, resolve_normalisation
 from .data.suites import Suite, Task
-from .engine import (EvalOutcome, PeakMemory, Progress, TrainingDiverged, evaluate, merge_and_check, precision,
-                     train)
+from .engine import (EvalOutcome, PeakMemory, Progress, TrainCheckpoint, TrainingDiverged, evaluate, merge_and_check,
+                     precision, train)
 from .env import environment, seed_everything
 from .errors import UserError
 from .files import check_writable_folder
@@ -65,6 +65,8 @@ class RunPlan:
     wait: bool = False
     # Extra logs of training curves ("tensorboard"); the record's history is always kept.
     log: Tuple[str, ...] = ()
+    # Mid-run checkpoints every this many epochs (0: none); they never change what a run computes.
+    checkpoint_every: int = 10
 
     def method_config_for(self, task: Task) -> Any:
         """The method config a run on `task` uses: the preset's per-task options, its tuned options,
@@ -226,13 +228,18 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
                 say(f"skip {task.name} seed {seed}: finished meanwhile by another process -> {path}")
                 continue
             splits = task_splits(plan.data_dir, task, (train_split, eval_split), fingerprint)
+            checkpoint = TrainCheckpoint(path.with_name(f".{path.stem}.ckpt"), plan.checkpoint_every,
+                                         f"{stable_hash(identity)}/seed{seed}")
             record = run_one(plan, task, seed, pretrained, source, fingerprint, identity, env, progress, splits,
-                             adapter_path=path.with_suffix(".safetensors") if plan.save_adapters else None)
+                             adapter_path=path.with_suffix(".safetensors") if plan.save_adapters else None,
+                             checkpoint=checkpoint)
             if tuning is not None:
                 record["tuning"] = tuning
             if "tensorboard" in plan.log and record["status"] == "ok":
                 record["tensorboard"] = write_tensorboard(plan.results_dir, path, record)
             written = save_record(path, plan.results_dir, record, say)
+            if written == path:
+                checkpoint.remove()  # the record holds the result now
         if written != path:
             summary.failed.append((path, f"not written; kept in {written}"))
             continue
@@ -386,7 +393,7 @@ def probe_task(plan: RunPlan, task: Task, seed: int, model, method_config: Any,
 def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch.Tensor], source: WeightSource,
             fingerprint: Mapping[str, Any], identity: Mapping[str, Any], env: Mapping[str, Any],
             progress: Progress, splits: Tuple[SplitData, SplitData],
-            adapter_path: Optional[Path] = None) -> Dict[str, Any]:
+            adapter_path: Optional[Path] = None, checkpoint: Optional[TrainCheckpoint] = None) -> Dict[str, Any]:
     config = plan.train_config_for(task)
     method_config = plan.method_config_for(task)
     train_data, eval_data = splits
@@ -456,7 +463,7 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
                 "augment": None if plan.suite.augment is None else "none (features of centre crops)"}
         else:
             trained = train(model, train_data, batcher, config, seed, progress, f"{task.name} s{seed} train",
-                            train_mode=plan.method.set_train_mode)
+                            train_mode=plan.method.set_train_mode, checkpoint=checkpoint)
         if adapter_path is not None:  # what the method trained, before any merge, with its config
             save_adapter(model, adapter_path, plan.method.name, method_config)
             record["adapter_file"] = adapter_path.name
@@ -480,7 +487,7 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
             "inference_total": total_parameter_count(model),
         }
         record["timing"] = {"train_seconds": trained["train_seconds"], "eval_seconds": outcome.seconds,
-                            "steps": trained["steps"]}
+                            "steps": trained["steps"], "resumed_from_epoch": trained.get("resumed_from_epoch")}
         record["history"] = trained["history"]
         record["memory"] = memory.read()
         record["status"] = "ok"

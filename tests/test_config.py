@@ -37,6 +37,27 @@ def test_train_config_layers_and_validation():
     assert SUITES.get("vtab1k").stage_splits(config.stage) == ("train800val200", "test")
     assert SUITES.get("vtab1k").stage_splits("tune") == ("train800", "val200")
     assert make_train_config({"epochs": 3}).warmup_epochs == 3  # capped at the run's length
+
+
+def test_a_shortened_run_keeps_the_warmups_share_so_the_cosine_decays():
+    vtab = {"epochs": 100, "warmup_epochs": 10}
+    assert make_train_config(vtab, {"epochs": 5}).warmup_epochs == 1  # 10 % of 5, rounded half up
+    assert make_train_config(vtab, {"epochs": 30}).warmup_epochs == 3
+    assert make_train_config(vtab, {"epochs": 4}).warmup_epochs == 0
+    assert make_train_config(vtab, {"epochs": 200}).warmup_epochs == 10  # longer runs keep the recipe's
+    assert make_train_config(vtab, {"epochs": 5, "warmup_epochs": 2}).warmup_epochs == 2  # given with it: kept
+    assert make_train_config({"epochs": 10, "warmup_epochs": 1}, {"epochs": 3, "warmup_epochs": 1}).warmup_epochs == 1
+    # The learning rate now decays within a short run: its last epoch ends below its peak.
+    from alore_bench.engine import optimizer_and_schedule
+    from torch import nn
+
+    config = make_train_config(vtab, {"epochs": 5, "lr": 1e-3})
+    optimizer, scheduler = optimizer_and_schedule(nn.Linear(2, 2), config, steps_per_epoch=4)
+    rates = []
+    for step in range(1, 21):
+        scheduler.step_update(step)
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert max(rates) > 0.9e-3 and rates[-1] < 0.1 * max(rates)
     with pytest.raises(UserError, match="--epochs must be at least 1"):
         make_train_config({"epochs": 0})
 

@@ -47,6 +47,7 @@ class Job:
     # (and runs the job if its owner died without a record).
     wait: bool = False
     log: Tuple[str, ...] = field(default=())
+    checkpoint_every: int = 10
 
     @property
     def stage(self) -> str:
@@ -80,7 +81,7 @@ class Job:
                        save_adapters=self.save_adapters, preset=PRESETS.get(self.preset) if self.preset else None,
                        grid=grid, grid_index=self.grid_index, use_tuned=self.use_tuned,
                        explicit_keys=frozenset(self.explicit_keys), variant=self.variant, wait=self.wait,
-                       log=self.log)
+                       log=self.log, checkpoint_every=self.checkpoint_every)
 
 
 def plan_jobs(plan: RunPlan) -> List[Job]:
@@ -91,7 +92,8 @@ def plan_jobs(plan: RunPlan) -> List[Job]:
                   weights=plan.weights, preset=plan.preset.name if plan.preset else None, variant=plan.variant,
                   grid=plan.grid.describe() if plan.grid is not None else None, grid_index=plan.grid_index,
                   use_tuned=plan.use_tuned, explicit_keys=tuple(sorted(plan.explicit_keys)), force=plan.force,
-                  save_adapters=plan.save_adapters, wait=plan.wait, log=tuple(plan.log))
+                  save_adapters=plan.save_adapters, wait=plan.wait, log=tuple(plan.log),
+                  checkpoint_every=plan.checkpoint_every)
     return [Job(task=task.name, seed=seed, **common) for task in plan.tasks for seed in plan.seeds]
 
 
