@@ -6,7 +6,7 @@ import functools
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Literal, Optional
 
 import typer
 from rich.console import Console
@@ -16,7 +16,8 @@ from rich.table import Table
 
 from .errors import UserError
 
-app = typer.Typer(no_args_is_help=True,
+# Plain (click) help: flags without a type label, choices as <a|b>, options as they are typed.
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                   help="Benchmark parameter-efficient transfer learning (ALoRE and baselines) on VTAB-1k, FGVC and an offline demo suite.")
 # Wide tables stay readable when output goes to a file or a pipe (rich assumes 80 columns there).
 PIPE_WIDTH = 220
@@ -86,7 +87,7 @@ WeightsOpt = typer.Option(None, "--weights", help="pretrained weights file (or a
                                                   "or `timm` for the equivalent timm hub tag")
 WeightsDirOpt = typer.Option(None, "--weights-dir", help="folder of the published weight files, found by name "
                                                         "(default $ALORE_BENCH_WEIGHTS or <data dir>/weights)")
-MethodOpts = typer.Option(None, "--opt", help="method option key=value (repeatable)")
+MethodOpts = typer.Option(None, "--opt", metavar="KEY=VALUE", help="method option key=value (repeatable)")
 PresetOpt = typer.Option(None, "--preset", help="published per-task settings (see `alore-bench list presets`)")
 # Where jobs run (run, tune, study run): they never change what a job computes.
 ExecutorOpt = typer.Option(None, "--executor", help="local (default), workers or ray")
@@ -98,7 +99,7 @@ AddressOpt = typer.Option(None, "--address", help="ray: auto (the running cluste
 CompileOpt = typer.Option(False, "--compile", help="torch.compile the model (recorded; mostly worth it on GPUs)")
 CheckpointOpt = typer.Option(10, "--checkpoint-every", min=0, help=(
     "save a resumable checkpoint every N epochs (0: never); a killed run resumes from it with the same numbers"))
-LogOpt = typer.Option(None, "--log", help="also write training curves: tensorboard (under <results>/tensorboard)")
+LogOpt = typer.Option(None, "--log", metavar="<tensorboard>", help="also write training curves: tensorboard (under <results>/tensorboard)")
 
 
 @app.command("list")
@@ -117,10 +118,51 @@ def list_command(
         raise unknown_name_error("registry", what, choices, "alore-bench list")
     for name in [what] if what else choices:
         tables = {"suites": suites_table, "methods": lambda m: methods_table(m, backbone),
-                  "backbones": lambda m: backbones_table(m, data_dir), "presets": presets_table}
-        console.print(tables[name](match))
+                  "backbones": backbones_table, "presets": presets_table}
+        table = cached_table(f"list/{name}/{match}/{backbone if name == 'methods' else ''}", lambda: tables[name](match))
+        if name == "backbones":
+            table = with_weights_found(table, data_dir)
+        console.print(table)
         if name == "methods" and options:
-            console.print(method_options_table(match))
+            console.print(cached_table(f"list/options/{match}", lambda: method_options_table(match)))
+
+
+def cached_table(key: str, build) -> Table:
+    """A registry table from the code cache when this code built it before (no torch, timm or peft
+    import: `list` stays fast), else built and cached."""
+    from .code_cache import read_entries, write_entry
+
+    data = read_entries().get(key)
+    if not isinstance(data, dict):
+        table = build()
+        data = {"title": str(table.title or ""), "columns": [
+            {"header": str(c.header), "justify": c.justify, "cells": [str(cell) for cell in c.cells]}
+            for c in table.columns]}
+        write_entry(key, data)
+    table = Table(title=data["title"])
+    for column in data["columns"]:
+        table.add_column(column["header"], justify=column["justify"])
+    for row in zip(*(column["cells"] for column in data["columns"])):
+        table.add_row(*row)
+    return table
+
+
+def with_weights_found(table: Table, data_dir: Optional[Path]) -> Table:
+    """The backbones table with the live facts: the weights folder and whether each file is in it."""
+    from .data.cache import default_data_dir
+    from .files import weights_folder
+
+    folder = weights_folder(default_data_dir(data_dir))
+    columns = {str(c.header): list(c.cells) for c in table.columns}
+    found = ["yes" if str(f).startswith("(") or (folder / str(f)).is_file() else "no" for f in columns["weights file"]]
+    out = Table(title=f"backbones (weights folder: {folder}; --weights-dir or $ALORE_BENCH_WEIGHTS to change it; "
+                      "any timm model as timm:<name>)")
+    for column in table.columns:
+        out.add_column(column.header, justify=column.justify)
+    out.add_column("found")
+    for index, row in enumerate(zip(*columns.values())):
+        out.add_row(*row, found[index])
+    return out
 
 
 def method_options_table(match: str) -> Table:
@@ -176,23 +218,19 @@ def methods_table(match: str = "*", backbone: str = "vit_b16") -> Table:
     return table
 
 
-def backbones_table(match: str = "*", data_dir: Optional[Path] = None) -> Table:
+def backbones_table(match: str = "*") -> Table:
     from .backbones import BACKBONES
-    from .backbones.checkpoints import weights_folder
-    from .data.cache import default_data_dir
     from .params import backbone_size
 
-    folder = weights_folder(default_data_dir(data_dir))
-    table = Table(title=f"backbones (weights folder: {folder}; --weights-dir or $ALORE_BENCH_WEIGHTS to change it; "
-                        "any timm model as timm:<name>)")
-    for column in ("backbone", "params", "input", "normalisation", "weights file", "found", "timm tag", "summary"):
+    table = Table(title="backbones")
+    for column in ("backbone", "params", "input", "normalisation", "weights file", "timm tag", "summary"):
         table.add_column(column, justify="right" if column == "params" else "left")
     for name in BACKBONES.names(match):
         spec = BACKBONES.get(name)
         norm = "0.5 / 0.5" if tuple(spec.mean) == (0.5, 0.5, 0.5) else "ImageNet mean / std"
-        found = "yes" if spec.resolver is not None or (folder / spec.weight_file).is_file() else "no"
+        file = spec.weight_file if spec.resolver is None else "(in the package)"
         table.add_row(name, f"{backbone_size(name) / 1e6:.1f}M", f"{spec.input_size} px {spec.interpolation}", norm,
-                      spec.weight_file, found, spec.weight_tag, spec.summary)
+                      file, spec.weight_tag, spec.summary)
     return table
 
 
@@ -324,9 +362,9 @@ def run(
     batch_size: Optional[int] = BatchSizeOpt,
     lr: Optional[float] = typer.Option(None, "--lr"),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
-    stage: Optional[str] = typer.Option(None, "--stage", help="final (train800val200 -> test) or tune (train800 -> val200)"),
-    protocol: Optional[str] = ProtocolOpt,
-    normalisation: Optional[str] = typer.Option(None, "--normalisation",
+    stage: Optional[Literal["final", "tune"]] = typer.Option(None, "--stage", help="final (train800val200 -> test) or tune (train800 -> val200)"),
+    protocol: Optional[Literal["vpt", "noah", "native"]] = ProtocolOpt,
+    normalisation: Optional[Literal["backbone", "imagenet", "half"]] = typer.Option(None, "--normalisation",
                                                 help="override the protocol's: backbone, imagenet or half"),
     device: str = DeviceOpt,
     data_dir: Optional[Path] = DataDir,
@@ -339,7 +377,7 @@ def run(
                                        help="also save what each run trained (safetensors, beside its record)"),
     preset: Optional[str] = PresetOpt,
     no_tuned: bool = typer.Option(False, "--no-tuned", help="final stage: ignore tuning records, use the defaults"),
-    executor: Optional[str] = ExecutorOpt,
+    executor: Optional[Literal["local", "workers", "ray"]] = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
     per_device: Optional[int] = PerDeviceOpt,
     address: Optional[str] = AddressOpt,
@@ -376,11 +414,11 @@ def tune(
     suite: str = SuiteOpt,
     tasks: Optional[str] = TasksOpt,
     seeds: str = typer.Option("42", "--seeds", help="comma-separated tuning seeds"),
-    grid: Optional[List[str]] = typer.Option(None, "--grid", help=(
+    grid: Optional[List[str]] = typer.Option(None, "--grid", metavar="KEY=V1,V2", help=(
         "key=v1,v2 (repeatable): lr, weight_decay or a method option; default: the suite's grid for the method")),
     epochs: Optional[int] = EpochsOpt,
     batch_size: Optional[int] = BatchSizeOpt,
-    protocol: Optional[str] = ProtocolOpt,
+    protocol: Optional[Literal["vpt", "noah", "native"]] = ProtocolOpt,
     device: str = DeviceOpt,
     data_dir: Optional[Path] = DataDir,
     results_dir: Path = ResultsDir,
@@ -389,7 +427,7 @@ def tune(
     force: bool = typer.Option(False, "--force", help="rerun grid points that already have records"),
     opt: Optional[List[str]] = MethodOpts,
     preset: Optional[str] = PresetOpt,
-    executor: Optional[str] = ExecutorOpt,
+    executor: Optional[Literal["local", "workers", "ray"]] = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
     per_device: Optional[int] = PerDeviceOpt,
     address: Optional[str] = AddressOpt,
@@ -460,8 +498,8 @@ FORMATS = {".md": "md", ".csv": "csv", ".json": "json", ".tex": "tex"}
 def report(
     results_dir: Path = ResultsDir,
     suite: Optional[str] = typer.Option(None, "--suite", help="only this suite"),
-    stage: str = typer.Option("final", "--stage", help="final (test; default), tune (validation, grid points) or all"),
-    fmt: Optional[str] = typer.Option(None, "--format", help="md, csv, json or tex (default: a terminal table)"),
+    stage: Literal["final", "tune", "all"] = typer.Option("final", "--stage", help="final (test; default), tune (validation, grid points) or all"),
+    fmt: Optional[Literal["md", "csv", "json", "tex"]] = typer.Option(None, "--format", help="md, csv, json or tex (default: a terminal table)"),
     out: Optional[Path] = typer.Option(None, "--out", help="write to this file; .md, .csv, .json or .tex picks the format"),
     long: bool = typer.Option(False, "--long", help="the record frame (one row per record) instead of the table"),
     compare: Optional[str] = typer.Option(None, "--compare", help="A:B, e.g. alore:lora or vit_b16/alore@3f2a:full"),
@@ -470,12 +508,12 @@ def report(
     plot_delta: Optional[str] = typer.Option(None, "--plot-delta", help=(
         "METHOD: per-group bars of every row minus METHOD's row, into --plot-delta-out (default delta.png)")),
     plot_delta_out: Path = typer.Option(Path("delta.png"), "--plot-delta-out"),
-    filters: Optional[List[str]] = typer.Option(None, "--filter", help=(
+    filters: Optional[List[str]] = typer.Option(None, "--filter", metavar="KEY=VALUE", help=(
         "key=VALUE[,VALUE] (repeatable): backbone, method, suite, task, seed, config (hash prefix), stage, lr, "
         "weight_decay, epochs, hparams, protocol, data_source, weights, preset, variant, opt.<option>")),
     std: Optional[bool] = typer.Option(None, "--std/--no-std", help="± std over seeds in the cells (default: on; "
                                                                      "LaTeX: off unless --std)"),
-    names: Optional[List[str]] = typer.Option(None, "--name", help=(
+    names: Optional[List[str]] = typer.Option(None, "--name", metavar="NAME=TEXT", help=(
         'display name: method_or_backbone=TEXT (repeatable), e.g. --name lora="LoRA~\\cite{hu2022lora}"')),
     latex_fit: str = typer.Option("resize", "--latex-fit", help="resize (to the text width), rotate (headers) or none"),
     efficiency: bool = typer.Option(False, "--efficiency", help="the efficiency table: params, time, memory"),
@@ -601,7 +639,7 @@ def compare_table(result) -> Table:
     return table
 
 
-study_app = typer.Typer(no_args_is_help=True, help="A whole protocol from one study file: tune, select, final runs, table.")
+study_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="A whole protocol from one study file: tune, select, final runs, table.")
 app.add_typer(study_app, name="study")
 StudyFile = typer.Argument(..., help="a study TOML file (see studies/)")
 
@@ -664,7 +702,7 @@ def study_status(file: Path = StudyFile, results_dir: Path = ResultsDir):
 @user_errors
 def study_run(file: Path = StudyFile, data_dir: Optional[Path] = DataDir, results_dir: Path = ResultsDir,
               device: str = DeviceOpt, force: bool = typer.Option(False, "--force", help="rerun recorded runs"),
-              executor: Optional[str] = ExecutorOpt, workers: Optional[int] = WorkersOpt,
+              executor: Optional[Literal["local", "workers", "ray"]] = ExecutorOpt, workers: Optional[int] = WorkersOpt,
               per_device: Optional[int] = PerDeviceOpt, address: Optional[str] = AddressOpt,
               cpus_per_job: Optional[int] = CpusOpt, log: Optional[List[str]] = LogOpt):
     """Tune every variant on the tuning stage, select per task, run the final seeds, print the table.

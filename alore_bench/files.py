@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Optional
 
 from .errors import UserError
 
@@ -26,3 +27,13 @@ def check_writable_folder(folder: Path, option: str, need_bytes: int = 0) -> Non
     if free < need_bytes:
         raise UserError(f"{option} {folder}: only {free / 2**20:.0f} MiB free, a run needs at least "
                         f"{need_bytes / 2**20:.0f} MiB; free some space or pass another {option}")
+
+
+WEIGHTS_ENV = "ALORE_BENCH_WEIGHTS"
+
+
+def weights_folder(data_dir: Optional[Path]) -> Path:
+    """Where published weight files are looked for by name: $ALORE_BENCH_WEIGHTS, else <data dir>/weights."""
+    if os.environ.get(WEIGHTS_ENV):
+        return Path(os.environ[WEIGHTS_ENV]).expanduser()
+    return Path(data_dir or ".") / "weights"

@@ -4,54 +4,24 @@ method each time."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Union
 
 import torch
 
+from .code_cache import cache_path, code_version, read_entries, write_entry  # noqa: F401
 from .errors import UserError
 from .methods import METHODS
 from .methods.base import trainable_parameter_count
 
 
 def budget_cache_path() -> Path:
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "alore-bench" / "budgets.json"
-
-
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """What the budgets depend on: the versions of torch, timm and peft and the source of the
-    method and backbone modules (so an edited method is never read from a stale cache)."""
-    import peft
-    import timm
-
-    digest = hashlib.sha256(f"{torch.__version__} {timm.__version__} {peft.__version__}".encode())
-    package = Path(__file__).resolve().parent
-    for source in sorted([*package.glob("methods/*.py"), *package.glob("backbones/*.py")]):
-        digest.update(source.name.encode() + source.read_bytes())
-    return digest.hexdigest()[:16]
+    return cache_path()
 
 
 def _read_cache() -> Dict[str, Union[int, str]]:
-    try:
-        data = json.loads(budget_cache_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data.get("budgets", {}) if isinstance(data, dict) and data.get("code") == code_version() else {}
-
-
-def _write_cache(budgets: Dict[str, Union[int, str]]) -> None:
-    from .data.cache import atomic_write_text
-
-    try:
-        atomic_write_text(budget_cache_path(), json.dumps({"code": code_version(), "budgets": budgets}, indent=1))
-    except OSError:
-        pass  # a read-only home: budgets are computed again next time
+    return read_entries()
 
 
 @lru_cache(maxsize=None)
@@ -67,7 +37,7 @@ def trainable_without_head(method: str, backbone: str = "vit_b16") -> int | str:
         count: int | str = build_and_count(method, backbone)
     except UserError as error:
         count = f"n/a: {error}"
-    _write_cache({**_read_cache(), key: count})
+    write_entry(key, count)
     return count
 
 
@@ -99,7 +69,7 @@ def backbone_size(backbone: str) -> int:
         return int(cached[key])
     model = BACKBONES.get(backbone).create(num_classes=0, device="meta")
     size = sum(p.numel() for p in model.parameters())
-    _write_cache({**_read_cache(), key: size})
+    write_entry(key, size)
     return size
 
 

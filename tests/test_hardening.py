@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -298,3 +299,19 @@ def test_error_messages_keep_their_brackets(tmp_path):
     result = runner.invoke(app, ["study", "plan", str(study)])
     assert result.exit_code == 2
     assert f"{study} [variants.alore].grid lr: expected a finite number, got nan" in " ".join(result.output.split())
+
+
+def test_list_from_a_warm_cache_imports_neither_torch_nor_timm_nor_peft(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "COLUMNS": "200"}
+    script = ("import sys; from typer.testing import CliRunner; from alore_bench.cli import app; "
+              "r = CliRunner().invoke(app, ['list']); assert r.exit_code == 0, r.output; "
+              "print(sorted(m for m in ('torch', 'timm', 'peft') if m in sys.modules))")
+    cold = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert cold.returncode == 0, cold.stderr
+    assert cold.stdout.strip().endswith("['peft', 'timm', 'torch']")  # the first list builds the tables
+    warm = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert warm.returncode == 0, warm.stderr
+    assert warm.stdout.strip().endswith("[]"), warm.stdout[-300:]

@@ -19,6 +19,7 @@ from alore_bench.data.loader import crop_batch
 from alore_bench.data.suites import SUITES
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("tfds_online")  # mocked TFDS: no real download to guard
 FGVC = SUITES.get("fgvc")
 
 

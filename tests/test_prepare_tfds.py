@@ -13,8 +13,10 @@ from typer.testing import CliRunner
 
 from alore_bench.cli import app
 from alore_bench.data.suites import SUITES
+from alore_bench.data.tfds_source import unreachable_hosts as REAL_UNREACHABLE
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("tfds_online")  # mocked TFDS: no real download to guard
 VTAB = SUITES.get("vtab1k")
 MOCK_EXAMPLES = 6
 
@@ -133,3 +135,32 @@ def test_prepared_tasks_are_skipped_unless_forced(mocked_tfds, tmp_path):
     assert runner.invoke(app, args).exit_code == 0
     assert "already prepared" in runner.invoke(app, args).output
     assert "prepared vtab1k/svhn" in runner.invoke(app, args + ["--force"]).output
+
+
+def test_tensorflow_builders_name_the_vtab_extra_and_the_others_go_on(mocked_tfds, tmp_path, monkeypatch):
+    from alore_bench.data import tfds_source
+
+    monkeypatch.setattr(tfds_source, "tensorflow_missing", lambda: True)
+    result = runner.invoke(app, ["prepare", "--suite", "vtab1k", "--tasks", "svhn,dtd", "--data-dir", str(tmp_path),
+                                 "--allow-mismatch"])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "svhn: TFDS needs TensorFlow to generate svhn_cropped" in text and "alore-bench[vtab]" in text
+    assert (tmp_path / "vtab1k" / "dtd" / "manifest.json").exists()
+
+
+def test_an_unreachable_download_host_fails_fast_naming_it(mocked_tfds, tmp_path, monkeypatch):
+    import socket
+
+    from alore_bench.data import tfds_source
+
+    def refuse(address, timeout=None):
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(tfds_source, "unreachable_hosts", REAL_UNREACHABLE)  # the real probe, on a dead network
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    result = runner.invoke(app, ["prepare", "--suite", "vtab1k", "--tasks", "dtd", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "dtd: cannot reach www.robots.ox.ac.uk to download dtd" in text and "--source folder PATH" in text
+

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..files import WEIGHTS_ENV
 from ..registry import Registry
 
 
@@ -98,7 +99,7 @@ class BackboneSpec:
             raise UserError(f"backbone {self.name}: no published weights file; pass --weights PATH"
                             f"{' or --weights timm (tag ' + self.weight_tag + ')' if self.weight_tag else ''}")
         raise UserError(f"backbone {self.name}: pretrained weights {self.weight_file} not found in {folder}; "
-                        f"download it{self._from_url()} into that folder (--weights-dir or ${WEIGHTS_ENV_NAME} "
+                        f"download it{self._from_url()} into that folder (--weights-dir or ${WEIGHTS_ENV} "
                         f"choose the folder), or pass --weights PATH"
                         f"{', or --weights timm for tag ' + self.weight_tag if self.weight_tag else ''}")
 
@@ -147,9 +148,6 @@ class BackboneSpec:
             fit_state(model, state, source.location, self.new_keys)
         else:
             load_file_into(model, Path(source.location), self.prepare_state, self.new_keys)
-
-
-WEIGHTS_ENV_NAME = "ALORE_BENCH_WEIGHTS"
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone", "--backbone")

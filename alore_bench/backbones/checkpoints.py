@@ -24,21 +24,14 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..files import WEIGHTS_ENV, weights_folder  # noqa: F401  (re-exported)
 
-WEIGHTS_ENV = "ALORE_BENCH_WEIGHTS"
 # Wrappers published checkpoints nest their weights in (MoCo v3: state_dict; MAE, Swin, ConvNeXt: model).
 NESTING_KEYS = ("state_dict", "model", "module")
 # A self-supervised pretraining checkpoint's encoder (MoCo v3: base and momentum encoders, the base is used).
 ENCODER_PREFIX = "module.base_encoder."
 # A data-parallel wrapper's prefix on every key (MoCo v3's linear checkpoint).
 PARALLEL_PREFIX = "module."
-
-
-def weights_folder(data_dir: Optional[Path]) -> Path:
-    """Where published weight files are looked for by name: $ALORE_BENCH_WEIGHTS, else <data dir>/weights."""
-    if os.environ.get(WEIGHTS_ENV):
-        return Path(os.environ[WEIGHTS_ENV]).expanduser()
-    return Path(data_dir or ".") / "weights"
 
 
 def checkpoint_kind(path: Path) -> str:

@@ -91,4 +91,4 @@ BACKBONES.register("demo_vit", BackboneSpec(
     summary="tiny ViT (32 px, width 64, 4 blocks) pretrained offline on a synthetic shape task",
     mean=IMAGENET_INCEPTION_MEAN, std=IMAGENET_INCEPTION_STD, interpolation="bicubic",
     build=build_demo_vit, resolver=resolve_demo_vit, loader=load_demo_vit,
-    weight_file="demo_vit.safetensors (ships with alore-bench)", weight_tag="demo_vit.synthetic_shapes"))
+    weight_tag="demo_vit.synthetic_shapes"))

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+import socket
+from typing import Any, Callable, Dict, List, Optional
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -15,6 +17,15 @@ from .label_rules import LABEL_RULES, LabelRuleError
 from .suites import Task
 
 SOURCE_SPLITS = ("train800", "val200", "test")
+# Builders whose generation imports TensorFlow (reading the prepared ArrayRecords does not).
+NEEDS_TENSORFLOW = ("cifar100", "svhn_cropped", "dsprites", "smallnorb")
+TENSORFLOW_HINT = "pip install 'alore-bench[vtab]' (tensorflow-datasets with tensorflow-cpu)"
+
+
+def tensorflow_missing() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is None
 
 
 class TaskUnavailable(Exception):
@@ -26,7 +37,41 @@ def _tfds():
         import tensorflow_datasets as tfds
     except ImportError:
         raise UserError("tensorflow-datasets is not installed: pip install 'alore-bench[tfds]'") from None
+    tfds.disable_progress_bar()  # TFDS's own bars would interleave with ours: ours show its steps
     return tfds
+
+
+def unreachable_hosts(urls, timeout: float = 5.0) -> List[str]:
+    """The hosts of `urls` that do not answer a TCP connection within `timeout` seconds."""
+    hosts = {}
+    for url in urls:
+        parsed = urlparse(url)
+        if parsed.hostname:
+            hosts[parsed.hostname] = parsed.port or (443 if parsed.scheme == "https" else 80)
+    silent = []
+    for host, port in sorted(hosts.items()):
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                pass
+        except OSError:
+            silent.append(host)
+    return silent
+
+
+def check_download_hosts(task: Task, builder) -> None:
+    """Fail fast, before TFDS's minutes of retries, when a host the builder downloads from does not
+    answer and its file is not already in TFDS's download folder."""
+    urls = list(getattr(builder, "url_infos", None) or {})
+    root = getattr(builder, "_data_dir_root", None)
+    downloads = Path(root, "downloads") if root else None
+    have = [f.name for f in downloads.iterdir()] if downloads is not None and downloads.is_dir() else []
+    needed = [u for u in urls if not any(Path(urlparse(u).path).stem in name for name in have)]
+    silent = unreachable_hosts(needed)
+    if silent:
+        raise TaskUnavailable(
+            f"{task.name}: cannot reach {', '.join(silent)} to download {task.tfds} (no answer within 5 s); "
+            "offline, import a pre-made copy with --source folder PATH, or prepare it where the host is "
+            "reachable and pass --tfds-dir to that copy")
 
 
 def check_manual_files(task: Task, manual_dir: Path) -> None:
@@ -37,18 +82,26 @@ def check_manual_files(task: Task, manual_dir: Path) -> None:
             f"({task.manual_hint}), then rerun `alore-bench prepare --suite {task.suite} --tasks {task.name}`")
 
 
-def open_builder(task: Task, tfds_dir: Optional[Path], manual_dir: Path):
+def open_builder(task: Task, tfds_dir: Optional[Path], manual_dir: Path, progress=None):
     tfds = _tfds()
     builder = tfds.builder(task.tfds, data_dir=str(tfds_dir) if tfds_dir else None, file_format="array_record")
     prepared = Path(str(builder.data_path), "dataset_info.json").exists()
+    if not prepared and task.tfds.split(":")[0].split("/")[0] in NEEDS_TENSORFLOW and tensorflow_missing():
+        raise TaskUnavailable(f"{task.name}: TFDS needs TensorFlow to generate {task.tfds}: {TENSORFLOW_HINT}; or "
+                              "prepare it where TensorFlow exists and point --tfds-dir at that copy, or import a "
+                              "pre-made copy with --source folder PATH")
     if task.manual and not prepared:
         check_manual_files(task, manual_dir)
+    elif not prepared:
+        check_download_hosts(task, builder)
+    bar = progress.add_task(f"{task.name}: TFDS download and prepare {task.tfds}", total=None) \
+        if progress is not None and not prepared else None
     try:
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("tensorflow"):
             raise TaskUnavailable(
-                f"{task.name}: TFDS needs TensorFlow to generate {task.tfds} (pip install tensorflow-cpu), "
+                f"{task.name}: TFDS needs TensorFlow to generate {task.tfds} ({TENSORFLOW_HINT}), "
                 "or prepare it where TensorFlow exists and point --tfds-dir at that copy, or import a "
                 "pre-made copy with --source folder PATH") from None
         raise
@@ -57,12 +110,15 @@ def open_builder(task: Task, tfds_dir: Optional[Path], manual_dir: Path):
         raise TaskUnavailable(f"{task.name}: TFDS could not download or prepare {task.tfds} "
                               f"({type(exc).__name__}: {reason}); fix the download or import a pre-made copy "
                               "with --source folder PATH") from None
+    finally:
+        if bar is not None:
+            progress.remove_task(bar)
     return tfds, builder
 
 
 def prepare_tfds_task(task: Task, data_dir: Path, tfds_dir: Optional[Path], manual_dir: Path,
                       allow_mismatch: bool, progress, say: Callable[[str], None]) -> Dict[str, Any]:
-    tfds, builder = open_builder(task, tfds_dir, manual_dir)
+    tfds, builder = open_builder(task, tfds_dir, manual_dir, progress)
     rule = LABEL_RULES[task.label_rule or "plain"]
     image_shape = builder.info.features["image"].shape
     size = storage_size(image_shape)

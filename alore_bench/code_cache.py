@@ -1,0 +1,61 @@
+"""A small JSON cache of what only changes with the code (parameter budgets, the registry tables
+`alore-bench list` prints), keyed by the installed versions of torch, timm and peft and the source
+of the modules and suite files those depend on; reading it imports none of them, so `list` is fast."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Dict
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def cache_path() -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "alore-bench" / "budgets.json"
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """The installed versions of torch, timm and peft plus the source of the method, backbone,
+    suite and preset definitions (an edited method is never read from a stale cache)."""
+    versions = []
+    for dist in ("torch", "timm", "peft"):
+        try:
+            versions.append(metadata.version(dist))
+        except metadata.PackageNotFoundError:
+            versions.append("none")
+    digest = hashlib.sha256(" ".join(versions).encode())
+    sources = [*PACKAGE.glob("methods/*.py"), *PACKAGE.glob("backbones/*.py"), PACKAGE / "presets.py",
+               PACKAGE / "data" / "suites.py", *PACKAGE.glob("suite_defs/**/*.toml"),
+               *PACKAGE.parent.glob("suites/**/*.toml")]
+    for source in sorted(set(sources)):
+        if source.is_file():
+            digest.update(source.name.encode() + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def read_entries() -> Dict[str, Any]:
+    try:
+        data = json.loads(cache_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data.get("budgets", {}) if isinstance(data, dict) and data.get("code") == code_version() else {}
+
+
+def write_entry(key: str, value: Any) -> None:
+    """Add one entry (atomically; a read-only home only means it is computed again next time)."""
+    path = cache_path()
+    entries = {**read_entries(), key: value}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"code": code_version(), "budgets": entries}, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
