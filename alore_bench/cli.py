@@ -35,8 +35,21 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                              help="print the version and exit")) -> None:
+                                              help="print the version and exit"),
+                 plugins: Optional[List[Path]] = typer.Option(
+                     None, "--plugins", metavar="FILE.py", help=(
+                         "a local plugin module registering methods, backbones or suites (repeatable; also "
+                         "$ALORE_BENCH_PLUGINS, separated by ':'); installed plugins load through entry points"))) -> None:
     """Benchmark parameter-efficient transfer learning (ALoRE and baselines) on VTAB-1k, FGVC and an offline demo suite."""
+    if plugins:
+        import os
+
+        from .registry import PLUGINS_ENV
+
+        # Through the environment, so worker processes load the same plugins.
+        given = [str(p.resolve()) for p in plugins]
+        os.environ[PLUGINS_ENV] = os.pathsep.join([*filter(None, os.environ.get(PLUGINS_ENV, "").split(os.pathsep)),
+                                                   *given])
 
 
 def user_errors(command):
@@ -119,12 +132,15 @@ def list_command(
     for name in [what] if what else choices:
         tables = {"suites": suites_table, "methods": lambda m: methods_table(m, backbone),
                   "backbones": backbones_table, "presets": presets_table}
-        table = cached_table(f"list/{name}/{match}/{backbone if name == 'methods' else ''}", lambda: tables[name](match))
+        from .registry import plugins_fingerprint
+
+        key = f"list/{name}/{match}/{backbone if name == 'methods' else ''}/{plugins_fingerprint()}"
+        table = cached_table(key, lambda: tables[name](match))
         if name == "backbones":
             table = with_weights_found(table, data_dir)
         console.print(table)
         if name == "methods" and options:
-            console.print(cached_table(f"list/options/{match}", lambda: method_options_table(match)))
+            console.print(cached_table(f"list/options/{match}/{plugins_fingerprint()}", lambda: method_options_table(match)))
 
 
 def cached_table(key: str, build) -> Table:
@@ -263,17 +279,15 @@ def prepare(
                                               help="manual downloads, one folder per TFDS builder (default: <data dir>/manual)"),
 ):
     """Build a suite's verified data cache."""
+    from .api import prepare as prepare_api
     from .data.cache import default_data_dir
-    from .data.prepare import PrepareOptions, prepare_suite
     from .data.suites import SUITES
 
     spec = SUITES.get(suite)
     root = default_data_dir(data_dir)
-    options = PrepareOptions(source=source, source_path=source_path, force=force, allow_mismatch=allow_mismatch,
-                             tfds_dir=tfds_dir, manual_dir=manual_dir)
     with progress_bar() as progress:
-        summary = prepare_suite(spec, spec.select(_split_list(tasks)), root, options, progress,
-                                lambda m: progress.console.print(m, highlight=False))
+        summary = prepare_api(spec.name, _split_list(tasks), root, source, source_path, force, allow_mismatch,
+                              tfds_dir, manual_dir, progress, lambda m: progress.console.print(m, highlight=False))
     console.print(f"{spec.name} in {root / spec.name}: {len(summary.prepared)} prepared, "
                   f"{len(summary.skipped)} already there, {len(summary.unavailable)} not prepared", highlight=False)
     for name, reason in summary.unavailable:
@@ -332,18 +346,11 @@ def parse_log(values: Optional[List[str]]) -> tuple:
 
 def execute(plans, executor=None) -> int:
     """Check every plan, then run their jobs through the executor (default: here, in order)."""
-    from .runner import preflight
-    from .study.jobs import plan_jobs
-
-    from .runner import clean_leftovers
+    from .api import run_plans
 
     plans = plans if isinstance(plans, list) else [plans]
-    for line in clean_leftovers(plans):
-        err_console.print(line, highlight=False)
-    for plan in plans:
-        preflight(plan)
-    with executor or make_executor(device=str(plans[0].device)) as runner_:
-        summary = runner_.run([job for plan in plans for job in plan_jobs(plan)])
+    summary = run_plans(plans, executor or make_executor(device=str(plans[0].device)),
+                        say=lambda line: err_console.print(line, highlight=False))
     first = plans[0]
     console.print(f"{len(summary.ran)} run, {len(summary.skipped)} skipped, {len(summary.failed)} failed "
                   f"({first.method.name} on {first.backbone.name}, suite {first.suite.name})", highlight=False)
@@ -895,6 +902,57 @@ def bench(
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(result, indent=1))
     raise typer.Exit(1 if any(row["error"] for row in result["rows"]) else 0)
+
+
+validate_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                           help="Check a method (the contract's test table), a suite file or a study file without running them.")
+app.add_typer(validate_app, name="validate")
+
+
+@validate_app.command("method")
+@user_errors
+def validate_method_command(name: str = typer.Argument(..., help="a registered method (built-in or plugin)")):
+    """Run the method contract's checks on a tiny ViT: shape, identity at init where declared,
+    trainable = declared budget, frozen weights bit-identical, gradients, config JSON round trip,
+    safetensors save / load, merge == unmerged when mergeable. Exit 1 when a check fails."""
+    from .conformance import validate_method
+    from .methods import METHODS
+
+    spec = METHODS.get(name)
+    where = METHODS.provenance(spec.name)
+    results = validate_method(spec.name)
+    origin = f" (plugin {where.get('distribution') or where.get('file')})" if where else ""
+    console.print(f"method {spec.name}{origin}:", highlight=False)
+    for result in results:
+        mark = "[green]ok[/green]  " if result.ok else "[bold red]FAIL[/bold red]"
+        console.print(f"  {mark} {escape(result.check)}: {escape(result.detail)}", highlight=False, soft_wrap=True)
+    failed = [r.check for r in results if not r.ok]
+    console.print(f"{len(results) - len(failed)} of {len(results)} checks passed", highlight=False)
+    raise typer.Exit(1 if failed else 0)
+
+
+@validate_app.command("suite")
+@user_errors
+def validate_suite_command(file: Path = typer.Argument(..., help="a suite TOML file")):
+    """Parse a suite file as `prepare` and `run` would (tasks, groups, splits, stages); runs nothing."""
+    from .data.suites import read_suite_file
+
+    suite = read_suite_file(file)
+    console.print(f"{file}: suite {suite.name}, {len(suite.tasks)} tasks in {len(suite.groups)} groups, "
+                  f"splits {', '.join(suite.splits)}, source {suite.source}: ok", highlight=False)
+
+
+@validate_app.command("study")
+@user_errors
+def validate_study_command(file: Path = typer.Argument(..., help="a study TOML file")):
+    """Parse a study file and expand it into its jobs (methods, options, grids, suites, tasks,
+    backbones checked); runs nothing and needs no data."""
+    from .study.studyfile import load_study
+
+    study = load_study(file)
+    jobs = _study_jobs(study, device="cpu")
+    console.print(f"{file}: study {study.name}, {len(study.variants)} variants on {', '.join(study.suite_names)}, "
+                  f"{len(jobs)} jobs: ok", highlight=False)
 
 
 def main() -> None:  # pragma: no cover

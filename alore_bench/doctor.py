@@ -75,7 +75,7 @@ def run_checks(data_dir: Path, results_dir: Path) -> List[Check]:
         except Exception as exc:  # a missing file is a note: the backbone is simply not usable yet
             checks.append(Check(f"weights {name}", "note", str(exc).splitlines()[0]))
     for extra, module in (("ray", "ray"), ("tensorboard", "tensorboard"), ("tfds", "tensorflow_datasets"),
-                          ("tensorflow (4 TFDS builders)", "tensorflow")):
+                          ("vtab (TensorFlow for 4 TFDS builders)", "tensorflow")):
         present = importlib.util.find_spec(module) is not None
         checks.append(Check(f"extra {extra}", "ok" if present else "note", "installed" if present else "not installed"))
     leftovers = []

@@ -256,6 +256,17 @@ def run_plan(plan: RunPlan, progress: Progress, say: Callable[[str], None]) -> R
 _SPLITS: Dict[str, Tuple[SplitData, SplitData]] = {}
 
 
+def plugin_provenance(plan: RunPlan) -> Dict[str, Any]:
+    """The plugins a run used (method, backbone, suite): distribution and version, or file and sha256."""
+    from .backbones import BACKBONES
+    from .data.suites import SUITES
+    from .methods import METHODS
+
+    found = {"method": METHODS.provenance(plan.method.name), "backbone": BACKBONES.provenance(plan.backbone.name),
+             "suite": SUITES.provenance(plan.suite.name)}
+    return {kind: where for kind, where in found.items() if where}
+
+
 def task_splits(data_dir: Path, task: Task, names: Tuple[str, str], fingerprint: Mapping[str, Any]):
     """A task's (train, eval) splits, read and verified once per process while their data stay the
     same (the fingerprint holds their checksums): a worker runs the seeds of a task in a row."""
@@ -437,6 +448,7 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
             "classes": task.classes,
         },
         "env": dict(env),
+        "plugins": plugin_provenance(plan),
     }
     try:
         record["protocol"]["data_source"] = train_data.manifest["source"]

@@ -18,7 +18,7 @@ CLI = [str(Path(sys.executable).with_name("alore-bench"))]
 
 def command(results):
     return CLI + ["run", "--method", "alore", "--backbone", "demo_vit", "--suite", "demo", "--tasks", "digits",
-                  "--epochs", "4", "--batch-size", "64", "--checkpoint-every", "1", "--device", "cpu",
+                  "--epochs", "3", "--batch-size", "100", "--checkpoint-every", "1", "--device", "cpu",
                   "--results-dir", str(results)]
 
 

@@ -36,3 +36,17 @@ def test_readme_support_matrix_matches_the_budgets_on_each_family():
                 assert cell == f"{count:,}", (name, backbone)
             else:
                 assert cell == ("sites=mlp" if "sites=mlp" in count else "n/a"), (name, backbone, count)
+
+
+def test_readme_add_your_own_method_passes_the_contract():
+    from alore_bench import conformance
+
+    text = README.read_text()
+    section = text[text.index("## Add your own method"):text.index("### Python API")]
+    code = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+    assert len(code.splitlines()) < 40
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102  (our own README's example)
+    spec = namespace["METHOD"]
+    for _label, check in conformance.CHECKS:
+        check(spec, spec.default_config())

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..files import WEIGHTS_ENV
-from ..registry import Registry
+from ..registry import Registry, entries_of
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,8 @@ class BackboneSpec:
             load_file_into(model, Path(source.location), self.prepare_state, self.new_keys)
 
 
-BACKBONES: Registry[BackboneSpec] = Registry("backbone", "--backbone")
+BACKBONES: Registry[BackboneSpec] = Registry("backbone", "--backbone", group="alore_bench.backbones",
+                                              adapt=entries_of(BackboneSpec))
 
 
 def file_sha256(path: Path) -> str:

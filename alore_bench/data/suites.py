@@ -6,6 +6,7 @@ import dataclasses
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 if sys.version_info >= (3, 11):
@@ -13,7 +14,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from ..errors import unknown_name_error
+from ..errors import UserError, unknown_name_error
 from ..registry import Registry
 
 VTAB_SPLITS = ("train800", "val200", "train800val200", "test")
@@ -134,6 +135,36 @@ def _load_builtin_suites() -> Dict[str, Suite]:
     return suites
 
 
-SUITES: Registry[Suite] = Registry("suite", "--suite")
+def read_suite_file(path: Path | str) -> Suite:
+    """A suite TOML file as a Suite; any problem is one line naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
+    except OSError as error:
+        raise UserError(f"{path}: cannot read the suite file ({error.strerror or error})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: not valid TOML ({error})") from None
+    for key in ("name", "description", "groups", "source", "tasks"):
+        if key not in raw:
+            raise UserError(f"{path}: missing key {key!r} (a suite needs name, description, groups, source and "
+                            "[[tasks]])")
+    try:
+        return _parse_suite(text, str(path))
+    except KeyError as error:
+        raise UserError(f"{path}: a task lacks key {error.args[0]!r} (each [[tasks]] needs name, group, classes "
+                        "and splits)") from None
+    except (ValueError, TypeError) as error:
+        raise UserError(f"{path}: {error}") from None
+
+
+def _suites_of(loaded) -> List[Tuple[str, Suite]]:
+    """What a suite plugin exports: a Suite, a suite TOML path, or a list of them."""
+    items = list(loaded) if isinstance(loaded, (list, tuple)) else [loaded]
+    suites = [item if isinstance(item, Suite) else read_suite_file(item) for item in items]
+    return [(suite.name, suite) for suite in suites]
+
+
+SUITES: Registry[Suite] = Registry("suite", "--suite", group="alore_bench.suites", adapt=_suites_of)
 for _suite in _load_builtin_suites().values():
     SUITES.register(_suite.name, _suite)

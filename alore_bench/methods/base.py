@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..config import config_from_dict, config_to_dict, parse_opts
-from ..registry import Registry
+from ..registry import Registry, entries_of
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class MethodSpec:
     feature_probe: bool = False
     # The name tables print (reports: `--name` overrides it).
     display: str = ""
+    # The paper's budget formula: trainable parameters without the head, from the unadapted model
+    # and the config (`alore-bench validate method` compares it with the adapted model).
+    budget: Optional[Callable[[nn.Module, Any], int]] = None
 
     @property
     def display_name(self) -> str:
@@ -67,7 +70,8 @@ class MethodSpec:
         return for_task(task) if for_task is not None else config
 
 
-METHODS: Registry[MethodSpec] = Registry("method", "--method")
+METHODS: Registry[MethodSpec] = Registry("method", "--method", group="alore_bench.methods",
+                                          adapt=entries_of(MethodSpec))
 
 
 def eval_except(*kinds: type) -> Callable[[nn.Module], None]:
