@@ -270,7 +270,7 @@ def prepare(
     source_path: Optional[Path] = typer.Argument(None, help="with --source folder: the pre-made folder or .zip"),
     data_dir: Optional[Path] = DataDir,
     tasks: Optional[str] = typer.Option(None, "--tasks", help="comma-separated task names (default: all)"),
-    source: Optional[str] = typer.Option(None, "--source", help="tfds (default for vtab1k) or folder PATH"),
+    source: Optional[str] = typer.Option(None, "--source", help="tfds (default for vtab1k), folder PATH (VTAB-1k folders), json PATH (FGVC with VPT's splits) or archive DIR (FGVC from the original archives)"),
     force: bool = typer.Option(False, "--force", help="rebuild tasks that are already prepared"),
     allow_mismatch: bool = typer.Option(False, "--allow-mismatch",
                                         help="accept split sizes that differ from the official ones (recorded)"),

@@ -47,7 +47,7 @@ class Protocol:
 PROTOCOLS: Registry[Protocol] = Registry("protocol", "--protocol")
 PROTOCOLS.register("vpt", Protocol(
     name="vpt", description="VPT's TFDS pipeline: ImageNet mean/std, bilinear resize without anti-aliasing",
-    normalisation="imagenet", interpolation="bilinear", antialias=False, sources=("tfds", "json"),
+    normalisation="imagenet", interpolation="bilinear", antialias=False, sources=("tfds", "json", "archive"),
     source="KMnP/vpt src/data/datasets/tf_dataset.py, src/data/transforms.py"))
 PROTOCOLS.register("noah", Protocol(
     name="noah", description="NOAH's pre-made folders: ImageNet mean/std, PIL bicubic resize",

@@ -15,7 +15,7 @@ from .cache import TaskWriter, is_prepared, task_dir
 from .demo import GENERATORS
 from .suites import Suite, Task
 
-PATH_SOURCES = ("folder", "json")
+PATH_SOURCES = ("folder", "json", "archive")
 
 
 @dataclass
@@ -98,6 +98,10 @@ def prepare_task(task: Task, kind: str, data_dir: Path, options: PrepareOptions,
         from .fgvc_source import prepare_json_task
 
         return prepare_json_task(task, data_dir, options.source_path, options.allow_mismatch, progress, say)
+    if kind == "archive":
+        from .fgvc_archives import prepare_archive_task
+
+        return prepare_archive_task(task, data_dir, options.source_path, options.allow_mismatch, progress, say)
     if kind == "folder":
         from .folder_source import prepare_folder_task
 
