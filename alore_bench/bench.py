@@ -49,6 +49,7 @@ class BenchRow:
     step_ms: Optional[float] = None
     peak_bytes: Optional[int] = None
     peak_kind: str = ""
+    saved_bytes: Optional[int] = None  # activations autograd keeps for the backward of one step
     infer_ms: Optional[float] = None  # unmerged (the adapted model as trained)
     merged_ms: Optional[float] = None  # after merge (mergeable methods)
     error: str = ""
@@ -101,6 +102,27 @@ def _time(fn, device: torch.device, steps: int, quick: float = 0.05, budget: flo
     if first < quick:
         return timer.blocked_autorange(min_run_time=budget).median
     return statistics.median([first] + [timer.timeit(1).median for _ in range(steps - 1)])
+
+
+def saved_activation_bytes(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> int:
+    """The bytes autograd saves for the backward of one training step, parameters excluded (each
+    storage counted once): the deterministic part of training memory, free of allocator noise."""
+    from .engine import autocast
+
+    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: Dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in parameters:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), autocast(device):
+        loss = F.cross_entropy(model(images), labels)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return sum(saved.values())
 
 
 def _rss_bytes(field_name: str) -> Optional[int]:
@@ -174,6 +196,8 @@ def measure(settings: BenchSettings, method: str) -> Dict[str, Any]:
                 torch.cuda.synchronize(device)
 
         row.step_ms = _time(step, device, settings.steps) * 1e3
+        train_mode(model)
+        row.saved_bytes = saved_activation_bytes(model, images, labels, device)
         if device.type == "cuda":
             row.peak_bytes, row.peak_kind = int(torch.cuda.max_memory_allocated(device)), "cuda_max_allocated"
         else:
@@ -216,6 +240,7 @@ def run_bench(settings: BenchSettings, methods: List[str], progress=None) -> Dic
         row["ratios"] = {
             "step_vs_floor": ratio(row["step_ms"], by_name["floor"]["step_ms"]),
             "memory_vs_floor": ratio(row["peak_bytes"], by_name["floor"]["peak_bytes"]),
+            "saved_vs_floor": ratio(row["saved_bytes"], by_name["floor"]["saved_bytes"]),
             "infer_vs_backbone": ratio(row["infer_ms"], by_name["backbone"]["infer_ms"]),
             "merged_vs_backbone": ratio(row["merged_ms"], by_name["backbone"]["infer_ms"]),
         }

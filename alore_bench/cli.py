@@ -885,18 +885,21 @@ def bench(
     result = run_bench(settings, chosen, progress=lambda name: err_console.print(f"measuring {name} ...", highlight=False))
     table = Table(title=f"{spec.display_name}, batch {settings.batch_size}, {result['machine']} "
                         f"(median of {steps}; ratios: step and memory to the floor, latency to the backbone)")
-    for column in ("method", "trainable (M)", "GFLOPs/img", "step (ms)", "x floor", "peak mem (GB)", "x floor ",
-                   "latency (ms)", "x backbone", "merged (ms)", "x backbone "):
+    columns = ("method", "trainable (M)", "GFLOPs/img", "step (ms)", "x floor", "peak mem (GB)", "x floor ",
+               "saved act. (MB)", "x floor  ", "latency (ms)", "x backbone", "merged (ms)", "x backbone ")
+    for column in columns:
         table.add_column(column, justify="left" if column == "method" else "right")
     for row in result["rows"]:
         if row["error"]:
-            table.add_row(row["method"], escape(row["error"]), *[""] * 9)
+            table.add_row(row["method"], escape(row["error"]), *[""] * (len(columns) - 2))
             continue
         r = row["ratios"]
         peak = row["peak_bytes"] / 2**30 if row["peak_bytes"] is not None else None
+        saved = row["saved_bytes"] / 2**20 if row["saved_bytes"] is not None else None
         table.add_row(row["method"], fmt(row["trainable"] / 1e6, ".3f"), fmt(row["gflops"], ".2f"),
                       fmt(row["step_ms"], ".0f"), fmt(r["step_vs_floor"], ".2f"), fmt(peak, ".2f"),
-                      fmt(r["memory_vs_floor"], ".2f"), fmt(row["infer_ms"], ".1f"), fmt(r["infer_vs_backbone"], ".2f"),
+                      fmt(r["memory_vs_floor"], ".2f"), fmt(saved, ".0f"), fmt(r["saved_vs_floor"], ".2f"),
+                      fmt(row["infer_ms"], ".1f"), fmt(r["infer_vs_backbone"], ".2f"),
                       fmt(row["merged_ms"], ".1f"), fmt(r["merged_vs_backbone"], ".2f"))
     console.print(table)
     if json_out is not None:
