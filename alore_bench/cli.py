@@ -6,7 +6,7 @@ import functools
 import sys
 import time
 from pathlib import Path
-from typing import List, Literal, Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -92,7 +92,7 @@ SuiteOpt = typer.Option("vtab1k", "--suite")
 TasksOpt = typer.Option(None, "--tasks", help="comma-separated tasks (default: the whole suite)")
 EpochsOpt = typer.Option(None, "--epochs")
 BatchSizeOpt = typer.Option(None, "--batch-size")
-ProtocolOpt = typer.Option(None, "--protocol", help=(
+ProtocolOpt = typer.Option(None, "--protocol", metavar="<vpt|noah|native>", help=(
     "input pipeline as a unit: vpt (TFDS data, ImageNet mean/std, bilinear; vtab1k and fgvc default), "
     "noah (pre-made folders, ImageNet mean/std, bicubic) or native (the backbone's own)"))
 DeviceOpt = typer.Option("auto", "--device", help="auto, cpu or cuda")
@@ -103,7 +103,7 @@ WeightsDirOpt = typer.Option(None, "--weights-dir", help="folder of the publishe
 MethodOpts = typer.Option(None, "--opt", metavar="KEY=VALUE", help="method option key=value (repeatable)")
 PresetOpt = typer.Option(None, "--preset", help="published per-task settings (see `alore-bench list presets`)")
 # Where jobs run (run, tune, study run): they never change what a job computes.
-ExecutorOpt = typer.Option(None, "--executor", help="local (default), workers or ray")
+ExecutorOpt = typer.Option(None, "--executor", metavar="<local|workers|ray>", help="local (default), workers or ray")
 WorkersOpt = typer.Option(None, "--workers", help="worker processes (on CUDA each owns a device slot)")
 PerDeviceOpt = typer.Option(None, "--per-device", help="runs packed onto one GPU (workers and ray)")
 CpusOpt = typer.Option(None, "--cpus-per-job", help="ray: CPUs (torch threads) each job asks for (default 1)")
@@ -287,11 +287,11 @@ def prepare(
     root = default_data_dir(data_dir)
     with progress_bar() as progress:
         summary = prepare_api(spec.name, _split_list(tasks), root, source, source_path, force, allow_mismatch,
-                              tfds_dir, manual_dir, progress, lambda m: progress.console.print(m, highlight=False))
+                              tfds_dir, manual_dir, progress, lambda m: progress.console.print(m, highlight=False, markup=False))
     console.print(f"{spec.name} in {root / spec.name}: {len(summary.prepared)} prepared, "
                   f"{len(summary.skipped)} already there, {len(summary.unavailable)} not prepared", highlight=False)
     for name, reason in summary.unavailable:
-        err_console.print(f"not prepared: {name}: {reason}", highlight=False)
+        err_console.print(f"not prepared: {name}: {reason}", highlight=False, markup=False)
     raise typer.Exit(1 if summary.unavailable else 0)
 
 
@@ -350,7 +350,7 @@ def execute(plans, executor=None) -> int:
 
     plans = plans if isinstance(plans, list) else [plans]
     summary = run_plans(plans, executor or make_executor(device=str(plans[0].device)),
-                        say=lambda line: err_console.print(line, highlight=False))
+                        say=lambda line: err_console.print(line, highlight=False, markup=False))
     first = plans[0]
     console.print(f"{len(summary.ran)} run, {len(summary.skipped)} skipped, {len(summary.failed)} failed "
                   f"({first.method.name} on {first.backbone.name}, suite {first.suite.name})", highlight=False)
@@ -369,9 +369,9 @@ def run(
     batch_size: Optional[int] = BatchSizeOpt,
     lr: Optional[float] = typer.Option(None, "--lr"),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
-    stage: Optional[Literal["final", "tune"]] = typer.Option(None, "--stage", help="final (train800val200 -> test) or tune (train800 -> val200)"),
-    protocol: Optional[Literal["vpt", "noah", "native"]] = ProtocolOpt,
-    normalisation: Optional[Literal["backbone", "imagenet", "half"]] = typer.Option(None, "--normalisation",
+    stage: Optional[str] = typer.Option(None, "--stage", metavar="<final|tune>", help="final (train800val200 -> test) or tune (train800 -> val200)"),
+    protocol: Optional[str] = ProtocolOpt,
+    normalisation: Optional[str] = typer.Option(None, "--normalisation", metavar="<backbone|imagenet|half>",
                                                 help="override the protocol's: backbone, imagenet or half"),
     device: str = DeviceOpt,
     data_dir: Optional[Path] = DataDir,
@@ -384,7 +384,7 @@ def run(
                                        help="also save what each run trained (safetensors, beside its record)"),
     preset: Optional[str] = PresetOpt,
     no_tuned: bool = typer.Option(False, "--no-tuned", help="final stage: ignore tuning records, use the defaults"),
-    executor: Optional[Literal["local", "workers", "ray"]] = ExecutorOpt,
+    executor: Optional[str] = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
     per_device: Optional[int] = PerDeviceOpt,
     address: Optional[str] = AddressOpt,
@@ -425,7 +425,7 @@ def tune(
         "key=v1,v2 (repeatable): lr, weight_decay or a method option; default: the suite's grid for the method")),
     epochs: Optional[int] = EpochsOpt,
     batch_size: Optional[int] = BatchSizeOpt,
-    protocol: Optional[Literal["vpt", "noah", "native"]] = ProtocolOpt,
+    protocol: Optional[str] = ProtocolOpt,
     device: str = DeviceOpt,
     data_dir: Optional[Path] = DataDir,
     results_dir: Path = ResultsDir,
@@ -434,7 +434,7 @@ def tune(
     force: bool = typer.Option(False, "--force", help="rerun grid points that already have records"),
     opt: Optional[List[str]] = MethodOpts,
     preset: Optional[str] = PresetOpt,
-    executor: Optional[Literal["local", "workers", "ray"]] = ExecutorOpt,
+    executor: Optional[str] = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
     per_device: Optional[int] = PerDeviceOpt,
     address: Optional[str] = AddressOpt,
@@ -505,8 +505,8 @@ FORMATS = {".md": "md", ".csv": "csv", ".json": "json", ".tex": "tex"}
 def report(
     results_dir: Path = ResultsDir,
     suite: Optional[str] = typer.Option(None, "--suite", help="only this suite"),
-    stage: Literal["final", "tune", "all"] = typer.Option("final", "--stage", help="final (test; default), tune (validation, grid points) or all"),
-    fmt: Optional[Literal["md", "csv", "json", "tex"]] = typer.Option(None, "--format", help="md, csv, json or tex (default: a terminal table)"),
+    stage: str = typer.Option("final", "--stage", metavar="<final|tune|all>", help="final (test; default), tune (validation, grid points) or all"),
+    fmt: Optional[str] = typer.Option(None, "--format", metavar="<md|csv|json|tex>", help="md, csv, json or tex (default: a terminal table)"),
     out: Optional[Path] = typer.Option(None, "--out", help="write to this file; .md, .csv, .json or .tex picks the format"),
     long: bool = typer.Option(False, "--long", help="the record frame (one row per record) instead of the table"),
     compare: Optional[str] = typer.Option(None, "--compare", help="A:B, e.g. alore:lora or vit_b16/alore@3f2a:full"),
@@ -709,7 +709,7 @@ def study_status(file: Path = StudyFile, results_dir: Path = ResultsDir):
 @user_errors
 def study_run(file: Path = StudyFile, data_dir: Optional[Path] = DataDir, results_dir: Path = ResultsDir,
               device: str = DeviceOpt, force: bool = typer.Option(False, "--force", help="rerun recorded runs"),
-              executor: Optional[Literal["local", "workers", "ray"]] = ExecutorOpt, workers: Optional[int] = WorkersOpt,
+              executor: Optional[str] = ExecutorOpt, workers: Optional[int] = WorkersOpt,
               per_device: Optional[int] = PerDeviceOpt, address: Optional[str] = AddressOpt,
               cpus_per_job: Optional[int] = CpusOpt, log: Optional[List[str]] = LogOpt):
     """Tune every variant on the tuning stage, select per task, run the final seeds, print the table.
@@ -731,12 +731,12 @@ def study_run(file: Path = StudyFile, data_dir: Optional[Path] = DataDir, result
              for suite in study.suite_names for backbone, weights in study.backbones
              for variant in study.variants if suite in variant.grids]
     for line in clean_leftovers(plans):
-        err_console.print(line, highlight=False)
+        err_console.print(line, highlight=False, markup=False)
     for plan in plans:  # data, its source, the results dir and the weights checked before the first job
         preflight(plan)
     with make_executor(executor, workers, per_device, address, resolved, study.executor, cpus_per_job) as runner_:
         summary = run_study(study, runner_, default_data_dir(data_dir), results_dir, resolved, force,
-                            parse_log(log), say=lambda m: console.print(m, highlight=False))
+                            parse_log(log), say=lambda m: console.print(m, highlight=False, markup=False))
     console.print(f"{len(summary.ran)} run, {len(summary.skipped)} skipped, {len(summary.failed)} failed",
                   highlight=False)
     for table in study_tables(study, results_dir):
@@ -814,7 +814,7 @@ def demo(
     suite = SUITES.get("demo")
     with progress_bar() as progress:
         prepare_suite(suite, list(suite.tasks), default_data_dir(data_dir), PrepareOptions(), progress,
-                      lambda m: progress.console.print(m, highlight=False))
+                      lambda m: progress.console.print(m, highlight=False, markup=False))
     status = 0
     for plan in plans:
         status |= execute(plan)

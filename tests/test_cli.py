@@ -112,7 +112,7 @@ def test_prepare_source_errors(tmp_path, args, needle):
     assert needle in message
 
 
-def test_failed_tfds_download_is_reported_and_other_tasks_go_on(tmp_path, monkeypatch):
+def test_failed_tfds_download_is_reported_and_other_tasks_go_on(tmp_path, monkeypatch, tfds_online):
     from tensorflow_datasets.core import dataset_builder
 
     def offline(self, *args, **kwargs):

@@ -62,7 +62,7 @@ class LocalExecutor(Executor):
                 summary.add(run_job(job, SilentProgress(), self.say or _print))
             return summary
         with self.progress_factory() as progress:
-            say = self.say or (lambda m: progress.console.print(m, highlight=False))
+            say = self.say or (lambda m: progress.console.print(m, highlight=False, markup=False))
             for job in jobs:
                 summary.add(run_job(job, progress, say))
         return summary
