@@ -110,7 +110,7 @@ CpusOpt = typer.Option(None, "--cpus-per-job", help="ray: CPUs (torch threads) e
 AddressOpt = typer.Option(None, "--address", help="ray: auto (the running cluster) or ray://host:port; "
                                                   "default: a local Ray instance")
 CompileOpt = typer.Option(False, "--compile", help="torch.compile the model (recorded; mostly worth it on GPUs)")
-CheckpointOpt = typer.Option(10, "--checkpoint-every", min=0, help=(
+CheckpointOpt = typer.Option(10, "--checkpoint-every", help=(
     "save a resumable checkpoint every N epochs (0: never); a killed run resumes from it with the same numbers"))
 LogOpt = typer.Option(None, "--log", metavar="<tensorboard>", help="also write training curves: tensorboard (under <results>/tensorboard)")
 
@@ -295,6 +295,12 @@ def prepare(
     raise typer.Exit(1 if summary.unavailable else 0)
 
 
+def checked_checkpoint_every(epochs: int) -> int:
+    if epochs < 0:
+        raise UserError(f"--checkpoint-every {epochs}: give a number of epochs, or 0 for no checkpoints")
+    return epochs
+
+
 def weights_option(weights: Optional[str], weights_dir: Optional[Path]) -> Optional[str]:
     """--weights wins; --weights-dir is a folder in which the backbone's published file is found by name."""
     if weights is not None or weights_dir is None:
@@ -402,7 +408,7 @@ def run(
     plan.use_tuned = not no_tuned
     plan.explicit_keys = explicit_keys(lr, weight_decay, opt)
     plan.log = parse_log(log)
-    plan.checkpoint_every = checkpoint_every
+    plan.checkpoint_every = checked_checkpoint_every(checkpoint_every)
     raise typer.Exit(execute(plan, make_executor(executor, workers, per_device, address, str(plan.device),
                                                  cpus_per_job=cpus_per_job)))
 
@@ -469,7 +475,7 @@ def tune(
                           force, list(opt or []) + [f"{k}={v}" for k, v in method_values.items()], False, preset,
                           protocol, compile_model)
         plan.grid, plan.grid_index, plan.log = chosen, index, parse_log(log)
-        plan.checkpoint_every = checkpoint_every
+        plan.checkpoint_every = checked_checkpoint_every(checkpoint_every)
         plans.append(plan)
     console.print(f"{len(plans)} grid points: " + "; ".join(
         ", ".join(f"{k}={v}" for k, v in point.items()) for point in chosen.points()), highlight=False)

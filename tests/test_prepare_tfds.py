@@ -162,5 +162,5 @@ def test_an_unreachable_download_host_fails_fast_naming_it(mocked_tfds, tmp_path
     result = runner.invoke(app, ["prepare", "--suite", "vtab1k", "--tasks", "dtd", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     text = " ".join(result.output.split())
-    assert "dtd: cannot reach www.robots.ox.ac.uk to download dtd" in text and "--source folder PATH" in text
+    assert "not prepared: dtd: cannot reach www.robots.ox.ac.uk to download dtd" in text and "--source folder PATH" in text
 

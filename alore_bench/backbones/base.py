@@ -83,6 +83,9 @@ class BackboneSpec:
                 path = path / self.weight_file
             if not path.is_file():
                 expected = f" (expected {self.weight_file}{self._from_url()})" if self.weight_file else ""
+                if Path(weights).expanduser().is_dir():  # a folder (--weights DIR or --weights-dir) without the file
+                    raise UserError(f"{weights}: no {self.weight_file or 'weights file'} in this folder (from --weights or "
+                                    f"--weights-dir); download it{self._from_url()} there")
                 raise UserError(f"--weights {weights}: no such file{expected}; give the path to the file"
                                 f"{', or --weights timm for timm tag ' + self.weight_tag if self.weight_tag else ''}")
             return self._file_source(path)

@@ -128,7 +128,7 @@ def prepare_tfds_fgvc_task(task: Task, data_dir: Path, tfds_dir: Optional[Path],
     from .tfds_source import TaskUnavailable, open_builder
 
     if not task.tfds:
-        raise TaskUnavailable(f"{task.name} has no TFDS builder; {task.manual_hint}")
+        raise TaskUnavailable(f"no TFDS builder exists for it; {task.manual_hint}")
     tfds, builder = open_builder(task, tfds_dir, manual_dir, progress)
     official_train = builder.as_data_source(split="train")
     if task.tfds_val:

@@ -29,7 +29,8 @@ def tensorflow_missing() -> bool:
 
 
 class TaskUnavailable(Exception):
-    """This task cannot be prepared here (manual files or TensorFlow missing); others go on."""
+    """This task cannot be prepared here (manual files or TensorFlow missing); others go on. The
+    message does not repeat the task's name: the summary prints it before the message."""
 
 
 def _tfds():
@@ -69,7 +70,7 @@ def check_download_hosts(task: Task, builder) -> None:
     silent = unreachable_hosts(needed)
     if silent:
         raise TaskUnavailable(
-            f"{task.name}: cannot reach {', '.join(silent)} to download {task.tfds} (no answer within 5 s); "
+            f"cannot reach {', '.join(silent)} to download {task.tfds} (no answer within 5 s); "
             "offline, import a pre-made copy with --source folder PATH, or prepare it where the host is "
             "reachable and pass --tfds-dir to that copy")
 
@@ -78,7 +79,7 @@ def check_manual_files(task: Task, manual_dir: Path) -> None:
     missing = [name for name in task.manual_files if not (manual_dir / name).exists()]
     if missing:
         raise TaskUnavailable(
-            f"{task.name} needs a manual download: put {', '.join(missing)} into {manual_dir} "
+            f"needs a manual download: put {', '.join(missing)} into {manual_dir} "
             f"({task.manual_hint}), then rerun `alore-bench prepare --suite {task.suite} --tasks {task.name}`")
 
 
@@ -87,7 +88,7 @@ def open_builder(task: Task, tfds_dir: Optional[Path], manual_dir: Path, progres
     builder = tfds.builder(task.tfds, data_dir=str(tfds_dir) if tfds_dir else None, file_format="array_record")
     prepared = Path(str(builder.data_path), "dataset_info.json").exists()
     if not prepared and task.tfds.split(":")[0].split("/")[0] in NEEDS_TENSORFLOW and tensorflow_missing():
-        raise TaskUnavailable(f"{task.name}: TFDS needs TensorFlow to generate {task.tfds}: {TENSORFLOW_HINT}; or "
+        raise TaskUnavailable(f"TFDS needs TensorFlow to generate {task.tfds}: {TENSORFLOW_HINT}; or "
                               "prepare it where TensorFlow exists and point --tfds-dir at that copy, or import a "
                               "pre-made copy with --source folder PATH")
     if task.manual and not prepared:
@@ -101,13 +102,13 @@ def open_builder(task: Task, tfds_dir: Optional[Path], manual_dir: Path, progres
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("tensorflow"):
             raise TaskUnavailable(
-                f"{task.name}: TFDS needs TensorFlow to generate {task.tfds} ({TENSORFLOW_HINT}), "
+                f"TFDS needs TensorFlow to generate {task.tfds} ({TENSORFLOW_HINT}), "
                 "or prepare it where TensorFlow exists and point --tfds-dir at that copy, or import a "
                 "pre-made copy with --source folder PATH") from None
         raise
     except Exception as exc:  # downloads fail in many ways (network, moved URLs, corrupt archives)
         reason = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise TaskUnavailable(f"{task.name}: TFDS could not download or prepare {task.tfds} "
+        raise TaskUnavailable(f"TFDS could not download or prepare {task.tfds} "
                               f"({type(exc).__name__}: {reason}); fix the download or import a pre-made copy "
                               "with --source folder PATH") from None
     finally:
