@@ -14,7 +14,7 @@ from alore_bench.data.suites import SUITES
 
 torch.set_num_threads(2)
 
-TINY_VIT_ARGS = dict(img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0)
+from alore_bench.conformance import TINY_VIT as TINY_VIT_ARGS  # the tiny ViT the method contract uses
 
 
 def make_tiny_vit(num_classes: int = 5, seed: int = 0) -> VisionTransformer:

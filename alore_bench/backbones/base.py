@@ -73,7 +73,7 @@ class BackboneSpec:
         folder; a UserError naming the file, where it was looked for and the options otherwise."""
         if self.resolver is not None:
             return self.resolver(weights, data_dir)
-        from .checkpoints import weights_folder
+        from ..files import weights_folder
 
         if weights == "timm":
             return self.hub_source()

@@ -13,18 +13,16 @@ import importlib
 import os
 import pickle
 import re
-import socket
 import zipfile
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Mapping, Optional
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import UserError
-from ..files import WEIGHTS_ENV, weights_folder  # noqa: F401  (re-exported)
+from ..network import unreachable_hosts
 
 # Wrappers published checkpoints nest their weights in (MoCo v3: state_dict; MAE, Swin, ConvNeXt: model).
 NESTING_KEYS = ("state_dict", "model", "module")
@@ -211,10 +209,4 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     offline machine fails in seconds, not after a minute of download retries)."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
-    try:
-        with socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return not unreachable_hosts([os.environ.get("HF_ENDPOINT", "https://huggingface.co")], timeout)

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-import socket
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlparse
 
 import numpy as np
 
 from ..errors import UserError
+from ..network import unreachable_hosts as probe_hosts
 from .cache import TaskWriter
 from .images import TF_RESIZE_NOTE, fit, storage_size
 from .label_rules import LABEL_RULES, LabelRuleError
@@ -43,20 +43,8 @@ def _tfds():
 
 
 def unreachable_hosts(urls, timeout: float = 5.0) -> List[str]:
-    """The hosts of `urls` that do not answer a TCP connection within `timeout` seconds."""
-    hosts = {}
-    for url in urls:
-        parsed = urlparse(url)
-        if parsed.hostname:
-            hosts[parsed.hostname] = parsed.port or (443 if parsed.scheme == "https" else 80)
-    silent = []
-    for host, port in sorted(hosts.items()):
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                pass
-        except OSError:
-            silent.append(host)
-    return silent
+    """The download hosts of `urls` that do not answer within `timeout` seconds."""
+    return probe_hosts(urls, timeout)
 
 
 def check_download_hosts(task: Task, builder) -> None:
