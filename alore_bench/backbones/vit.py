@@ -74,7 +74,9 @@ BACKBONES.register("vit_h14", google_vit("vit_h14", "ViT-H/14", "vit_huge_patch1
 BACKBONES.register("vit_b16_mocov3", BackboneSpec(
     name="vit_b16_mocov3", display="ViT-B/16 (MoCo v3)", family="vit", input_size=224,
     summary="ViT-B/16, MoCo v3 self-supervised on ImageNet-1k (its linear-probe checkpoint; the probe head is dropped)",
-    # facebookresearch/moco-v3 main_lincls.py: ImageNet mean/std, torchvision Resize (bilinear).
+    # facebookresearch/moco-v3 main_lincls.py, main_worker's data loading: `transforms.Normalize(mean=[0.485,
+    # 0.456, 0.406], ...)` and the val pipeline `transforms.Resize(256)` (torchvision's default, bilinear).
+    # Its save_checkpoint writes {'epoch', 'arch', 'state_dict' (DDP `module.` keys), 'best_acc1', 'optimizer'}.
     mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, interpolation="bilinear",
     build=partial(build_timm, "vit_base_patch16_224"), weight_file="linear-vit-b-300ep.pth.tar",
     weight_url="https://dl.fbaipublicfiles.com/moco-v3/vit-b-300ep/linear-vit-b-300ep.pth.tar"))
