@@ -10,7 +10,17 @@ STAMP := $(VENV)/.installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# A first install takes about 7 GB (PyTorch's CUDA build among it): say so before pip fills the disk.
+NEED_KB := 7500000
+
 $(STAMP): pyproject.toml | $(BIN)/python
+	@if ! ls -d $(VENV)/lib/python*/site-packages/torch >/dev/null 2>&1; then \
+	  free=$$(df -Pk $(VENV) | awk 'NR==2 {print $$4}'); \
+	  if [ "$$free" -lt $(NEED_KB) ]; then \
+	    echo "make: installing into $(VENV) needs about 7.5 GB free, its disk has $$((free / 1000000)) GB: free some space or pass VENV=/a/folder/with/room" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 	$(BIN)/python -m pip install --quiet -e ".[dev,tfds,ray,tensorboard]"
 	touch $(STAMP)
 

@@ -50,8 +50,12 @@ def make_plan(method: str, backbone: str, suite: str = "vtab1k", tasks: Optional
     if unknown:
         raise UserError(f"unknown recipe keys {sorted(unknown)}: use epochs, batch_size, lr, weight_decay, stage, "
                         "protocol, normalisation or compile")
-    return plan_from(method, backbone, suite, list(tasks) if tasks else None, list(seeds), recipe, config,
+    plan = plan_from(method, backbone, suite, list(tasks) if tasks else None, list(seeds), recipe, config,
                      data_dir, results_dir, device, weights, force, False, preset)
+    # What the caller fixed is never replaced by tuned values or a preset's (as on the command line).
+    plan.explicit_keys = frozenset({k for k in ("lr", "weight_decay", "epochs", "batch_size")
+                                    if recipe.get(k) is not None} | set(options or {}))
+    return plan
 
 
 def run_plans(plans, executor=None, say: Callable[[str], None] = print):

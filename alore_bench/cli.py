@@ -258,7 +258,8 @@ def presets_table(match: str = "*") -> Table:
         table.add_column(column)
     for name in PRESETS.names(match):
         preset = PRESETS.get(name)
-        keys = sorted({k for options in preset.tasks.values() for k in options})
+        keys = sorted({k for options in preset.tasks.values() for k in options if k != "recipe"})
+        keys += [f"recipe.{k}" for k in sorted(preset.recipe_keys())]
         table.add_row(name, preset.method, preset.suite, ", ".join(keys), preset.source)
     return table
 
@@ -406,16 +407,17 @@ def run(
                       normalisation, device, data_dir, results_dir, weights_option(weights, weights_dir), force, opt, save_adapters, preset,
                       protocol, compile_model)
     plan.use_tuned = not no_tuned
-    plan.explicit_keys = explicit_keys(lr, weight_decay, opt)
+    plan.explicit_keys = explicit_keys(opt, lr=lr, weight_decay=weight_decay, epochs=epochs, batch_size=batch_size)
     plan.log = parse_log(log)
     plan.checkpoint_every = checked_checkpoint_every(checkpoint_every)
     raise typer.Exit(execute(plan, make_executor(executor, workers, per_device, address, str(plan.device),
                                                  cpus_per_job=cpus_per_job)))
 
 
-def explicit_keys(lr, weight_decay, opt) -> frozenset:
-    """The tunable keys a user fixed on the command line."""
-    keys = {k for k, v in (("lr", lr), ("weight_decay", weight_decay)) if v is not None}
+def explicit_keys(opt, **recipe) -> frozenset:
+    """The keys a user fixed on the command line (recipe values given, method options): never
+    replaced by tuned values or a preset's."""
+    keys = {k for k, v in recipe.items() if v is not None}
     return frozenset(keys | {item.partition("=")[0].strip() for item in opt or []})
 
 
@@ -463,7 +465,7 @@ def tune(
         suite_spec.grid_for(spec.name), spec, f"suites/{suite_spec.name}.toml [tuning]")
     if not chosen:
         raise UserError(f"suite {suite_spec.name} has no default tuning grid for {spec.name}: pass --grid key=v1,v2")
-    fixed = sorted(set(chosen.keys) & explicit_keys(None, None, opt))
+    fixed = sorted(set(chosen.keys) & explicit_keys(opt))
     if fixed:
         raise UserError(f"--opt {', '.join(fixed)} is also a --grid key: give it either as a fixed option or in the grid")
     plans = []

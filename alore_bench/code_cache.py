@@ -23,7 +23,8 @@ def cache_path() -> Path:
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """The installed versions of torch, timm and peft plus the source of the method, backbone,
-    suite and preset definitions (an edited method is never read from a stale cache)."""
+    suite and preset definitions and of the table builders (an edited method is never read from a
+    stale cache)."""
     versions = []
     for dist in ("torch", "timm", "peft"):
         try:
@@ -31,7 +32,8 @@ def code_version() -> str:
         except metadata.PackageNotFoundError:
             versions.append("none")
     digest = hashlib.sha256(" ".join(versions).encode())
-    sources = [*PACKAGE.glob("methods/*.py"), *PACKAGE.glob("backbones/*.py"), PACKAGE / "presets.py",
+    # cli.py builds the tables: a changed layout must not be served from the cache.
+    sources = [*PACKAGE.glob("methods/*.py"), *PACKAGE.glob("backbones/*.py"), PACKAGE / "presets.py", PACKAGE / "cli.py",
                PACKAGE / "data" / "suites.py", *PACKAGE.glob("suite_defs/**/*.toml"),
                *PACKAGE.parent.glob("suites/**/*.toml")]
     for source in sorted(set(sources)):

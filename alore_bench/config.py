@@ -119,6 +119,10 @@ class TrainConfig:
     warmup_lr: float = doc("learning rate at the start of warmup", default=1e-6)
     min_lr: float = doc("learning rate at the end of the cosine decay", default=1e-5)
     drop_path: float = doc("stochastic depth rate on the backbone", default=0.1)
+    flip: bool = doc("random horizontal flip of fixed-size training images (RLRR's simple_aug); FGVC's "
+                     "random crops already flip", default=False)
+    grad_clip: float = doc("clip the total gradient norm to this value before each step (0: no clipping)",
+                           default=0.0)
     stage: Literal["final", "tune"] = doc(
         "final: train on the suite's final training split, evaluate on test (VTAB-1k: train800val200 -> "
         "test); tune: evaluate on the validation split instead (VTAB-1k: train800 -> val200)",
@@ -146,6 +150,8 @@ class TrainConfig:
             raise UserError(f"warmup_epochs must lie in [0, epochs], got {self.warmup_epochs}")
         if not 0 <= self.drop_path < 1:
             raise UserError(f"drop_path must lie in [0, 1), got {self.drop_path}")
+        if self.grad_clip < 0:
+            raise UserError(f"grad_clip must be 0 (off) or positive, got {self.grad_clip}")
 
 
 def make_train_config(*layers: Mapping[str, Any]) -> TrainConfig:

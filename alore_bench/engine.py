@@ -138,6 +138,14 @@ class TrainCheckpoint:
         self.path.unlink(missing_ok=True)
 
 
+def clipped_step(optimizer: torch.optim.Optimizer, parameters, max_norm: float) -> None:
+    """optimizer.step(), after clipping the parameters' total gradient norm to `max_norm` when it
+    is positive (as ARC's official training does, vtab_ARC_train.py line 165)."""
+    if max_norm > 0:
+        torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+    optimizer.step()
+
+
 def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: TrainConfig, seed: int,
           progress: Progress, label: str = "train",
           train_mode: Optional[Callable[[nn.Module], None]] = None,
@@ -161,16 +169,18 @@ def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: Tra
     start = time.perf_counter() - seconds_before
     (train_mode or nn.Module.train)(model)
     forward = compiled(model, config.compile)
+    trainable = [p for p in model.parameters() if p.requires_grad]
     for epoch in range(first_epoch, config.epochs):
         # The loss is summed on the device (float64, as Python floats would) and read once per
         # epoch: a per-step .item() would make every step wait for the GPU.
         loss_sum, seen = torch.zeros((), dtype=torch.float64, device=device), 0
-        for images, labels in iterate(data, batcher, config.batch_size, shuffle=True, seed=seed, epoch=epoch):
+        for images, labels in iterate(data, batcher, config.batch_size, shuffle=True, seed=seed, epoch=epoch,
+                                      flip=config.flip):
             with autocast(device):
                 loss = F.cross_entropy(forward(images), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            clipped_step(optimizer, trainable, config.grad_clip)
             step += 1
             scheduler.step_update(step)
             loss_sum += loss.detach().double() * len(labels)

@@ -27,7 +27,7 @@ from torch import nn
 from .config import TrainConfig, stable_hash
 from .data.cache import SplitData
 from .data.loader import DeviceBatcher, batch_indices, iterate, num_batches
-from .engine import optimizer_and_schedule
+from .engine import clipped_step, optimizer_and_schedule
 
 # Inverse L2 strengths searched by the L-BFGS probe, in scikit-learn's convention (loss summed over
 # examples + ||W||^2 / (2 C)); 1.0 is LogisticRegression's default.
@@ -95,7 +95,7 @@ def train_head_adamw(head: nn.Linear, features: torch.Tensor, labels: torch.Tens
             loss = F.cross_entropy(head(features[idx_t]), labels[idx_t])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            clipped_step(optimizer, head.parameters(), config.grad_clip)
             step += 1
             scheduler.step_update(step)
             loss_sum += loss.item() * len(idx)

@@ -78,11 +78,20 @@ class RunPlan:
         return self.method.config_for_task(config, task.name)
 
     def train_config_for(self, task: Task) -> TrainConfig:
+        """The recipe a run on `task` uses: the run's, the preset's values for the task (e.g. RLRR's
+        per-task learning rates), then its tuned values."""
+        layers = [self.preset.recipe_for(task.name)] if self.preset else []
         tuned = self.tuned_point(task)
-        if not tuned or not split_point(tuned)[0]:
+        if tuned and split_point(tuned)[0]:
+            layers.append(split_point(tuned)[0])
+        if not any(layers):
             return self.train_config
-        return config_from_dict(TrainConfig, {**config_to_dict(self.train_config), **split_point(tuned)[0]},
-                                "tuned recipe")
+        merged = config_to_dict(self.train_config)
+        for layer in layers:
+            merged.update(layer)
+        config = config_from_dict(TrainConfig, merged, "tuned recipe" if tuned else f"preset {self.preset.name}")
+        config.validate()
+        return config
 
     def tuned_point(self, task: Task) -> Optional[Dict[str, Any]]:
         hparams = self.hparams.get(task.name) or {}
@@ -164,6 +173,14 @@ def preflight(plan: RunPlan) -> WeightSource:
     check_task_options(plan)
     if plan.preset is not None:
         plan.preset.check(plan.method.name, plan.suite.name, plan.suite.task_names)
+        clash = sorted(plan.explicit_keys & plan.preset.recipe_keys())
+        if clash:
+            options = ", ".join(f"--{k.replace('_', '-')}" for k in clash)
+            raise UserError(f"--preset {plan.preset.name} sets {', '.join(clash)} per task; drop {options} "
+                            f"or the preset")
+    if plan.method.feature_probe and any(plan.train_config_for(t).flip for t in plan.tasks):
+        raise UserError(f"{plan.method.name} trains its head on cached features, which cannot be flipped: "
+                        "drop flip from the recipe")
     check_data(plan)  # data before weights: the cheaper fix first
     check_results_dir(plan.results_dir)
     protocol = PROTOCOLS.get(plan.train_config.protocol)
@@ -364,6 +381,13 @@ def stale_hparams(path: Path, hparams: Optional[Mapping[str, Any]]) -> bool:
 _PRETRAINED: Dict[str, Dict[str, torch.Tensor]] = {}
 
 
+def augment_of(suite_augment: Optional[str], flip: bool) -> Optional[str]:
+    """What a record says of training-time augmentation: the suite's, or the recipe's flips."""
+    if flip and suite_augment is None:
+        return "horizontal_flip"
+    return suite_augment
+
+
 def load_pretrained_state(backbone: BackboneSpec, source: WeightSource) -> Dict[str, torch.Tensor]:
     """Load the pretrained backbone once per process (the last one is kept: a worker runs many
     jobs of one backbone in a row); every run copies it into a freshly seeded model."""
@@ -377,7 +401,7 @@ def load_pretrained_state(backbone: BackboneSpec, source: WeightSource) -> Dict[
 
 
 def build_adapted_model(plan: RunPlan, task: Task, pretrained: Mapping[str, torch.Tensor], method_config: Any) -> tuple:
-    model = plan.backbone.create(num_classes=task.classes, drop_path=plan.train_config.drop_path)
+    model = plan.backbone.create(num_classes=task.classes, drop_path=plan.train_config_for(task).drop_path)
     load_state_dict_checked(model, pretrained, plan.backbone.name)
     backbone_total = total_parameter_count(model) - head_parameter_count(model)
     model = plan.method.apply(model, method_config)
@@ -398,7 +422,8 @@ def probe_task(plan: RunPlan, task: Task, seed: int, model, method_config: Any,
                 "normalisation": [batcher.scale.tolist(), batcher.shift.tolist()],
                 "interpolation": batcher.interpolation, "antialias": batcher.antialias, "input_size": batcher.input_size}
     cache = FeatureCache(plan.data_dir, plan.suite.name, task.name, identity)
-    return run_probe(model, method_config.solver, plan.train_config, seed, task.classes, roles, cache, batcher)
+    return run_probe(model, method_config.solver, plan.train_config_for(task), seed, task.classes, roles, cache,
+                     batcher)
 
 
 def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch.Tensor], source: WeightSource,
@@ -434,7 +459,7 @@ def run_one(plan: RunPlan, task: Task, seed: int, pretrained: Mapping[str, torch
             "train_split": train_split,
             "eval_split": eval_split,
             "selection": "last_epoch",
-            "augment": plan.suite.augment,
+            "augment": augment_of(plan.suite.augment, config.flip),
             "preset": protocol.describe(),
             "normalisation": norm.describe(),
             "input_size": plan.backbone.input_size,

@@ -224,6 +224,56 @@ def test_vpt_deep_per_task_budgets_from_the_preset():
     assert budgets["oxford_flowers102"] == 12 * 1 * 768 and budgets["smallnorb_azi"] == 12 * 200 * 768
 
 
+def test_rlrr_preset_holds_its_official_per_task_recipes():
+    from alore_bench.presets import PRESETS
+
+    preset = PRESETS.get("rlrr_paper")
+    assert (preset.method, preset.suite, len(preset.tasks)) == ("rlrr", "vtab1k", 19)
+    common = {"batch_size": 32, "warmup_lr": 1e-7, "min_lr": 1e-8}  # every get_*_config in VTABConfig.py
+    # get_clevr_count_config, get_resisc45_config and get_oxford_flowers102_config
+    assert preset.recipe_for("clevr_count") == {**common, "lr": 5e-3, "weight_decay": 5e-5, "drop_path": 0.5,
+                                                "flip": True}
+    assert preset.recipe_for("resisc45") == {**common, "lr": 3e-3, "weight_decay": 5e-5, "drop_path": 0.0,
+                                             "flip": False}
+    assert preset.recipe_for("oxford_flowers102") == {**common, "lr": 3e-3, "weight_decay": 5e-2,
+                                                      "drop_path": 0.3, "flip": False}
+    assert sum(preset.recipe_for(t)["flip"] for t in preset.tasks) == 10  # simple_aug = True
+
+
+def test_a_preset_recipe_sets_each_tasks_training_and_is_recorded(env_data, tmp_path, monkeypatch):
+    import json
+
+    from alore_bench import api
+    from alore_bench.errors import UserError
+    from alore_bench.presets import PRESETS, _parse
+
+    text = """name = "demo_recipe"\nmethod = "lora"\nsuite = "demo"\nsource = "a test"\ndescription = "d"
+[recipe]
+batch_size = 32
+[tasks.textures.recipe]
+lr = 3e-3
+drop_path = 0.2
+flip = true
+"""
+    monkeypatch.setitem(PRESETS._entries, "demo_recipe", _parse(text, "test"))
+    plan = api.make_plan("lora", "demo_vit", "demo", tasks=["textures", "digits"], epochs=1, device="cpu",
+                         results_dir=tmp_path, preset="demo_recipe")
+    summary = api.run_plans(plan, say=lambda line: None)
+    assert not summary.failed
+    records = {r["task"]: r for r in (json.loads(p.read_text()) for p in tmp_path.rglob("seed42.json"))}
+    textures, digits = records["textures"], records["digits"]
+    assert (textures["config"]["train"]["lr"], textures["config"]["train"]["drop_path"]) == (3e-3, 0.2)
+    assert textures["config"]["train"]["flip"] and textures["protocol"]["augment"] == "horizontal_flip"
+    assert digits["config"]["train"]["lr"] == 1e-2 and not digits["config"]["train"]["flip"]  # the demo recipe's
+    assert digits["protocol"]["augment"] is None
+    assert textures["config"]["train"]["batch_size"] == digits["config"]["train"]["batch_size"] == 32
+    with pytest.raises(UserError, match="sets lr per task; drop --lr"):  # a given lr is never silently replaced
+        api.run_plans(api.make_plan("lora", "demo_vit", "demo", tasks=["textures"], epochs=1, device="cpu",
+                                    results_dir=tmp_path, preset="demo_recipe", lr=1e-3))
+    with pytest.raises(ValueError, match="cannot set stage"):
+        _parse(text + "stage = \"tune\"\n", "bad.toml")
+
+
 def _vit_b16_budget(method: str, opts) -> int:
     from alore_bench.backbones import BACKBONES
 
@@ -338,6 +388,21 @@ def test_rlrr_matches_the_official_linear_and_adds_ssf_after_norms():
     with torch.no_grad():  # RLRRLinear.forward
         w = q.base.weight * q.scale_in * q.scale_out + q.base.weight
         torch.testing.assert_close(q(x), torch.nn.functional.linear(x, w, q.base.bias + q.shift))
+
+
+@pytest.mark.parametrize("suite, official", [
+    ("vtab1k", {"lr": 1e-2, "weight_decay": 0.0}),  # vtab_ARC_train.py lines 218-245
+    ("fgvc", {"lr": 5e-3, "weight_decay": 1e-2}),  # FGVC_ARC_train.py lines 231-257
+])
+def test_arc_recipes_follow_its_official_training_scripts(suite, official):
+    from alore_bench.config import make_train_config
+    from alore_bench.data.suites import SUITES
+
+    config = make_train_config(SUITES.get(suite).recipe_for("arc"))
+    assert (config.lr, config.weight_decay) == (official["lr"], official["weight_decay"])
+    assert (config.batch_size, config.drop_path, config.grad_clip) == (32, 0.0, 1.0)
+    other = make_train_config(SUITES.get(suite).recipe_for("lora"))
+    assert other.grad_clip == 0.0  # clipping is ARC's, not the suite's
 
 
 def test_arc_rlrr_kadaptation_budgets_on_vit_b16():

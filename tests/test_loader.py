@@ -74,3 +74,28 @@ def test_centre_crop_rounds_like_torchvision():
     crop = crop_batch(Ragged(), np.array([0]), None)[0]
     # torchvision: top = round((225 - 224) / 2) = round(0.5) = 0, left = round(1.5) = 2
     np.testing.assert_array_equal(crop, Ragged().image(0)[0:224, 2:226])
+
+
+def test_flips_mirror_some_training_images_reproducibly_and_never_evaluation_ones(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(32, 8, 8, 3), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", images)
+    split = SplitData(Task("t", "s", "g", 2, {}), "train", np.load(tmp_path / "x.npy", mmap_mode="r"),
+                      np.arange(32) % 2, {})
+    batcher = DeviceBatcher(8, NORM, torch.device("cpu"))
+
+    def seen(flip: bool, shuffle: bool = True, epoch: int = 0):
+        batches = [(x, idx) for (x, _), idx in zip(iterate(split, batcher, 8, shuffle, 42, epoch, flip=flip),
+                                                   batch_indices(32, 8, shuffle, 42, epoch))]
+        return torch.cat([x for x, _ in batches]), np.concatenate([idx for _, idx in batches])
+
+    plain, order = seen(False)
+    flipped, same_order = seen(True)
+    assert (order == same_order).all()  # flips never change which images a batch holds
+    mirrored = [bool(torch.equal(flipped[i], plain[i].flip(-1))) and not torch.equal(flipped[i], plain[i])
+                for i in range(32)]
+    untouched = [bool(torch.equal(flipped[i], plain[i])) for i in range(32)]
+    assert all(m or u for m, u in zip(mirrored, untouched)) and 8 <= sum(mirrored) <= 24
+    assert torch.equal(seen(True)[0], flipped)  # the same draws for the same (seed, epoch)
+    assert not torch.equal(seen(True, epoch=1)[0], seen(False, epoch=1)[0].flip(-1))
+    assert torch.equal(seen(True, shuffle=False)[0], seen(False, shuffle=False)[0])  # evaluation: never

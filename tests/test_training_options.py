@@ -81,3 +81,41 @@ def test_device_choices_are_checked(choice, message):
     with pytest.raises(UserError, match=message):
         resolve_device(choice)
     assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("grad_clip", [0.0, 1e-3])
+def test_gradient_clipping_bounds_the_norm_each_step_sees(grad_clip):
+    """The gradient norm the optimiser steps on is at most grad_clip when it is set (ARC's recipe),
+    and unclipped (above that bound on this model) when it is 0."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    from alore_bench.engine import train
+
+    spec = METHODS.get("lora")
+    model = spec.apply(make_tiny_vit(num_classes=3), spec.default_config())
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(16, 16, 16, 3), dtype=np.uint8)
+    split = SplitData(Task("t", "s", "g", 3, {}), "train", images, rng.integers(0, 3, size=16), {})
+    norms = []
+
+    def record_norm(optimizer, _args, _kwargs):
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+
+    config = config_from_dict(TrainConfig, {"epochs": 2, "warmup_epochs": 0, "batch_size": 8, "lr": 1e-2,
+                                            "grad_clip": grad_clip})
+    handle = register_optimizer_step_pre_hook(record_norm)
+    try:
+        train(model, split, DeviceBatcher(16, NORM, torch.device("cpu")), config, seed=0, progress=SilentProgress())
+    finally:
+        handle.remove()
+    assert len(norms) == 4
+    if grad_clip:
+        assert max(norms) <= grad_clip * (1 + 1e-5)
+    else:
+        assert min(norms) > 1e-3  # the bound above is a real constraint on this model
+
+
+def test_gradient_clipping_must_not_be_negative():
+    with pytest.raises(UserError, match="grad_clip"):
+        config_from_dict(TrainConfig, {"grad_clip": -1.0}).validate()

@@ -110,14 +110,27 @@ def crop_batch(split: SplitData, idx: np.ndarray, rng: Optional[np.random.Genera
     return out
 
 
+def flip_batch(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each image mirrored left-right with probability 1/2 (torchvision's RandomHorizontalFlip)."""
+    mirrored = rng.random(len(images)) < 0.5
+    if not mirrored.any():
+        return images
+    out = np.array(images)  # a copy: the split may be a read-only memory map
+    out[mirrored] = out[mirrored, :, ::-1]
+    return out
+
+
 def iterate(split: SplitData, batcher: DeviceBatcher, batch_size: int, shuffle: bool = False,
-            seed: int = 0, epoch: int = 0) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+            seed: int = 0, epoch: int = 0, flip: bool = False) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
     """Batches in order, or shuffled by (seed, epoch). Ragged (FGVC training) splits are cropped:
-    randomly with flips when shuffled for training, at the centre otherwise."""
+    randomly with flips when shuffled for training, at the centre otherwise. With `flip`, shuffled
+    fixed-size images are mirrored at random; the draws depend only on (seed, epoch, batch)."""
     for number, idx in enumerate(batch_indices(len(split), batch_size, shuffle, seed, epoch)):
+        rng = np.random.default_rng([seed, epoch, number]) if shuffle else None
         if split.ragged:
-            rng = np.random.default_rng([seed, epoch, number]) if shuffle else None
             images = batcher(crop_batch(split, idx, rng))
+        elif flip and rng is not None:
+            images = batcher(flip_batch(_rows(split.images, idx), rng))
         else:
             images = batcher(_rows(split.images, idx))
         labels = torch.from_numpy(np.ascontiguousarray(_rows(split.labels, idx))).to(batcher.device, non_blocking=True)
