@@ -222,3 +222,28 @@ def test_reference_rows_and_delta(tmp_path):
     assert "targets='q,v' (published: 'qkv')" in result.output
     assert "WARNING: rows of different protocols share this table (noah, vpt)" in result.output
     assert "LoRA [ref]" in result.output and "V-PETL Bench" in result.output
+
+
+def test_fgvc_reference_rows_match_their_source_and_give_deltas_only_where_comparable(tmp_path):
+    import csv
+    from importlib import resources
+
+    fgvc = SUITES.get("fgvc")
+    reference = {r["method"]: r for r in load_reference(fgvc)}
+    text = resources.files("alore_bench.suite_defs").joinpath("reference", "fgvc.csv").read_text(encoding="utf-8")
+    for published in csv.DictReader(text.splitlines()):  # our means of its per-task numbers = its printed means
+        assert round(reference[published["method"]]["cells"][MEAN_TASKS].mean, 2) == float(published["published_mean"])
+    assert {"full", "linear", "vpt_deep", "ssf", "lora"} <= set(reference)
+    root = tmp_path / "results"
+    for task in fgvc.tasks:
+        write_record(root, "ssf", "aaaa", task.name, 42, reference["ssf"]["cells"][task.name].mean + 0.5, suite="fgvc",
+                     backbone="vit_b16", group="FGVC", params=205824, protocol="vpt")
+        write_record(root, "lora", "bbbb", task.name, 42, 80.0, suite="fgvc", backbone="vit_b16", group="FGVC",
+                     params=294912, method_config={"rank": 8, "targets": "qkv"}, protocol="vpt")
+    result = runner.invoke(app, ["report", "--results-dir", str(root), "--suite", "fgvc", "--format", "md",
+                                 "--with-reference"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert next(l for l in lines if l.startswith("| ViT-B/16 | SSF |")).endswith("| aaaa | +0.5 |")
+    assert next(l for l in lines if l.startswith("| ViT-B/16 | LoRA |")).endswith("| bbbb | n/c |")
+    assert "budget 0.295M (published row: 0.77M)" in result.output and "SSF [ref]" in result.output
