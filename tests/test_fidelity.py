@@ -224,6 +224,19 @@ def test_vpt_deep_per_task_budgets_from_the_preset():
     assert budgets["oxford_flowers102"] == 12 * 1 * 768 and budgets["smallnorb_azi"] == 12 * 200 * 768
 
 
+def test_vpt_deep_fgvc_preset_gives_the_published_fgvc_budget():
+    from alore_bench.data.suites import SUITES
+    from alore_bench.presets import PRESETS
+
+    preset = PRESETS.get("vpt_deep_fgvc_paper")
+    budgets = {task: _vit_b16_budget("vpt_deep", opts) for task, opts in preset.tasks.items()}
+    assert budgets["stanford_cars"] == 12 * 200 * 768 and budgets["oxford_flowers"] == 12 * 5 * 768
+    heads = [(768 + 1) * task.classes for task in SUITES.get("fgvc").tasks]
+    without_head = sum(budgets.values()) / len(budgets)
+    assert round(without_head / 1e6, 2) == 0.67  # the reference row's budget in our convention
+    assert round((without_head + sum(heads) / len(heads)) / 1e6, 2) == 0.85  # as the FGVC table prints it
+
+
 def test_rlrr_preset_holds_its_official_per_task_recipes():
     from alore_bench.presets import PRESETS
 

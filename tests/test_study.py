@@ -160,3 +160,19 @@ def test_a_study_table_is_judged_on_the_studys_own_tasks(env_data, tmp_path):
     assert table["tasks"] == ["textures"] and "digits" not in table["columns"]
     (row,) = table["rows"]
     assert row["complete"] and row["cells"]["mean_tasks"]["mean"] == row["cells"]["textures"]["mean"]
+
+
+def test_a_preset_with_a_recipe_fixes_what_a_grid_would_tune(tmp_path, monkeypatch):
+    from alore_bench.presets import PRESETS, _parse
+
+    preset = _parse('name = "demo_lr"\nmethod = "alore"\nsuite = "demo"\nsource = "a test"\ndescription = "d"\n'
+                    '[tasks.textures.recipe]\nlr = 3e-3\n', "test")
+    monkeypatch.setitem(PRESETS._entries, "demo_lr", preset)
+    clashing = write(tmp_path, MINIMAL.replace("[variants.alore]\n", '[variants.alore]\npreset = "demo_lr"\n'))
+    with pytest.raises(UserError, match=r"\[variants.alore\]: preset demo_lr sets lr per task; take it out of the grid"):
+        load_study(clashing)
+    fixed = write(tmp_path, MINIMAL.replace("[variants.alore]\ngrid = { lr = [1e-3, 1e-2] }",
+                                            '[variants.alore]\npreset = "demo_lr"\ngrid = {}'))
+    jobs = study_job_list(load_study(fixed), tmp_path, tmp_path, "cpu")
+    assert jobs["tune"] == [] and len(jobs["final"]) == 2  # nothing to tune: the final seeds only
+    assert all(not job.use_tuned and job.preset == "demo_lr" for job in jobs["final"])

@@ -36,7 +36,8 @@ def study_job_list(study: Study, data_dir: Optional[Path], results_dir: Path, de
                     continue
                 recipe = {**study.recipe, **variant.recipe}
                 grid = variant.grids[suite]
-                for index, point in enumerate(grid.points()):
+                # An empty grid (`grid = {}`: settings fixed, e.g. by a preset) has nothing to tune.
+                for index, point in enumerate(grid.points() if grid else []):
                     train_values, method_values = split_point(point)
                     plan = make_plan(variant.method, backbone, suite, tasks, study.tuning_seeds,
                                      {**recipe, **train_values, "stage": "tune"}, _with_options(variant, method_values),
@@ -46,7 +47,7 @@ def study_job_list(study: Study, data_dir: Optional[Path], results_dir: Path, de
                 plan = make_plan(variant.method, backbone, suite, tasks, study.seeds, {**recipe, "stage": "final"},
                                  variant.method_config, data_dir, results_dir, device, weights, force,
                                  preset=variant.preset)
-                plan.use_tuned, plan.variant, plan.log = True, variant.name, log
+                plan.use_tuned, plan.variant, plan.log = bool(grid), variant.name, log
                 jobs["final"].extend(plan_jobs(plan))
     return jobs
 

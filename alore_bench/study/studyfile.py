@@ -196,6 +196,9 @@ def _variant(name: str, table: Any, suites: List[Any], study_recipe: Mapping[str
         for suite in suites:
             if suite.name in grids:
                 _in_file(f"{where}.preset", lambda: PRESETS.get(preset).check(spec.name, suite.name, suite.task_names))
+        clash = sorted(set().union(*(g.keys for g in grids.values())) & PRESETS.get(preset).recipe_keys())
+        if clash:  # the tuned value would silently replace the preset's published per-task one
+            raise UserError(f"{where}: preset {preset} sets {', '.join(clash)} per task; take it out of the grid")
     return Variant(name, spec.name, config, options, grids, recipe, preset)
 
 
