@@ -237,6 +237,17 @@ def test_vpt_deep_fgvc_preset_gives_the_published_fgvc_budget():
     assert round((without_head + sum(heads) / len(heads)) / 1e6, 2) == 0.85  # as the FGVC table prints it
 
 
+def test_ssf_preset_holds_its_official_per_task_recipes():
+    from alore_bench.presets import PRESETS
+
+    preset = PRESETS.get("ssf_paper")
+    assert (preset.method, preset.suite, len(preset.tasks)) == ("ssf", "vtab1k", 19)
+    common = {"batch_size": 64, "warmup_lr": 1e-7, "min_lr": 1e-8}  # 2 GPUs x --batch-size 32
+    # train_scripts/vit/vtab/clevr_dist/train_ssf.sh and .../cifar_100/train_ssf.sh
+    assert preset.recipe_for("clevr_dist") == {**common, "lr": 5e-2, "weight_decay": 5e-2, "drop_path": 0.1}
+    assert preset.recipe_for("cifar100") == {**common, "lr": 5e-3, "weight_decay": 5e-5, "drop_path": 0.0}
+
+
 def test_rlrr_preset_holds_its_official_per_task_recipes():
     from alore_bench.presets import PRESETS
 
