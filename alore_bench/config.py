@@ -113,8 +113,10 @@ class TrainConfig:
 
     epochs: int = doc("training epochs", default=100)
     batch_size: int = doc("batch size", default=64)
-    lr: float = doc("peak learning rate of AdamW", default=1e-3)
-    weight_decay: float = doc("AdamW weight decay (not applied to biases and norms)", default=1e-4)
+    lr: float = doc("peak learning rate", default=1e-3)
+    weight_decay: float = doc("weight decay (not applied to biases, norms and position embeddings)", default=1e-4)
+    optimizer: Literal["adamw", "sgd"] = doc("adamw, or sgd with momentum (VPT's)", default="adamw")
+    momentum: float = doc("momentum of sgd", default=0.9)
     warmup_epochs: int = doc("linear warmup epochs, from warmup_lr", default=10)
     warmup_lr: float = doc("learning rate at the start of warmup", default=1e-6)
     min_lr: float = doc("learning rate at the end of the cosine decay", default=1e-5)
@@ -150,6 +152,8 @@ class TrainConfig:
             raise UserError(f"warmup_epochs must lie in [0, epochs], got {self.warmup_epochs}")
         if not 0 <= self.drop_path < 1:
             raise UserError(f"drop_path must lie in [0, 1), got {self.drop_path}")
+        if not 0 <= self.momentum < 1:
+            raise UserError(f"momentum must lie in [0, 1), got {self.momentum}")
         if self.grad_clip < 0:
             raise UserError(f"grad_clip must be 0 (off) or positive, got {self.grad_clip}")
 

@@ -75,10 +75,15 @@ def compiled(model: nn.Module, enabled: bool) -> Callable[[torch.Tensor], torch.
 
 
 def optimizer_and_schedule(model: nn.Module, config: TrainConfig, steps_per_epoch: int):
-    """AdamW (no decay on biases, norms and tokens) with linear warmup then cosine decay, per step."""
+    """AdamW, or SGD with momentum (timm's "momentum": no Nesterov, as VPT's torch.optim.SGD), with no
+    decay on biases, norms and position embeddings; linear warmup then cosine decay, per step."""
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = steps_per_epoch * config.warmup_epochs
-    optimizer = create_optimizer_v2(model, opt="adamw", lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        optimizer = create_optimizer_v2(model, opt="momentum", lr=config.lr, weight_decay=config.weight_decay,
+                                        momentum=config.momentum)
+    else:
+        optimizer = create_optimizer_v2(model, opt="adamw", lr=config.lr, weight_decay=config.weight_decay)
     scheduler = CosineLRScheduler(optimizer, t_initial=max(total_steps - warmup_steps, 1), lr_min=config.min_lr,
                                   warmup_t=warmup_steps, warmup_lr_init=config.warmup_lr, warmup_prefix=True,
                                   t_in_epochs=False)

@@ -434,3 +434,29 @@ def test_arc_rlrr_kadaptation_budgets_on_vit_b16():
     per_block = 4 * (768 * 3) + (768 + 2 * 3072) + (3072 + 2 * 768) + 2 * 2 * 768
     assert vit_b16_trainable_without_head("rlrr") == 12 * per_block + 4 * 768
     assert vit_b16_trainable_without_head("kadaptation") == 12 * 2 * 2 * 768 + 2 * 32**3
+
+
+# --- VPT's training recipe ---
+
+@pytest.mark.parametrize("suite, smallest_lr", [("vtab1k", 0.025), ("fgvc", 0.05)])
+def test_vpt_trains_with_its_official_sgd_recipe_and_searches_its_own_grid(suite, smallest_lr):
+    from alore_bench.config import make_train_config
+    from alore_bench.data.suites import SUITES
+    from alore_bench.engine import optimizer_and_schedule
+
+    spec = SUITES.get(suite)
+    for method in ("vpt_shallow", "vpt_deep"):
+        config = make_train_config(spec.recipe_for(method))  # configs/base-prompt.yaml
+        assert (config.optimizer, config.momentum, config.batch_size, config.weight_decay) == ("sgd", 0.9, 128, 1e-4)
+        assert (config.warmup_epochs, config.epochs, config.warmup_lr, config.min_lr) == (10, 100, 0.0, 0.0)
+        grid = spec.grid_for(method)  # tune_*.py base lrs x batch 128 / 256
+        assert min(grid["lr"]) == smallest_lr and max(grid["lr"]) == 25.0
+        assert sorted(grid["weight_decay"]) == [0.0, 1e-4, 1e-3, 1e-2]
+        model = adapted(method, length=2)
+        optimizer, _ = optimizer_and_schedule(model, config, steps_per_epoch=4)
+        assert type(optimizer) is torch.optim.SGD and optimizer.defaults["momentum"] == 0.9
+        assert not optimizer.defaults["nesterov"]  # torch.optim.SGD as VPT's make_optimizer builds it
+        decayed = {id(p) for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+        prompts = next(p for n, p in model.named_parameters() if "prompt" in n)
+        assert id(prompts) in decayed and id(model.head.bias) not in decayed  # as VPT: all but the head's bias
+    assert make_train_config(spec.recipe_for("lora")).optimizer == "adamw"
