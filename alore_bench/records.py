@@ -19,6 +19,11 @@ from .data.cache import atomic_write_text
 RECORD_SCHEMA = "alore-bench/record/1"
 
 
+# Recipe fields added after records existed, with the behaviour those records had: at these values
+# they are left out of the identity, so an upgrade keeps the hashes (and records) of earlier runs.
+LATER_TRAIN_DEFAULTS = {"flip": False, "grad_clip": 0.0, "optimizer": "adamw", "momentum": 0.9}
+
+
 def config_identity(suite: str, backbone: str, method: str, method_config: Mapping[str, Any],
                     train_config: Mapping[str, Any], weights: Mapping[str, Any],
                     preset: Optional[Mapping[str, Any]] = None,
@@ -26,8 +31,9 @@ def config_identity(suite: str, backbone: str, method: str, method_config: Mappi
     """What defines 'the same run' apart from task and seed: also the device type and precision
     (`compute`), since bf16 on CUDA and fp32 on CPU give different numbers."""
     weight_id = {"kind": weights["kind"], "sha256": weights.get("sha256") or weights["location"]}
+    train = {k: v for k, v in train_config.items() if k not in LATER_TRAIN_DEFAULTS or v != LATER_TRAIN_DEFAULTS[k]}
     identity = {"suite": suite, "backbone": backbone, "method": method, "method_config": dict(method_config),
-                "train": dict(train_config), "weights": weight_id}
+                "train": train, "weights": weight_id}
     if compute is not None:
         identity["compute"] = dict(compute)
     if preset is not None:  # absent otherwise, so the hashes of earlier records stay valid

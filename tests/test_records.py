@@ -139,3 +139,22 @@ def test_saved_adapter_reloads_into_a_fresh_model(env_data, tmp_path):
     assert metadata["method"] == "alore"
     rules = model.alore_rules.weight
     assert not torch.equal(rules, torch.eye(4).expand(4, 4, 4))  # trained values, not the init
+
+
+def test_recipe_fields_added_later_keep_earlier_hashes_at_their_old_behaviour():
+    """flip, grad_clip, optimizer and momentum came after records existed: at the values those
+    records were trained with they stay out of the identity (same hash); any other value is in it."""
+    import dataclasses
+
+    from alore_bench.config import TrainConfig, config_to_dict, stable_hash
+    from alore_bench.records import LATER_TRAIN_DEFAULTS, config_identity
+
+    weights = {"kind": "file", "sha256": "ab" * 32, "location": "x"}
+    train = config_to_dict(TrainConfig())
+    assert {k: train[k] for k in LATER_TRAIN_DEFAULTS} == LATER_TRAIN_DEFAULTS  # the defaults are the old behaviour
+    earlier = {k: v for k, v in train.items() if k not in LATER_TRAIN_DEFAULTS}  # a record's recipe before them
+    now = config_identity("demo", "demo_vit", "lora", {}, train, weights)
+    assert stable_hash(now) == stable_hash(config_identity("demo", "demo_vit", "lora", {}, earlier, weights))
+    for change in ({"flip": True}, {"grad_clip": 1.0}, {"optimizer": "sgd"}, {"momentum": 0.5}):
+        other = config_to_dict(dataclasses.replace(TrainConfig(), **change))
+        assert stable_hash(config_identity("demo", "demo_vit", "lora", {}, other, weights)) != stable_hash(now)
