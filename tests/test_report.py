@@ -222,6 +222,7 @@ def test_reference_rows_and_delta(tmp_path):
     assert "targets='q,v' (published: 'qkv')" in result.output
     assert "WARNING: rows of different protocols share this table (noah, vpt)" in result.output
     assert "LoRA [ref]" in result.output and "V-PETL Bench" in result.output
+    assert "Mean (groups) = mean of the group means" in result.output  # VTAB-1k's groups: explained
 
 
 def test_fgvc_reference_rows_match_their_source_and_give_deltas_only_where_comparable(tmp_path):
@@ -247,3 +248,4 @@ def test_fgvc_reference_rows_match_their_source_and_give_deltas_only_where_compa
     assert next(l for l in lines if l.startswith("| ViT-B/16 | SSF |")).endswith("| aaaa | +0.5 |")
     assert next(l for l in lines if l.startswith("| ViT-B/16 | LoRA |")).endswith("| bbbb | n/c |")
     assert "budget 0.295M (published row: 0.77M)" in result.output and "SSF [ref]" in result.output
+    assert "Mean (groups)" not in result.output  # FGVC has one group: no such column, no such footnote

@@ -105,8 +105,11 @@ def protocol_warnings(table: SuiteTable) -> List[str]:
 
 def footnotes(table: SuiteTable) -> List[str]:
     stage = STAGE_LABEL.get(table.stage, table.stage)
-    notes = [f"Top-1 (%) on the {stage} split, mean ± std over seeds; {MEAN_GROUPS} = mean of the group means "
-             f"(the VTAB-1k convention), {MEAN_TASKS} = mean over all tasks; spread of means is over per-seed means. "
+    # The group mean is a column only where the suite has groups to average (VTAB-1k, not FGVC).
+    groups = (f"{MEAN_GROUPS} = mean of the group means (the VTAB-1k convention), "
+              if len(table.suite.groups) > 1 else "")
+    notes = [f"Top-1 (%) on the {stage} split, mean ± std over seeds; {groups}{MEAN_TASKS} = mean over all tasks; "
+             "spread of means is over per-seed means. "
              "A mean needs every task and seed of its row; '—' marks what cannot be averaged."]
     if table.partial:
         notes.append(f"Partial: only {table.partial[0]} of the suite's {table.partial[1]} tasks are shown; "
