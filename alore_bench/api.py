@@ -41,6 +41,7 @@ def make_plan(method: str, backbone: str, suite: str = "vtab1k", tasks: Optional
     """A run plan (what `alore-bench run` builds): method options as a dict (`options={"rank": 8}`),
     recipe keys as keywords (epochs, batch_size, lr, weight_decay, stage, protocol, normalisation)."""
     from .methods import METHODS
+    from .runner import explicit_keys
     from .study.plan import make_plan as plan_from
 
     spec = METHODS.get(method)
@@ -53,8 +54,8 @@ def make_plan(method: str, backbone: str, suite: str = "vtab1k", tasks: Optional
     plan = plan_from(method, backbone, suite, list(tasks) if tasks else None, list(seeds), recipe, config,
                      data_dir, results_dir, device, weights, force, False, preset)
     # What the caller fixed is never replaced by tuned values or a preset's (as on the command line).
-    plan.explicit_keys = frozenset({k for k in ("lr", "weight_decay", "epochs", "batch_size")
-                                    if recipe.get(k) is not None} | set(options or {}))
+    plan.explicit_keys = explicit_keys(options or {}, **{k: recipe.get(k) for k in ("lr", "weight_decay", "epochs",
+                                                                                    "batch_size")})
     return plan
 
 

@@ -415,10 +415,10 @@ def run(
 
 
 def explicit_keys(opt, **recipe) -> frozenset:
-    """The keys a user fixed on the command line (recipe values given, method options): never
-    replaced by tuned values or a preset's."""
-    keys = {k for k, v in recipe.items() if v is not None}
-    return frozenset(keys | {item.partition("=")[0].strip() for item in opt or []})
+    """The keys a user fixed on the command line (recipe values given, `--opt` names)."""
+    from .runner import explicit_keys as fixed
+
+    return fixed((item.partition("=")[0].strip() for item in opt or []), **recipe)
 
 
 @app.command()

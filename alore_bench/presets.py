@@ -21,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .config import stable_hash
+from .config import TrainConfig, config_from_dict, stable_hash
 from .errors import UserError
 from .registry import Registry
 
@@ -73,8 +73,6 @@ class Preset:
 
 
 def _check_recipe(recipe: Mapping[str, Any], where: str) -> None:
-    from .config import TrainConfig, config_from_dict
-
     fixed = sorted(set(recipe) & set(RUN_LEVEL_KEYS))
     if fixed:
         raise ValueError(f"{where}: a preset cannot set {', '.join(fixed)} (the run's protocol and stage)")

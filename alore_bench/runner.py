@@ -6,7 +6,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 
@@ -96,6 +96,12 @@ class RunPlan:
     def tuned_point(self, task: Task) -> Optional[Dict[str, Any]]:
         hparams = self.hparams.get(task.name) or {}
         return hparams.get("point") if hparams.get("source") == "tuned" else None
+
+
+def explicit_keys(options: Iterable[str] = (), **recipe: Any) -> frozenset:
+    """The keys a caller fixed (recipe values given, method option names): never replaced by tuned
+    values or a preset's (RunPlan.explicit_keys)."""
+    return frozenset({k for k, v in recipe.items() if v is not None} | set(options))
 
 
 @dataclass
