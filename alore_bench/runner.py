@@ -184,6 +184,10 @@ def preflight(plan: RunPlan) -> WeightSource:
             options = ", ".join(f"--{k.replace('_', '-')}" for k in clash)
             raise UserError(f"--preset {plan.preset.name} sets {', '.join(clash)} per task; drop {options} "
                             f"or the preset")
+        tuned = sorted(set(plan.grid.keys if plan.grid is not None else ()) & plan.preset.recipe_keys())
+        if tuned:  # every grid point would train with the preset's value: a search that searches nothing
+            raise UserError(f"--preset {plan.preset.name} sets {', '.join(tuned)} per task, so the tuning grid "
+                            f"cannot search it: pass --grid with other keys, or drop the preset")
     if plan.method.feature_probe and any(plan.train_config_for(t).flip for t in plan.tasks):
         raise UserError(f"{plan.method.name} trains its head on cached features, which cannot be flipped: "
                         "drop flip from the recipe")

@@ -267,7 +267,10 @@ def test_rlrr_preset_holds_its_official_per_task_recipes():
 def test_a_preset_recipe_sets_each_tasks_training_and_is_recorded(env_data, tmp_path, monkeypatch):
     import json
 
+    from typer.testing import CliRunner
+
     from alore_bench import api
+    from alore_bench.cli import app
     from alore_bench.errors import UserError
     from alore_bench.presets import PRESETS, _parse
 
@@ -294,6 +297,10 @@ flip = true
     with pytest.raises(UserError, match="sets lr per task; drop --lr"):  # a given lr is never silently replaced
         api.run_plans(api.make_plan("lora", "demo_vit", "demo", tasks=["textures"], epochs=1, device="cpu",
                                     results_dir=tmp_path, preset="demo_recipe", lr=1e-3))
+    result = CliRunner().invoke(app, ["tune", "--method", "lora", "--backbone", "demo_vit", "--suite", "demo",
+                                      "--preset", "demo_recipe", "--grid", "lr=1e-3,1e-2", "--results-dir",
+                                      str(tmp_path / "tune")])
+    assert result.exit_code == 2 and "sets lr per task, so the tuning grid cannot search it" in result.output
     with pytest.raises(ValueError, match="cannot set stage"):
         _parse(text + "stage = \"tune\"\n", "bad.toml")
 
