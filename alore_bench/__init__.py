@@ -1,12 +1,13 @@
 """alore-bench: a benchmark harness for parameter-efficient transfer learning (PETL).
 
 The Python API (`alore_bench.api`) is importable from here, loaded on first use so that
-`import alore_bench` stays light: prepare, make_plan, run_plans, run, load_frame, suite_table,
-render_markdown, validate_method."""
+`import alore_bench` stays light: prepare, run, tune, study_run, report, ... (see `api.__all__`)."""
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
-API = ("prepare", "make_plan", "run_plans", "run", "load_frame", "suite_table", "render_markdown", "validate_method")
+API = ("prepare", "build_spec", "run", "tune", "study_plan", "study_run", "study_status", "study_report", "report",
+       "load_frame", "suite_table", "render_markdown", "list_tables", "bench", "doctor", "validate_method",
+       "validate_suite", "validate_study", "demo")
 
 
 def __getattr__(name: str):
@@ -19,3 +20,4 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted(list(globals()) + list(API))
+

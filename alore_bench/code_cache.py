@@ -32,8 +32,9 @@ def code_version() -> str:
         except metadata.PackageNotFoundError:
             versions.append("none")
     digest = hashlib.sha256(" ".join(versions).encode())
-    # cli.py builds the tables: a changed layout must not be served from the cache.
-    sources = [*PACKAGE.glob("methods/*.py"), *PACKAGE.glob("backbones/*.py"), PACKAGE / "presets.py", PACKAGE / "cli.py",
+    # listing.py builds the tables: a changed layout must not be served from the cache.
+    sources = [*PACKAGE.glob("methods/*.py"), *PACKAGE.glob("backbones/*.py"), PACKAGE / "presets.py",
+               PACKAGE / "listing.py",
                PACKAGE / "data" / "suites.py", *PACKAGE.glob("suite_defs/**/*.toml"),
                *PACKAGE.parent.glob("suites/**/*.toml")]
     for source in sorted(set(sources)):

@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-from . import __version__
+from ._version import __version__
 
 
 def seed_everything(seed: int) -> None:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..files import WEIGHTS_ENV
+from ..paths import WEIGHTS_ENV
 from ..registry import Registry, entries_of
 
 
@@ -73,7 +73,7 @@ class BackboneSpec:
         folder; a UserError naming the file, where it was looked for and the options otherwise."""
         if self.resolver is not None:
             return self.resolver(weights, data_dir)
-        from ..files import weights_folder
+        from ..paths import weights_folder
 
         if weights == "timm":
             return self.hub_source()

@@ -14,42 +14,18 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..errors import UserError
 from .suites import Suite, Task
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = 1
-DATA_ENV = "ALORE_BENCH_DATA"
-
-
-def default_data_dir(explicit: Optional[Path] = None) -> Path:
-    """--data-dir, else $ALORE_BENCH_DATA, else ~/.cache/alore-bench/data."""
-    if explicit is not None:
-        return Path(explicit).expanduser()
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV]).expanduser()
-    return Path.home() / ".cache" / "alore-bench" / "data"
-
-
 def task_dir(data_dir: Path, task: Task) -> Path:
     return data_dir / task.suite / task.name
 
 
 def _sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers see the old content or the new one, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk leaves no partial temporary file behind
-        raise
 
 
 class TaskWriter:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
-from ..claims import Claim
+from ..io import Claim
 from ..errors import UserError
-from ..files import check_writable_folder
+from ..io import check_writable_folder
 from .cache import TaskWriter, is_prepared, task_dir
 from .demo import GENERATORS
 from .suites import Suite, Task
@@ -50,7 +50,7 @@ def prepare_suite(suite: Suite, tasks: List[Task], data_dir: Path, options: Prep
                   say: Callable[[str], None]) -> PrepareSummary:
     from .tfds_source import TaskUnavailable
 
-    from ..stale import clean_children
+    from ..io import clean_children
 
     kind = _check_source(suite, options)
     check_writable_folder(data_dir / suite.name, "--data-dir")

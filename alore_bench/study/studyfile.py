@@ -50,7 +50,8 @@ from ..errors import UserError, unknown_name_error
 from ..methods import METHODS
 from ..presets import PRESETS
 from ..tuning import Grid, make_grid
-from .plan import SEED_SETS
+from ..execution.executors import EXECUTORS, ExecutorOptions
+from ..runs.spec import SEED_SETS
 
 STUDY_KEYS = ("name", "description", "suite", "suites", "tasks", "backbones", "seeds", "tuning_seeds", "recipe",
               "variants", "executor")
@@ -76,15 +77,6 @@ class Variant:
 
 
 @dataclass(frozen=True)
-class ExecutorSpec:
-    kind: str = "local"
-    workers: int = 1
-    per_device: int = 1
-    address: Optional[str] = None
-    cpus_per_job: int = 1
-
-
-@dataclass(frozen=True)
 class Study:
     name: str
     path: Path
@@ -94,7 +86,7 @@ class Study:
     tuning_seeds: Tuple[int, ...]
     recipe: Mapping[str, Any]
     variants: Tuple[Variant, ...]
-    executor: ExecutorSpec = ExecutorSpec()
+    executor: ExecutorOptions = ExecutorOptions()
     description: str = ""
 
     @property
@@ -199,6 +191,9 @@ def _variant(name: str, table: Any, suites: List[Any], study_recipe: Mapping[str
         clash = sorted(set().union(*(g.keys for g in grids.values())) & PRESETS.get(preset).recipe_keys())
         if clash:  # the tuned value would silently replace the preset's published per-task one
             raise UserError(f"{where}: preset {preset} sets {', '.join(clash)} per task; take it out of the grid")
+        fixed = sorted((set(recipe) | set(study_recipe)) & PRESETS.get(preset).recipe_keys())
+        if fixed:  # the preset's per-task value would silently replace the file's
+            raise UserError(f"{where}: preset {preset} sets {', '.join(fixed)} per task; take it out of the recipe")
     return Variant(name, spec.name, config, options, grids, recipe, preset)
 
 
@@ -231,15 +226,13 @@ def _suites(raw: Mapping[str, Any], where: str) -> List[Tuple[Any, Optional[Tupl
     return out
 
 
-def _executor(table: Any, where: str) -> ExecutorSpec:
-    from .executors import EXECUTORS
-
+def _executor(table: Any, where: str) -> ExecutorOptions:
     if not isinstance(table, dict):
         raise UserError(f"{where}: expected a table, e.g. [executor] kind = \"workers\"")
     _check_keys(table, EXECUTOR_KEYS, where)
     kind = table.get("kind", "local")
     if kind not in EXECUTORS:
-        raise unknown_name_error("executor", str(kind), EXECUTORS, f"{where} kind")
+        raise unknown_name_error("executor", str(kind), list(EXECUTORS), f"{where} kind")
     for key in ("workers", "per_device", "cpus_per_job"):
         value = table.get(key, 1)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -247,7 +240,7 @@ def _executor(table: Any, where: str) -> ExecutorSpec:
     address = table.get("address")
     if address is not None and not isinstance(address, str):
         raise UserError(f"{where} address: expected \"auto\" or \"ray://host:port\"")
-    return ExecutorSpec(kind, table.get("workers", 1), table.get("per_device", 1), address,
+    return ExecutorOptions(kind, table.get("workers", 1), table.get("per_device", 1), address,
                         table.get("cpus_per_job", 1))
 
 

@@ -1,5 +1,5 @@
-"""Executors decide where jobs run, never what they do: every job goes through `run_job`, so the
-records are the same whichever executor wrote them.
+"""Executors decide where jobs run, never what they do: every job goes through `runs.runner.run_job`,
+so the records are the same whichever executor wrote them.
 
 - local: this process, in order, with a progress bar.
 - workers: N worker processes on this machine. On CUDA each worker owns a device slot
@@ -15,23 +15,47 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-import torch
+from ..errors import UserError, field, unknown_name_error
+from ..registry import Registry
+from ..runs.outcome import Outcome, Summary
+from ..runs.spec import Job
 
-from ..engine import SilentProgress
-from ..errors import UserError
-from ..runner import RunSummary
-from .jobs import Job, run_job
 
-EXECUTORS = ("local", "workers", "ray")
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Where and how many: never part of what a job computes. None values take the defaults."""
+
+    kind: str = "local"
+    workers: int = 1
+    per_device: int = 1
+    address: Optional[str] = None
+    cpus_per_job: int = 1
+
+    def check(self) -> None:
+        for name in ("workers", "per_device", "cpus_per_job"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{field(name, getattr(self, name))}: give at least 1")
+        if self.kind not in EXECUTORS:
+            raise unknown_name_error("executor", self.kind, list(EXECUTORS), field("executor"))
+
+
+def executor_options(defaults: Optional[ExecutorOptions] = None, **given: Any) -> ExecutorOptions:
+    """Options given (None: not given) over `defaults` (a study file's [executor])."""
+    base = defaults or ExecutorOptions()
+    chosen = ExecutorOptions(**{name: getattr(base, name) if given.get(name) is None else given[name]
+                                for name in ("kind", "workers", "per_device", "address", "cpus_per_job")})
+    chosen.check()
+    return chosen
 
 
 class Executor:
-    """Runs a batch of jobs and returns their summaries added up. A UserError in any job (missing
+    """Runs a batch of jobs and returns their outcomes added up. A UserError in any job (missing
     data, bad weights) stops the batch: the same mistake would fail every other job too."""
 
-    def run(self, jobs: Sequence[Job]) -> RunSummary:  # pragma: no cover - interface
+    def run(self, jobs: Sequence[Job]) -> Summary:  # pragma: no cover - interface
         raise NotImplementedError
 
     def describe(self) -> str:  # pragma: no cover - interface
@@ -47,6 +71,10 @@ class Executor:
         self.close()
 
 
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
 class LocalExecutor(Executor):
     def __init__(self, progress_factory: Optional[Callable[[], Any]] = None,
                  say: Optional[Callable[[str], None]] = None):
@@ -55,31 +83,37 @@ class LocalExecutor(Executor):
     def describe(self) -> str:
         return "local"
 
-    def run(self, jobs: Sequence[Job]) -> RunSummary:
-        summary = RunSummary()
+    def run(self, jobs: Sequence[Job]) -> Summary:
+        from ..engine import SilentProgress
+        from ..runs.runner import run_job
+
+        summary = Summary()
         if self.progress_factory is None:
             for job in jobs:
-                summary.add(run_job(job, SilentProgress(), self.say or _print))
+                summary.count(run_job(job, SilentProgress(), self.say or _print))
             return summary
         with self.progress_factory() as progress:
             say = self.say or (lambda m: progress.console.print(m, highlight=False, markup=False))
             for job in jobs:
-                summary.add(run_job(job, progress, say))
+                summary.count(run_job(job, progress, say))
         return summary
 
 
 def device_slots(device: str, workers: int, per_device: int) -> List[str]:
     """The device each of `workers` workers owns: per_device slots per GPU, in GPU order."""
     if per_device < 1:
-        raise UserError(f"--per-device {per_device}: give at least 1 run per GPU")
+        raise UserError(f"{field('per_device', per_device)}: give at least 1 run per GPU")
     if workers < 1:
-        raise UserError(f"--workers {workers}: give at least 1 worker")
+        raise UserError(f"{field('workers', workers)}: give at least 1 worker")
     if not device.startswith("cuda"):
         return ["cpu"] * workers
+    import torch
+
     gpus = [device] if ":" in device else [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     if workers > len(gpus) * per_device:
-        raise UserError(f"--workers {workers} needs more slots than {len(gpus)} GPU(s) x --per-device {per_device}: "
-                        f"use at most --workers {len(gpus) * per_device} or raise --per-device")
+        raise UserError(f"{field('workers', workers)} needs more slots than {len(gpus)} GPU(s) x "
+                        f"{field('per_device', per_device)}: use at most {field('workers', len(gpus) * per_device)} "
+                        f"or raise {field('per_device')}")
     return [gpus[i // per_device] for i in range(workers)]
 
 
@@ -93,6 +127,8 @@ _WORKER: Dict[str, Any] = {}
 
 
 def _init_worker(slots, threads: int) -> None:
+    import torch
+
     _WORKER["device"] = slots.get()
     torch.set_num_threads(threads)
 
@@ -101,10 +137,13 @@ def _worker_say(message: str) -> None:
     print(f"[worker {os.getpid()} {_WORKER.get('device', '')}] {message}", flush=True)
 
 
-def _work(job: Dict[str, Any]) -> RunSummary:
+def _work(job: Dict[str, Any]) -> Outcome:
+    from ..engine import SilentProgress
+    from ..runs.runner import run_job
+
     job_obj = Job.from_dict(job)
-    if job_obj.device != "cpu":
-        job_obj = job_obj.replace(device=_WORKER["device"])
+    if job_obj.spec.device != "cpu":
+        job_obj = job_obj.replace(spec=job_obj.spec.replace(device=_WORKER["device"]))
     return run_job(job_obj, SilentProgress(), _worker_say)
 
 
@@ -132,8 +171,8 @@ class WorkerExecutor(Executor):
     def describe(self) -> str:
         return f"{self.workers} workers on {', '.join(sorted(set(self.slots)))}"
 
-    def run(self, jobs: Sequence[Job]) -> RunSummary:
-        summary = RunSummary()
+    def run(self, jobs: Sequence[Job]) -> Summary:
+        summary = Summary()
         if not jobs:
             return summary
         pool = self._start()
@@ -142,7 +181,7 @@ class WorkerExecutor(Executor):
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    summary.add(future.result())
+                    summary.count(future.result())
         except BaseException:
             for future in pending:
                 future.cancel()
@@ -150,12 +189,17 @@ class WorkerExecutor(Executor):
         return summary
 
 
-def _ray_job(job: Dict[str, Any], threads: int) -> RunSummary:
+def _ray_job(job: Dict[str, Any], threads: int) -> Outcome:
+    import torch
+
+    from ..engine import SilentProgress
+    from ..runs.runner import run_job
+
     torch.set_num_threads(threads)
     job_obj = Job.from_dict(job)
-    if job_obj.device != "cpu":
-        job_obj = job_obj.replace(device="cuda")  # Ray sets CUDA_VISIBLE_DEVICES to the task's GPU
-    return run_job(job_obj, SilentProgress(), lambda m: print(m, flush=True))
+    if job_obj.spec.device != "cpu":  # Ray sets CUDA_VISIBLE_DEVICES to the task's GPU
+        job_obj = job_obj.replace(spec=job_obj.spec.replace(device="cuda"))
+    return run_job(job_obj, SilentProgress(), _print)
 
 
 class RayExecutor(Executor):
@@ -166,9 +210,9 @@ class RayExecutor(Executor):
         try:
             import ray  # noqa: F401
         except ImportError:
-            raise UserError("--executor ray needs Ray: pip install 'alore-bench[ray]'") from None
+            raise UserError(f"{field('executor', 'ray')} needs Ray: pip install 'alore-bench[ray]'") from None
         if per_device < 1:
-            raise UserError(f"--per-device {per_device}: give at least 1 run per GPU")
+            raise UserError(f"{field('per_device', per_device)}: give at least 1 run per GPU")
         self.address, self.per_device, self.device, self.cpus_per_job = address, per_device, device, cpus_per_job
         self._started = False
 
@@ -183,8 +227,8 @@ class RayExecutor(Executor):
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=True)
             except ConnectionError as exc:
-                raise UserError(f"--address {self.address}: no Ray cluster there ({exc}); start one with "
-                                "`ray start --head` or leave --address out for a local instance") from None
+                raise UserError(f"{field('address', self.address)}: no Ray cluster there ({exc}); start one with "
+                                f"`ray start --head` or leave {field('address')} out for a local instance") from None
         return ray
 
     def close(self) -> None:
@@ -194,8 +238,8 @@ class RayExecutor(Executor):
             ray.shutdown()
             self._started = False
 
-    def run(self, jobs: Sequence[Job]) -> RunSummary:
-        summary = RunSummary()
+    def run(self, jobs: Sequence[Job]) -> Summary:
+        summary = Summary()
         if not jobs:
             return summary
         ray = self._connect()
@@ -209,11 +253,11 @@ class RayExecutor(Executor):
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
                 try:
-                    summary.add(ray.get(done[0]))
+                    summary.count(ray.get(done[0]))
                 except ray.exceptions.RayTaskError as exc:
                     cause = exc.as_instanceof_cause()
                     if isinstance(cause, UserError):
-                        raise UserError(str(cause).splitlines()[0]) from None
+                        raise UserError(cause.template.splitlines()[0]) from None
                     raise
         except BaseException:
             for ref in pending:
@@ -222,26 +266,17 @@ class RayExecutor(Executor):
         return summary
 
 
-def make_executor(kind: str, workers: int = 1, per_device: int = 1, device: str = "cpu",
-                  address: Optional[str] = None, progress_factory=None, say=None, cpus_per_job: int = 1) -> Executor:
-    if workers < 1:
-        raise UserError(f"--workers {workers}: give at least 1 worker")
-    if per_device < 1:
-        raise UserError(f"--per-device {per_device}: give at least 1 run per GPU")
-    if cpus_per_job < 1:
-        raise UserError(f"--cpus-per-job {cpus_per_job}: give at least 1")
-    if kind == "local" and workers > 1:
-        kind = "workers"
-    if kind == "local":
-        return LocalExecutor(progress_factory, say)
-    if kind == "workers":
-        return WorkerExecutor(workers, per_device, device)
-    if kind == "ray":
-        return RayExecutor(address, per_device, device, cpus_per_job)
-    from ..errors import unknown_name_error
-
-    raise unknown_name_error("executor", kind, EXECUTORS, "--executor")
+# kind -> (options, device, progress_factory, say) -> Executor
+EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor", field("executor"))
+EXECUTORS.register("local", lambda options, device, progress_factory=None, say=None:
+                   LocalExecutor(progress_factory, say))
+EXECUTORS.register("workers", lambda options, device, progress_factory=None, say=None:
+                   WorkerExecutor(options.workers, options.per_device, device))
+EXECUTORS.register("ray", lambda options, device, progress_factory=None, say=None:
+                   RayExecutor(options.address, options.per_device, device, options.cpus_per_job))
 
 
-def _print(message: str) -> None:
-    print(message, flush=True)
+def make_executor(options: ExecutorOptions, device: str = "cpu", progress_factory=None, say=None) -> Executor:
+    """The executor `options` name (local with more than one worker means workers)."""
+    kind = "workers" if options.kind == "local" and options.workers > 1 else options.kind
+    return EXECUTORS.get(kind)(options, device, progress_factory, say)

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Mapping, Sequence
 import pandas as pd
 
 from ..errors import UserError, unknown_name_error
-from ..records import data_key
+from ..runs.record import data_key
 
 # What makes a row: the configuration hash of its records (the identity runs are filed under).
 ROW_KEYS = ["backbone", "method", "config"]

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import List
 
-from .stale import LEFTOVER, stale_leftovers
+from .io import LEFTOVER, stale_leftovers
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Check:
 
 def _writable(folder: Path, option: str) -> Check:
     from .errors import UserError
-    from .files import check_writable_folder
+    from .io import check_writable_folder
 
     if not folder.exists():  # not created by a check: its nearest existing parent must be writable
         parent = next(p for p in folder.absolute().parents if p.exists())
@@ -41,7 +41,7 @@ def _writable(folder: Path, option: str) -> Check:
 def run_checks(data_dir: Path, results_dir: Path) -> List[Check]:
     import torch
 
-    from . import __version__
+    from ._version import __version__
     from .backbones import BACKBONES
     from .data.cache import MANIFEST, task_dir
     from .data.suites import SUITES

@@ -244,7 +244,7 @@ def run_bench(settings: BenchSettings, methods: List[str], progress=None) -> Dic
             "infer_vs_backbone": ratio(row["infer_ms"], by_name["backbone"]["infer_ms"]),
             "merged_vs_backbone": ratio(row["merged_ms"], by_name["backbone"]["infer_ms"]),
         }
-    from . import __version__
+    from ._version import __version__
 
     return {"settings": asdict(settings), "rows": rows, "machine": machine_description(settings.device),
             "versions": {"alore_bench": __version__, "torch": torch.__version__}, "created": time.strftime("%Y-%m-%d %H:%M:%S")}

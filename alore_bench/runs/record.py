@@ -1,4 +1,5 @@
-"""Result records: one JSON file per (suite, task, backbone, method, config, seed).
+"""Result records: one JSON file per (suite, task, backbone, method, config, seed): the schema,
+the identity that names a configuration, where a record lives, and strict-JSON reads and writes.
 
 Layout: <results>/<suite>/<backbone>/<method>-<config hash>/<task>/seed<seed>.json. The hash
 covers everything that changes numbers except task and seed, so a changed config always lands
@@ -11,10 +12,11 @@ import json
 import math
 import time
 from pathlib import Path
+from dataclasses import asdict
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from .config import stable_hash
-from .data.cache import atomic_write_text
+from ..config import stable_hash
+from ..io import atomic_write_text
 
 RECORD_SCHEMA = "alore-bench/record/1"
 
@@ -138,3 +140,11 @@ def previous_outcome(path: Path, fingerprint: Mapping[str, Any]) -> Optional[str
     if not isinstance(record, dict) or record.get("status") != "ok":
         return None
     return "same" if record.get("protocol", {}).get("data_fingerprint") == dict(fingerprint) else "other-data"
+
+
+def spec_identity(spec, weights: Mapping[str, Any], compute: Mapping[str, Any]) -> Dict[str, Any]:
+    """The configuration identity of a run spec (the run-level method config and recipe, before
+    any per-task layer), with its resolved `weights` and `compute` (device type, precision)."""
+    preset = spec.preset_spec
+    return config_identity(spec.suite, spec.backbone, spec.method, asdict(spec.method_config), asdict(spec.train),
+                           weights, preset=preset.describe() if preset else None, compute=compute)

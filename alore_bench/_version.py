@@ -1,0 +1,3 @@
+"""The package version, alone: every floor may import it without importing the package's API."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,164 @@
+"""The rest of the command line's logic: registry listings, cost measurements, the installation
+check, validation of methods, suite files and study files, and the offline demo."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from ..errors import UserError
+from ..errors import field as option
+from ..paths import PathLike, as_path, default_data_dir
+from .running import RunResult, Say, run
+
+
+def list_tables(what: Optional[str] = None, match: str = "*", backbone: str = "vit_b16", options: bool = False,
+                data_dir: Optional[PathLike] = None):
+    """The registries as text tables (`alore-bench list`): suites, methods (with budgets on
+    `backbone`), backbones (with whether each weights file is found), presets."""
+    from ..listing import registry_tables
+
+    return registry_tables(what, match, backbone, options, as_path(data_dir))
+
+
+def bench(backbone: str = "vit_b16", methods: Union[str, Sequence[str]] = "alore,lora,full,linear",
+          batch_size: Optional[int] = None, steps: int = 5, device: str = "auto", threads: int = 0,
+          json_out: Optional[PathLike] = None, progress=None) -> Dict[str, Any]:
+    """Measure each method's cost on a backbone with random weights (`alore-bench bench`): the
+    measurements as a dict, also written to `json_out` when given."""
+    import json
+
+    from ..backbones import BACKBONES
+    from ..costs import BenchSettings, run_bench
+    from ..env import resolve_device
+    from ..io import atomic_write_text, check_writable_folder
+    from ..methods import METHODS
+    from ..runs.spec import parse_names
+
+    spec = BACKBONES.get(backbone)
+    chosen = parse_names(methods, "methods")
+    for name in chosen:
+        METHODS.canonical(name)
+    if steps < 1:
+        raise UserError(f"{option('steps', steps)}: give at least 1")
+    if threads < 0:
+        raise UserError(f"{option('threads', threads)}: give a number of threads, or 0 for torch's default")
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"{option('batch_size', batch_size)}: give at least 1")
+    json_out = as_path(json_out)
+    if json_out is not None:
+        if json_out.is_dir():
+            raise UserError(f"{option('json_out', json_out)}: is a folder; give a file name such as "
+                            f"{json_out / 'bench.json'}")
+        if not json_out.resolve().parent.is_dir():
+            raise UserError(f"{option('json_out', json_out)}: folder {json_out.resolve().parent} does not exist; "
+                            "create it first")
+        check_writable_folder(json_out.resolve().parent, "json_out")
+    resolved = resolve_device(device)
+    settings = BenchSettings(backbone=spec.name, device=str(resolved), steps=steps, threads=threads,
+                             batch_size=batch_size or (64 if resolved.type == "cuda" else 8))
+    result = run_bench(settings, chosen, progress=progress)
+    if json_out is not None:
+        atomic_write_text(json_out, json.dumps(result, indent=1))
+    return result
+
+
+def doctor(data_dir: Optional[PathLike] = None, results_dir: PathLike = "results"):
+    """Versions, device, writable folders, prepared suites, weight files, extras and leftovers of
+    killed processes (`alore-bench doctor`): a list of checks (name, status, detail)."""
+    from ..checkup import run_checks
+
+    return run_checks(default_data_dir(data_dir), as_path(results_dir))
+
+
+@dataclass
+class Validation:
+    name: str
+    origin: str = ""  # a plugin's distribution or file, for methods
+    results: List[Any] = field(default_factory=list)  # conformance.CheckResult for methods
+    summary: str = ""  # for suite and study files
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+
+def validate_method(name: str) -> Validation:
+    """The method contract's checks on a tiny ViT (`alore-bench validate method`)."""
+    from ..conformance import validate_method as validate
+    from ..methods import METHODS
+
+    spec = METHODS.get(name)
+    where = METHODS.provenance(spec.name)
+    origin = f" (plugin {where.get('distribution') or where.get('file')})" if where else ""
+    return Validation(spec.name, origin, validate(spec.name))
+
+
+def validate_suite(file: PathLike) -> Validation:
+    """Parse a suite file as `prepare` and `run` would; runs nothing."""
+    from ..data.suites import read_suite_file
+
+    suite = read_suite_file(as_path(file))
+    return Validation(suite.name, summary=f"{file}: suite {suite.name}, {len(suite.tasks)} tasks in "
+                                          f"{len(suite.groups)} groups, splits {', '.join(suite.splits)}, "
+                                          f"source {suite.source}: ok")
+
+
+def validate_study(file: PathLike) -> Validation:
+    """Parse a study file and expand it into its runs (methods, options, grids, suites, tasks,
+    backbones checked); runs nothing and needs no data."""
+    from .studies import study_plan
+
+    plan = study_plan(file)
+    study = plan.study
+    return Validation(study.name, summary=f"{file}: study {study.name}, {len(study.variants)} variants on "
+                                          f"{', '.join(study.suite_names)}, {plan.runs} runs: ok")
+
+
+DEMO_METHODS = ("linear", "full", "lora", "alore")
+
+
+@dataclass
+class DemoResult:
+    runs: List[RunResult]
+    table: Any  # the demo suite's table from every record in the results dir
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.runs)
+
+
+def demo(data_dir: Optional[PathLike] = None, results_dir: PathLike = "results", device: str = "auto",
+         methods: Union[str, Sequence[str]] = DEMO_METHODS, seeds: Any = (42,), epochs: Optional[int] = None,
+         progress_factory=None, say: Say = print, done: Optional[Any] = None) -> DemoResult:
+    """Offline in minutes: prepare the demo suite, run each method on demo_vit, tabulate.
+    `done(result)` hears each method's result as it finishes."""
+    from ..api.running import build_spec
+    from ..data.suites import SUITES
+    from ..reporting import records_frame, suite_table
+    from ..runs.record import load_records
+    from ..runs.spec import parse_names
+    from .running import prepare
+
+    start = time.perf_counter()
+    chosen = parse_names(methods, "methods")
+    # Every option is checked (by building each method's spec) before any data is prepared.
+    for method in chosen:
+        build_spec(method, "demo_vit", "demo", seeds=seeds, epochs=epochs, device=device, data_dir=data_dir,
+                   results_dir=results_dir)
+    if progress_factory is None:
+        prepare("demo", data_dir=data_dir, say=say)
+    else:
+        with progress_factory() as progress:
+            prepare("demo", data_dir=data_dir, progress=progress, say=say)
+    runs = []
+    for method in chosen:
+        runs.append(run(method, "demo_vit", "demo", seeds=seeds, epochs=epochs, device=device, data_dir=data_dir,
+                        results_dir=results_dir, progress_factory=progress_factory, say=say))
+        if done is not None:
+            done(runs[-1])
+    frame = records_frame(load_records(Path(results_dir))[0])
+    return DemoResult(runs, suite_table(frame, SUITES.get("demo")), time.perf_counter() - start)

@@ -1,0 +1,121 @@
+"""The `alore-bench` Typer app, assembled from one module per command group, and its one error
+handler: a UserError or a usage error is one line and exit code 2 (no traceback, no usage
+block); an interrupt says how to resume and exits 130 (SIGINT) or 143 (SIGTERM)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from ..errors import UserError
+from . import render
+from .options import flag_style
+
+ABOUT = "Benchmark parameter-efficient transfer learning (ALoRE and baselines) on VTAB-1k, FGVC and an offline demo suite."
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as an interrupt (claims released, temporary files removed on the way out)."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+class Group(TyperGroup):
+    """The top-level group: the entry point's error handling, for the console script and for
+    typer's CliRunner alike."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
+        try:
+            code = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
+                                **extra)
+        except UserError as exc:
+            render.error(exc.render(flag_style))
+            code = exc.exit_code
+        except click.exceptions.ClickException as exc:  # usage errors: one line, not click's three
+            render.error(" ".join(exc.format_message().split()))
+            code = exc.exit_code
+        except click.exceptions.Abort:
+            code = 1
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        code = code if isinstance(code, int) else 0
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # before typer turns it into a silent exit code
+            terminated = isinstance(exc, Terminated)
+            render.say(f"{'terminated' if terminated else 'interrupted'}: rerun the same command to resume "
+                       "(finished runs are kept; nothing half-written is left)")
+            raise click.exceptions.Exit(143 if terminated else 130) from None
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+app = typer.Typer(cls=Group, no_args_is_help=True, rich_markup_mode=None, help=ABOUT)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .._version import __version__
+
+        render.out(f"alore-bench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+    plugins: Annotated[Optional[List[Path]], typer.Option("--plugins", metavar="FILE.py", help=(
+        "a local plugin module registering methods, backbones or suites (repeatable; also $ALORE_BENCH_PLUGINS, "
+        "separated by ':'); installed plugins load through entry points"))] = None,
+) -> None:
+    """Benchmark parameter-efficient transfer learning (ALoRE and baselines) on VTAB-1k, FGVC and an offline demo suite."""
+    if plugins:
+        from ..registry import PLUGINS_ENV
+
+        # Through the environment, so worker processes load the same plugins.
+        given = [str(p.resolve()) for p in plugins]
+        os.environ[PLUGINS_ENV] = os.pathsep.join([*filter(None, os.environ.get(PLUGINS_ENV, "").split(os.pathsep)),
+                                                   *given])
+
+
+def _assemble() -> None:
+    from . import bench, demo, doctor, listing, prepare, report, run, study, validate
+
+    app.command("list")(listing.list_command)
+    app.command()(prepare.prepare)
+    app.command()(run.run)
+    app.command()(run.tune)
+    app.command()(report.report)
+    app.add_typer(study.app, name="study")
+    app.command()(demo.demo)
+    app.command()(doctor.doctor)
+    app.command()(bench.bench)
+    app.add_typer(validate.app, name="validate")
+
+
+_assemble()
+
+
+def main() -> None:  # the console script
+    app()

@@ -1,0 +1,154 @@
+"""A report from a results dir: records -> frame -> filtered tables per suite and stage, published
+rows, and the chosen view (tables, a paired comparison, efficiency, the long frame) as text in
+md / csv / json / tex, plus files written (`out`, figures). Rendering for a terminal is the
+caller's; everything else is here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dc_field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from ..errors import UserError, field
+from ..io import atomic_write_text
+from ..paths import PathLike, as_path
+from ..runs.record import load_records
+from .compare import compare_rows, compare_text
+from .efficiency import efficiency_text
+from .frame import apply_filters, parse_filters, records_frame
+from .reference import load_reference
+from .render import FITS, Names, tables_text
+from .tables import SuiteTable, suite_tables
+
+FORMATS = {".md": "md", ".csv": "csv", ".json": "json", ".tex": "tex"}
+STAGES = ("final", "tune", "all")
+FIGURES = (".png", ".svg", ".pdf")
+
+
+@dataclass
+class Report:
+    tables: List[SuiteTable]
+    frame: Any  # pandas.DataFrame of the (filtered) records
+    names: Names
+    view: str = "tables"  # tables | compare | efficiency | long
+    fmt: Optional[str] = None  # None: the caller renders `tables` / `compare` for a terminal
+    text: Optional[str] = None  # the output in `fmt`, when one was chosen
+    std: Optional[bool] = None
+    compare: Optional[Dict[str, Any]] = None
+    notes: List[str] = dc_field(default_factory=list)  # warnings and notes, in order
+    written: List[Path] = dc_field(default_factory=list)
+
+
+def parse_names(items: Sequence[str]) -> Names:
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value:
+            raise UserError(f"{field('names', item)}: expected method_or_backbone=TEXT, e.g. lora=\"LoRA\"")
+        overrides[key.strip()] = value
+    return Names(overrides)
+
+
+def output_format(out: Optional[Path], fmt: Optional[str]) -> Optional[str]:
+    if out is not None and out.is_dir():
+        raise UserError(f"{field('out', out)}: is a folder; give a file name such as {out / 'table.md'}")
+    if out is not None and fmt is None:
+        fmt = FORMATS.get(out.suffix.lower())
+        if fmt is None:
+            raise UserError(f"{field('out', out)}: unknown suffix {out.suffix!r}; use .md, .csv, .json or .tex "
+                            f"(or {field('fmt')})")
+    if fmt not in (None, *FORMATS.values()):
+        raise UserError(f"{field('fmt', fmt)}: choose md, csv, json or tex")
+    return fmt
+
+
+def load_tables(results_dir: Path, suite: Optional[str], stage: str, filters: Sequence[str],
+                with_reference: bool, notes: List[str]):
+    """The frame of every readable record (after `filters`) and its tables per suite and stage."""
+    from ..data.suites import SUITES
+
+    records, bad = load_records(results_dir)
+    notes += [f"warning: skipped {path}: {reason}" for path, reason in bad]
+    frame = records_frame(records)
+    chosen = parse_filters(list(filters), frame)
+    tasks = chosen.pop("task", None)
+    frame = apply_filters(frame, chosen)
+    suites = [SUITES.get(suite)] if suite else [SUITES.get(n) for n in SUITES]
+    stages = ("final", "tune") if stage == "all" else (stage,)
+    tables = suite_tables(frame, suites, stages, tasks)
+    if with_reference:
+        for table in tables:
+            if table.stage == "final":
+                table.reference = load_reference(table.suite)
+        if not tables:  # the published table alone
+            tables = [SuiteTable(s.restricted(tasks), [], reference=load_reference(s.restricted(tasks)))
+                      for s in suites]
+        missing = [t.suite.name for t in tables if not t.reference and t.stage == "final"]
+        if missing:
+            notes.append(f"note: no published rows for suite {', '.join(missing)} (suites/reference/<suite>.csv)")
+        tables = [t for t in tables if t.rows or t.reference or t.failed]
+    if not tables:
+        others = sorted(set(frame["stage"].dropna()) - set(stages))
+        hint = f"; there are {', '.join(others)}-stage records: add {field('stage', others[0])}" if others else ""
+        raise UserError(f"no records under {results_dir}" + (f" for suite {suite}" if suite else "")
+                        + (f" after {field('filters')}" if filters else "") + f" at stage {stage}{hint}")
+    for table in tables:
+        notes += [f"failed run: {table.suite.name}: {failure}" for failure in table.failed]
+    return frame, tables
+
+
+def build_report(results_dir: PathLike = "results", suite: Optional[str] = None, stage: str = "final",
+                 fmt: Optional[str] = None, out: Optional[PathLike] = None, long: bool = False,
+                 compare: Optional[str] = None, with_reference: bool = False, plot: Optional[PathLike] = None,
+                 plot_delta: Optional[str] = None, plot_delta_out: PathLike = "delta.png",
+                 filters: Sequence[str] = (), std: Optional[bool] = None, names: Sequence[str] = (),
+                 latex_fit: str = "resize", efficiency: bool = False) -> Report:
+    results_dir, out = as_path(results_dir), as_path(out)
+    plot, plot_delta_out = as_path(plot), as_path(plot_delta_out)
+    if not results_dir.is_dir():
+        raise UserError(f"{field('results_dir', results_dir)}: no such folder; run `alore-bench run` first")
+    fmt = output_format(out, fmt)
+    if stage not in STAGES:
+        raise UserError(f"{field('stage', stage)}: choose final, tune or all")
+    if latex_fit not in FITS:
+        raise UserError(f"{field('latex_fit', latex_fit)}: choose {', '.join(FITS)}")
+    for name, figure in (("plot", plot), ("plot_delta_out", plot_delta_out if plot_delta else None)):
+        if figure is not None and figure.suffix.lower() not in FIGURES:
+            raise UserError(f"{field(name, figure)}: use a .png, .svg or .pdf file name")
+    display = parse_names(names)
+    notes: List[str] = []
+    frame, tables = load_tables(results_dir, suite, stage, filters, with_reference, notes)
+    report = Report(tables, frame, display, fmt=fmt, std=std, notes=notes)
+    if compare is not None:
+        if len(tables) != 1:
+            raise UserError(f"{field('compare')} needs one table: add {field('suite')} (and {field('stage')})")
+        report.view, report.compare = "compare", compare_rows(tables[0], frame, compare)
+        report.text = compare_text(report.compare, fmt) if fmt else None
+    elif efficiency:
+        report.view = "efficiency"
+        report.text = efficiency_text(tables, frame, display, fmt or "md")
+    elif long:
+        if fmt not in ("csv", "json"):
+            raise UserError(f"{field('long', True)} writes the record frame as csv or json: add "
+                            f"{field('fmt', 'csv')} or {field('out', 'FILE.csv')}")
+        report.view = "long"
+        report.text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=2) + "\n"
+    elif fmt is not None:
+        report.text = tables_text(tables, fmt, std if std is not None else fmt != "tex", display, latex_fit)
+    if out is not None:
+        atomic_write_text(out, report.text or "")
+        report.written.append(out)
+    write_figures(report, plot, plot_delta, plot_delta_out)
+    return report
+
+
+def write_figures(report: Report, plot: Optional[Path], plot_delta: Optional[str], plot_delta_out: Path) -> None:
+    from .figures import plot_accuracy_vs_params
+    from .figures import plot_delta as plot_deltas
+
+    if plot is not None:
+        plot_accuracy_vs_params([t for t in report.tables if t.rows or t.reference], plot, report.names)
+        report.written.append(plot)
+    if plot_delta is not None:
+        plot_deltas([t for t in report.tables if t.rows], plot_delta, plot_delta_out, report.names)
+        report.written.append(plot_delta_out)

@@ -1,0 +1,57 @@
+"""Preflight: every check of the world a spec needs before training (prepared data, its source
+against the protocol, the results dir, the weights), run once per spec before any of its jobs,
+so a mistake is one line before any work, whichever executor runs the jobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Mapping
+
+from ..data.cache import missing_tasks, read_manifest
+from ..errors import UserError, field
+from ..io import check_writable_folder, clean_children, clean_tree
+from ..protocols import PROTOCOLS
+from .spec import RunSpec
+
+# Free space a run needs in the results dir before it starts: records are small, adapters are not.
+MIN_FREE_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What preflight found: the manifests of the spec's tasks and its resolved weights."""
+
+    spec: RunSpec
+    manifests: Mapping[str, Mapping]
+    weights: object  # backbones.WeightSource
+
+
+def check_data(spec: RunSpec) -> None:
+    missing = missing_tasks(spec.data_dir, spec.suite_spec, spec.task_specs)
+    if missing:
+        shown = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
+        raise UserError(f"suite {spec.suite} is not prepared in {spec.data_dir} (missing {shown}): "
+                        f"run `alore-bench prepare --suite {spec.suite}` or pass {field('data_dir')}")
+
+
+def preflight(spec: RunSpec) -> Checked:
+    check_data(spec)  # data before weights: the cheaper fix first
+    check_writable_folder(spec.results_dir, "results_dir", MIN_FREE_BYTES)
+    protocol = PROTOCOLS.get(spec.train.protocol)
+    manifests: Dict[str, Mapping] = {}
+    for task in spec.task_specs:
+        manifests[task.name] = read_manifest(spec.data_dir, task)
+        protocol.check_source(task.name, manifests[task.name]["source"]["kind"])
+    return Checked(spec, manifests, spec.backbone_spec.resolve_weights(spec.weights, spec.data_dir))
+
+
+def clean_leftovers(specs: List[RunSpec]) -> List[str]:
+    """Leftovers of killed processes in the specs' data and results dirs, cleaned (or, for a task
+    a killed `prepare --force` left aside, restored) once per command, before its checks."""
+    done: List[str] = []
+    for folder in dict.fromkeys(Path(s.data_dir) / s.suite for s in specs):
+        done += clean_children(folder)
+    for folder in dict.fromkeys(Path(s.results_dir) for s in specs):
+        done += clean_tree(folder)
+    return done

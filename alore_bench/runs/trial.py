@@ -1,0 +1,176 @@
+"""One trial: a freshly seeded model of (spec, task, seed) built from the pretrained state, adapted
+by the method, trained (or probed), merged where the method merges, evaluated, and described as a
+record with every protocol choice that changes numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import torch
+
+from ..backbones.base import load_state_dict_checked
+from ..config import config_to_dict
+from ..data.cache import SplitData, load_split
+from ..data.loader import DeviceBatcher, resolve_normalisation
+from ..engine import (EvalOutcome, PeakMemory, Progress, TrainCheckpoint, TrainingDiverged, evaluate, merge_and_check,
+                      precision, train)
+from ..env import seed_everything
+from ..methods.base import head_parameter_count, save_adapter, total_parameter_count, trainable_parameter_count
+from ..probe import FeatureCache, run_probe
+from ..protocols import PROTOCOLS
+from .hparams import Hparams, method_config_for, train_config_for
+from .record import RECORD_SCHEMA, now_iso
+from .spec import RunSpec
+
+
+@dataclass(frozen=True)
+class TrialInputs:
+    """Everything a trial reads besides the spec: resolved once per job by the runner."""
+
+    spec: RunSpec
+    task: Any  # data.suites.Task
+    seed: int
+    hparams: Hparams
+    config_hash: str
+    pretrained: Mapping[str, torch.Tensor]
+    weights: Any  # backbones.WeightSource
+    fingerprint: Mapping[str, Any]
+    splits: Tuple[SplitData, SplitData]
+    env: Mapping[str, Any]
+
+
+def augment_of(suite_augment: Optional[str], flip: bool) -> Optional[str]:
+    """What a record says of training-time augmentation: the suite's, or the recipe's flips."""
+    if flip and suite_augment is None:
+        return "horizontal_flip"
+    return suite_augment
+
+
+def plugin_provenance(spec: RunSpec) -> Dict[str, Any]:
+    """The plugins a run used (method, backbone, suite): distribution and version, or file and sha256."""
+    from ..backbones import BACKBONES
+    from ..data.suites import SUITES
+    from ..methods import METHODS
+
+    found = {"method": METHODS.provenance(spec.method), "backbone": BACKBONES.provenance(spec.backbone),
+             "suite": SUITES.provenance(spec.suite)}
+    return {kind: where for kind, where in found.items() if where}
+
+
+def build_adapted_model(spec: RunSpec, task, pretrained: Mapping[str, torch.Tensor], method_config: Any,
+                        drop_path: float) -> tuple:
+    model = spec.backbone_spec.create(num_classes=task.classes, drop_path=drop_path)
+    load_state_dict_checked(model, pretrained, spec.backbone)
+    backbone_total = total_parameter_count(model) - head_parameter_count(model)
+    model = spec.method_spec.apply(model, method_config)
+    return model, backbone_total
+
+
+def probe_task(inputs: TrialInputs, model, method_config: Any, config, batcher: DeviceBatcher) -> Dict[str, Any]:
+    """A linear probe of one (task, seed): features cached per backbone, weights, input pipeline and split."""
+    spec, task = inputs.spec, inputs.task
+    train_split, eval_split = spec.suite_spec.stage_splits(spec.stage)
+    roles = {"train": (train_split, inputs.splits[0]), "eval": (eval_split, inputs.splits[1])}
+    if method_config.solver == "lbfgs":  # the L2 strength is chosen on the suite's tuning stage, never on test
+        tune_train, tune_eval = spec.suite_spec.stage_splits("tune")
+        for role, name in (("tune_train", tune_train), ("tune_eval", tune_eval)):
+            known = {n: d for n, d in roles.values()}
+            roles[role] = (name, known[name] if name in known else load_split(spec.data_dir, task, name))
+    identity = {"backbone": spec.backbone, "weights": inputs.weights.sha256 or inputs.weights.location,
+                "normalisation": [batcher.scale.tolist(), batcher.shift.tolist()],
+                "interpolation": batcher.interpolation, "antialias": batcher.antialias, "input_size": batcher.input_size}
+    cache = FeatureCache(spec.data_dir, spec.suite, task.name, identity)
+    return run_probe(model, method_config.solver, config, inputs.seed, task.classes, roles, cache, batcher)
+
+
+def base_record(inputs: TrialInputs, config, method_config) -> Dict[str, Any]:
+    """The record before the trial: what runs, on what, under which protocol."""
+    spec, task, backbone = inputs.spec, inputs.task, inputs.spec.backbone_spec
+    train_split, eval_split = spec.suite_spec.stage_splits(config.stage)
+    protocol = PROTOCOLS.get(config.protocol)
+    norm = resolve_normalisation(protocol.normalisation if config.normalisation == "protocol" else config.normalisation,
+                                 backbone.mean, backbone.std)
+    device = torch.device(spec.device)
+    return {
+        "schema": RECORD_SCHEMA, "status": "running", "error": None, "created": now_iso(),
+        "suite": spec.suite, "task": task.name, "group": task.group, "backbone": spec.backbone,
+        "method": spec.method, "variant": spec.variant, "seed": inputs.seed, "config_hash": inputs.config_hash,
+        "config": {"method": config_to_dict(spec.method_config), "train": config_to_dict(config),
+                   "method_for_task": config_to_dict(method_config),
+                   "preset": spec.preset_spec.describe() if spec.preset_spec else None,
+                   "hparams": dict(inputs.hparams.describe)},
+        "protocol": {
+            "train_split": train_split, "eval_split": eval_split, "selection": "last_epoch",
+            "augment": augment_of(spec.suite_spec.augment, config.flip), "preset": protocol.describe(),
+            "normalisation": norm.describe(), "input_size": backbone.input_size,
+            "interpolation": protocol.interpolation or backbone.interpolation, "antialias": protocol.antialias,
+            "device_type": device.type, "precision": precision(device), "weights": inputs.weights.describe(),
+            "data_source": None, "data_fingerprint": dict(inputs.fingerprint), "classes": task.classes,
+        },
+        "env": dict(inputs.env),
+        "plugins": plugin_provenance(spec),
+    }, norm
+
+
+def run_trial(inputs: TrialInputs, progress: Progress, adapter_path: Optional[Path] = None,
+              checkpoint: Optional[TrainCheckpoint] = None) -> Dict[str, Any]:
+    spec, task, seed = inputs.spec, inputs.task, inputs.seed
+    config = train_config_for(spec, task.name, inputs.hparams.point)
+    method_config = method_config_for(spec, task.name, inputs.hparams.point)
+    method, backbone = spec.method_spec, spec.backbone_spec
+    train_data, eval_data = inputs.splits
+    record, norm = base_record(inputs, config, method_config)
+    protocol = PROTOCOLS.get(config.protocol)
+    device = torch.device(spec.device)
+    try:
+        record["protocol"]["data_source"] = train_data.manifest["source"]
+        record["protocol"]["data_allow_mismatch"] = bool(train_data.manifest.get("allow_mismatch", False))
+        seed_everything(seed)
+        model, backbone_total = build_adapted_model(spec, task, inputs.pretrained, method_config, config.drop_path)
+        channels_last = device.type == "cuda" and backbone.channels_last
+        model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+        head = head_parameter_count(model)
+        trainable = trainable_parameter_count(model)
+        memory = PeakMemory(device)
+        batcher = DeviceBatcher(backbone.input_size, norm, device, record["protocol"]["interpolation"],
+                                protocol.antialias, channels_last)
+        record["protocol"]["channels_last"] = channels_last
+        record["protocol"]["backbone_mode_in_training"] = "eval" if method.train_mode else "train"
+        merge_diff = None
+        if method.feature_probe:
+            probe = probe_task(inputs, model, method_config, config, batcher)
+            trained = {k: probe[k] for k in ("final_train_loss", "steps", "train_seconds", "history")}
+            outcome = EvalOutcome(probe["top1"], probe["eval_examples"], 0.0)
+            record["protocol"]["head_training"] = {
+                "on": "cached features", "solver": method_config.solver, "feature_seconds": probe["feature_seconds"],
+                "features_from_cache": probe["features_from_cache"], "selection": probe["selection"],
+                "augment": None if spec.suite_spec.augment is None else "none (features of centre crops)"}
+        else:
+            trained = train(model, train_data, batcher, config, seed, progress, f"{task.name} s{seed} train",
+                            train_mode=method.set_train_mode, checkpoint=checkpoint)
+        if adapter_path is not None:  # what the method trained, before any merge, with its config
+            save_adapter(model, adapter_path, method.name, method_config)
+            record["adapter_file"] = adapter_path.name
+        if method.mergeable:
+            model, merge_diff = merge_and_check(model, method.merge, eval_data, batcher, config.batch_size)
+        if not method.feature_probe:
+            outcome = evaluate(model, eval_data, batcher, config.batch_size, progress, f"{task.name} s{seed} eval",
+                               compile_model=config.compile)
+        record["protocol"]["eval_model"] = "merged" if method.mergeable else "as_trained"
+        record["metrics"] = {"top1": 100.0 * outcome.top1, "final_train_loss": trained["final_train_loss"],
+                             "eval_examples": outcome.examples, "merge_max_abs_logit_diff": merge_diff}
+        record["params"] = {"trainable": trainable, "trainable_without_head": trainable - head, "head": head,
+                            "backbone_total": backbone_total, "inference_total": total_parameter_count(model)}
+        record["timing"] = {"train_seconds": trained["train_seconds"], "eval_seconds": outcome.seconds,
+                            "steps": trained["steps"], "resumed_from_epoch": trained.get("resumed_from_epoch")}
+        record["history"] = trained["history"]
+        record["memory"] = memory.read()
+        record["status"] = "ok"
+    except (TrainingDiverged, torch.cuda.OutOfMemoryError) as exc:
+        record["status"] = "failed"
+        record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    record["finished"] = now_iso()
+    return record
+
