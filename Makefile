@@ -1,11 +1,11 @@
 # `make demo` and `make test` set everything up on a fresh machine: a .venv with alore-bench
-# installed (editable, with the dev, tfds, ray and tensorboard extras), then the demo or the test suite.
+# installed (editable, with the dev, tfds, ray and tensorboard extras), then the demo, the tests or the docs.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test test-all docs install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/alore-bench demo
 
+# The fast tier: unit tests, command-line wiring and the docs checks (a few minutes on 2 cores).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 tests/unit tests/cli tests/docs
+
+# Everything, real processes included (kills, concurrency, workers, Ray): what CI runs.
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q --durations=25 tests
+
+# The documentation site: the CLI reference regenerated from the app, then a strict MkDocs build.
+docs: $(STAMP)
+	$(BIN)/typer alore_bench.cli.app utils docs --name alore-bench --output docs/cli.md
+	$(BIN)/mkdocs build --strict --quiet
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

@@ -49,7 +49,7 @@ def run_checks(data_dir: Path, results_dir: Path) -> List[Check]:
 
     checks = [Check("alore-bench", "ok", f"{__version__} (commit {git_commit() or 'not a checkout'})"),
               Check("torch", "ok", f"{torch.__version__}, CUDA {'available: ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'not available (CPU runs)'}")]
-    checks += [_writable(data_dir, "--data-dir"), _writable(results_dir, "--results-dir")]
+    checks += [_writable(data_dir, "data_dir"), _writable(results_dir, "results_dir")]
     for suite in SUITES:
         spec = SUITES.get(suite)
         ready, corrupt = [], []

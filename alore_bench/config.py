@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Literal, Mapping, Type, TypeVar
 
-from .errors import unknown_name_error, UserError
+from .errors import UserError, param, unknown_name_error
 
 C = TypeVar("C")
 
@@ -70,14 +70,14 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
 
 def config_from_dict(cls: Type[C], data: Mapping[str, Any], where: str = "config", options: bool = False) -> C:
     """Build a config dataclass from a mapping, rejecting unknown keys and wrong types (with
-    `options`, messages also name each key's command-line option, e.g. `lr (--lr)`)."""
+    `options`, messages name each key as a field, which the command line shows as its flag)."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     values = {}
     for key, value in data.items():
         if key not in fields:
             raise unknown_name_error("option", key, fields, where)
-        label = f"{where} {key}" + (f" (--{key.replace('_', '-')})" if options else "")
+        label = f"{where} {param(key) if options else key}"
         values[key] = _coerce(value, hints[key], label)
     config = cls(**values)
     validate = getattr(config, "validate", None)
@@ -86,13 +86,13 @@ def config_from_dict(cls: Type[C], data: Mapping[str, Any], where: str = "config
     return config
 
 
-def parse_opts(cls: Type[C], opts: Iterable[str], where: str = "--opt") -> C:
+def parse_opts(cls: Type[C], opts: Iterable[str], where: str = param("options")) -> C:
     """Parse repeated `key=value` strings into a validated config of type `cls`."""
     data: Dict[str, str] = {}
     for opt in opts:
         key, sep, value = opt.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"{where} {opt!r}: expected key=value, e.g. --opt rank=4")
+            raise UserError(f"{where} {opt!r}: expected key=value, e.g. rank=4")
         data[key.strip()] = value.strip()
     return config_from_dict(cls, data, where)
 
@@ -143,11 +143,11 @@ class TrainConfig:
     def validate(self) -> None:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+                raise UserError(f"{param(name)} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
+            raise UserError(f"{param('lr')} must be positive, got {self.lr}")
         if self.weight_decay < 0:
-            raise UserError(f"--weight-decay must be non-negative, got {self.weight_decay}")
+            raise UserError(f"{param('weight_decay')} must be non-negative, got {self.weight_decay}")
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise UserError(f"warmup_epochs must lie in [0, epochs], got {self.warmup_epochs}")
         if not 0 <= self.drop_path < 1:

@@ -21,6 +21,7 @@ from torch import nn
 from .config import TrainConfig
 from .data.cache import SplitData
 from .data.loader import DeviceBatcher, iterate, num_batches
+from .errors import param
 
 
 class TrainingDiverged(RuntimeError):
@@ -194,7 +195,7 @@ def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: Tra
         epoch_loss = float(loss_sum) / seen
         if not math.isfinite(epoch_loss):
             raise TrainingDiverged(f"training loss became {epoch_loss} in epoch {epoch + 1} (step {step}); "
-                                   "lower --lr or check the data")
+                                   f"lower {param('lr')} or check the data")
         history.append({"epoch": epoch + 1, "train_loss": epoch_loss, "lr": optimizer.param_groups[0]["lr"],
                         "seconds": time.perf_counter() - start})
         progress.update(bar, description=f"{label} loss {epoch_loss:.3f}")

@@ -1,6 +1,6 @@
 """User-facing errors: one line that says what is wrong and how to fix it.
 
-The core names the parameters a message is about as fields (`field("lr")`), never as command-line
+The core names the parameters a message is about as fields (`param("lr")`), never as command-line
 flags: a Python caller reads `lr` (or `lr=-1.0`), the command line reads `--lr` (or `--lr -1.0`).
 `UserError.render` turns the fields into whatever the caller's interface calls them."""
 
@@ -18,7 +18,7 @@ _UNSET = object()
 FieldStyle = Callable[[str, Optional[Any]], str]
 
 
-def field(name: str, value: Any = _UNSET) -> str:
+def param(name: str, value: Any = _UNSET) -> str:
     """A parameter named inside a UserError message, optionally with the value it was given."""
     if value is _UNSET:
         payload = ""

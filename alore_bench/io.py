@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
-from .errors import UserError, field
+from .errors import UserError, param
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -48,7 +48,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 def check_writable_folder(folder: Path, name: str, need_bytes: int = 0) -> None:
     """`folder` is (or can be made) a folder this process can write to, with `need_bytes` free
     (a probe file is written and removed). `name` is the parameter the folder came from."""
-    where = f"{field(name)} {folder}"
+    where = f"{param(name)} {folder}"
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{where}: is a file, not a folder; pass a folder")
     try:
@@ -61,7 +61,7 @@ def check_writable_folder(folder: Path, name: str, need_bytes: int = 0) -> None:
     free = shutil.disk_usage(folder).free
     if free < need_bytes:
         raise UserError(f"{where}: only {free / 2**20:.0f} MiB free, a run needs at least "
-                        f"{need_bytes / 2**20:.0f} MiB; free some space or pass another {field(name)}")
+                        f"{need_bytes / 2**20:.0f} MiB; free some space or pass another {param(name)}")
 
 
 class Claim:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from .errors import field as option
+from .errors import param
 from .errors import unknown_name_error
 
 KINDS = ("suites", "methods", "backbones", "presets")
@@ -47,7 +47,7 @@ def registry_tables(what: Optional[str] = None, match: str = "*", backbone: str 
                     data_dir: Optional[Path] = None) -> List[TextTable]:
     """The tables `alore-bench list [what]` prints."""
     if what is not None and what not in KINDS:
-        raise unknown_name_error("registry", what, KINDS, option("what"))
+        raise unknown_name_error("registry", what, KINDS, param("what"))
     builders = {"suites": suites_table, "methods": lambda m: methods_table(m, backbone), "backbones": backbones_table,
                 "presets": presets_table}
     out = []

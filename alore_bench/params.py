@@ -5,23 +5,13 @@ method each time."""
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
-from typing import Dict, Union
 
 import torch
 
-from .code_cache import cache_path, code_version, read_entries, write_entry  # noqa: F401
+from .code_cache import read_entries, write_entry
 from .errors import UserError
 from .methods import METHODS
 from .methods.base import trainable_parameter_count
-
-
-def budget_cache_path() -> Path:
-    return cache_path()
-
-
-def _read_cache() -> Dict[str, Union[int, str]]:
-    return read_entries()
 
 
 @lru_cache(maxsize=None)
@@ -30,7 +20,7 @@ def trainable_without_head(method: str, backbone: str = "vit_b16") -> int | str:
     from the cache when this code computed it before; a string (the one-line reason) where the
     method does not apply to that backbone's family."""
     key = method if backbone == "vit_b16" else f"{backbone}/{method}"
-    cached = _read_cache()
+    cached = read_entries()
     if key in cached:
         return cached[key]
     try:
@@ -64,7 +54,7 @@ def backbone_size(backbone: str) -> int:
     from .backbones import BACKBONES
 
     key = f"size/{backbone}"
-    cached = _read_cache()
+    cached = read_entries()
     if key in cached:
         return int(cached[key])
     model = BACKBONES.get(backbone).create(num_classes=0, device="meta")

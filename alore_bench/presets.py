@@ -22,7 +22,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .config import TrainConfig, config_from_dict, stable_hash
-from .errors import UserError
+from .errors import UserError, param
 from .registry import Registry
 
 
@@ -57,9 +57,9 @@ class Preset:
 
     def check(self, method: str, suite: str, task_names) -> None:
         if method != self.method:
-            raise UserError(f"--preset {self.name} is for method {self.method}, not {method}")
+            raise UserError(f"{param('preset', self.name)} is for method {self.method}, not {method}")
         if suite != self.suite:
-            raise UserError(f"--preset {self.name} is for suite {self.suite}, not {suite}")
+            raise UserError(f"{param('preset', self.name)} is for suite {self.suite}, not {suite}")
         unknown = sorted(set(self.tasks) - set(task_names))
         if unknown:
             raise UserError(f"preset {self.name} names tasks {', '.join(unknown)} that suite {suite} lacks")
@@ -92,7 +92,7 @@ def _parse(text: str, origin: str) -> Preset:
     return preset
 
 
-PRESETS: Registry[Preset] = Registry("preset", "--preset")
+PRESETS: Registry[Preset] = Registry("preset", param("preset"))
 for _item in sorted(resources.files("alore_bench.suite_defs").joinpath("presets").iterdir(), key=lambda p: p.name):
     if _item.name.endswith(".toml"):
         _preset = _parse(_item.read_text(encoding="utf-8"), f"suites/presets/{_item.name}")

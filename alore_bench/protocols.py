@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
-from .errors import UserError
+from .errors import UserError, param
 from .registry import Registry
 
 
@@ -39,12 +39,12 @@ class Protocol:
     def check_source(self, task: str, kind: str) -> None:
         if self.sources is not None and kind not in self.sources:
             others = [p for p in PROTOCOLS.names() if PROTOCOLS.get(p).sources is None or kind in PROTOCOLS.get(p).sources]
-            raise UserError(f"task {task} was prepared from {kind} data, but --protocol {self.name} expects "
-                            f"{' or '.join(self.sources)} data: pass --protocol {' or --protocol '.join(others)}, "
+            raise UserError(f"task {task} was prepared from {kind} data, but {param('protocol', self.name)} expects "
+                            f"{' or '.join(self.sources)} data: pass {' or '.join(param('protocol', o) for o in others)}, "
                             f"or prepare the task from {self.sources[0]}")
 
 
-PROTOCOLS: Registry[Protocol] = Registry("protocol", "--protocol")
+PROTOCOLS: Registry[Protocol] = Registry("protocol", param("protocol"))
 PROTOCOLS.register("vpt", Protocol(
     name="vpt", description="VPT's TFDS pipeline: ImageNet mean/std, bilinear resize without anti-aliasing",
     normalisation="imagenet", interpolation="bilinear", antialias=False, sources=("tfds", "json", "archive"),

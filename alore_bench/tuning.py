@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .config import TrainConfig, config_from_dict, stable_hash
-from .errors import UserError, unknown_name_error
+from .errors import UserError, param, unknown_name_error
 
 TRAIN_KEYS = ("lr", "weight_decay")
 
@@ -83,11 +83,11 @@ def parse_grid_options(items: Iterable[str], method_spec) -> Grid:
         key, sep, values = item.partition("=")
         key = key.strip()
         if not sep or not key or not values.strip():
-            raise UserError(f"--grid {item!r}: expected key=value[,value...], e.g. --grid lr=1e-3,1e-2")
+            raise UserError(f"{param('grid', item)}: expected key=value[,value...], e.g. lr=1e-3,1e-2")
         if key in raw:
-            raise UserError(f"--grid {key} is given twice: list all its values in one --grid {key}=...")
+            raise UserError(f"{param('grid', key)} is given twice: list all its values in one {param('grid', key + '=...')}")
         raw[key] = [v.strip() for v in values.split(",") if v.strip()]
-    return make_grid(raw, method_spec, "--grid")
+    return make_grid(raw, method_spec, param("grid"))
 
 
 def base_identity(identity: Mapping[str, Any], keys: Iterable[str]) -> str:

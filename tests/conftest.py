@@ -48,7 +48,8 @@ def env_data(demo_data, monkeypatch) -> Path:
 def tfds_online(monkeypatch):
     """TFDS is mocked (tfds.testing.mock_data: no download happens), so the checks that guard a
     real download are told what a machine with TensorFlow and a network would find."""
+    from alore_bench import network
     from alore_bench.data import tfds_source
 
     monkeypatch.setattr(tfds_source, "tensorflow_missing", lambda: False)
-    monkeypatch.setattr(tfds_source, "unreachable_hosts", lambda urls, timeout=5.0: [])
+    monkeypatch.setattr(network, "unreachable_hosts", lambda urls, timeout: [])

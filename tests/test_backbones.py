@@ -75,7 +75,7 @@ def test_vit_b16_architecture_matches_timm_tag():
 
 
 def test_demo_pretraining_script_runs_and_fits_demo_vit():
-    from alore_bench.backbones.demo_pretrain import pretrain, source_images
+    from alore_bench.demo_pretrain import pretrain, source_images
 
     images, labels = source_images(50, seed=3)
     assert images.shape == (50, 32, 32, 3) and images.dtype.name == "uint8" and labels.max() < 72

@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from alore_bench.bench import BenchSettings, measure
+from alore_bench.costs import BenchSettings, measure
 from alore_bench.cli import app
 
 

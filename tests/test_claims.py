@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alore_bench.claims import Claim
+from alore_bench.io import Claim
 
 
 def test_a_claim_is_exclusive_and_free_again_when_released_or_its_owner_dies(tmp_path):
@@ -17,14 +17,14 @@ def test_a_claim_is_exclusive_and_free_again_when_released_or_its_owner_dies(tmp
     assert first is not None
     # POSIX record locks exclude other processes (not the holder itself): another process checks.
     holder = subprocess.run([sys.executable, "-c", (
-        "import sys; from pathlib import Path; from alore_bench.claims import Claim; "
+        "import sys; from pathlib import Path; from alore_bench.io import Claim; "
         f"sys.exit(0 if Claim.acquire(Path({str(record)!r})) is None else 1)")])
     assert holder.returncode == 0
     assert str(os.getpid()) in Claim.owner(record)
     first.release()
     # A process that takes the claim and dies without releasing it leaves it free.
     subprocess.run([sys.executable, "-c", (
-        "import os; from pathlib import Path; from alore_bench.claims import Claim; "
+        "import os; from pathlib import Path; from alore_bench.io import Claim; "
         f"Claim.acquire(Path({str(record)!r})); os._exit(9)")])
     again = Claim.acquire(record)
     assert again is not None
@@ -53,10 +53,10 @@ def test_running_lists_claims_held_by_live_processes_only(tmp_path):
 
     live, dead = tmp_path / "a" / "seed1.json", tmp_path / "b" / "seed2.json"
     subprocess.run([sys.executable, "-c", (  # a dead owner's leftover claim file
-        "import os; from pathlib import Path; from alore_bench.claims import Claim; "
+        "import os; from pathlib import Path; from alore_bench.io import Claim; "
         f"Claim.acquire(Path({str(dead)!r}), job={{'task': 'b'}}); os._exit(9)")])
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from alore_bench.claims import Claim; "
+        "import sys, time; from pathlib import Path; from alore_bench.io import Claim; "
         f"c = Claim.acquire(Path({str(live)!r}), job={{'task': 'a', 'stage': 'tune'}}); print('held', flush=True); "
         "sys.stdin.read()")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

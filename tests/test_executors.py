@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from alore_bench.cli import app
 from alore_bench.errors import UserError
-from alore_bench.study.executors import cpu_threads, device_slots
-from alore_bench.study.jobs import Job, plan_jobs
-from alore_bench.study.plan import make_plan
-from alore_bench.study.run import study_job_list
+from alore_bench.execution.executors import cpu_threads, device_slots
+from alore_bench.execution.jobs import jobs_of
+from alore_bench.runs.spec import Job, RunSpec, build_spec
+from alore_bench.study.expand import study_specs
 from alore_bench.study.studyfile import load_study
 from alore_bench.methods import METHODS
 from alore_bench.tuning import make_grid
@@ -52,22 +52,23 @@ def records(results: Path) -> dict:
     return out
 
 
-def test_a_job_is_plain_data_and_runs_the_plan_it_came_from(tmp_path):
+def test_a_job_is_plain_data_and_runs_the_spec_it_came_from(tmp_path):
     spec = METHODS.get("alore")
-    plan = make_plan("alore", "demo_vit", "demo", ["textures", "digits"], [42, 44], {"epochs": 2, "stage": "tune"},
-                     spec.config_from_opts(["experts=2"]), tmp_path / "data", tmp_path / "results", "cpu",
-                     preset=None)
-    plan.grid, plan.grid_index, plan.variant = make_grid({"lr": [1e-3, 1e-2]}, spec, "test"), 1, "alore-e2"
-    jobs = plan_jobs(plan)
+    grid = make_grid({"lr": [1e-3, 1e-2]}, spec, "test")
+    run_spec = build_spec("alore", "demo_vit", "demo", tasks=["textures", "digits"], seeds=[42, 44],
+                          recipe={"epochs": 2}, options=["experts=2"], data_dir=tmp_path / "data",
+                          results_dir=tmp_path / "results", device="cpu", grid=grid, grid_index=1, variant="alore-e2")
+    assert json.loads(json.dumps(run_spec.to_dict())) == run_spec.to_dict()
+    assert RunSpec.from_dict(json.loads(json.dumps(run_spec.to_dict()))) == run_spec
+    jobs = run_spec.jobs()
     assert [(j.task, j.seed) for j in jobs] == [("textures", 42), ("textures", 44), ("digits", 42), ("digits", 44)]
     for job in jobs:
         wire = json.loads(json.dumps(job.to_dict()))  # what goes to a worker process or a Ray task
-        assert Job.from_dict(wire) == job
-        again = Job.from_dict(wire).to_plan()
-        assert [t.name for t in again.tasks] == [job.task] and again.seeds == [job.seed]
-        assert again.method_config == plan.method_config and again.train_config == plan.train_config
-        assert again.grid == plan.grid and again.grid_index == 1 and again.variant == "alore-e2"
-        assert plan_jobs(again) == [job]
+        again = Job.from_dict(wire)
+        assert again == job
+        assert again.spec.method_config == run_spec.method_config and again.spec.train == run_spec.train
+        assert again.spec.train.lr == 1e-2 and again.spec.stage == "tune"
+        assert again.spec.grid == grid and again.spec.grid_index == 1 and again.spec.variant == "alore-e2"
 
 
 def test_device_slots_pack_runs_per_gpu_and_split_cpu_cores(monkeypatch):
@@ -75,19 +76,20 @@ def test_device_slots_pack_runs_per_gpu_and_split_cpu_cores(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert device_slots("cuda", 4, 2) == ["cuda:0", "cuda:0", "cuda:1", "cuda:1"]
     assert device_slots("cuda:1", 2, 2) == ["cuda:1", "cuda:1"]
-    with pytest.raises(UserError, match="--workers 5 needs more slots than 2 GPU.*--per-device 2"):
+    with pytest.raises(UserError, match="workers=5 needs more slots than 2 GPU.*per_device=2"):
         device_slots("cuda", 5, 2)
-    with pytest.raises(UserError, match="--per-device 0"):
+    with pytest.raises(UserError, match="per_device=0"):
         device_slots("cuda", 1, 0)
     assert cpu_threads(1) >= cpu_threads(2) >= 1
 
 
 def test_study_jobs_cover_every_suite_variant_point_task_and_seed(tmp_path):
     study = load_study(write_study(tmp_path))
-    jobs = study_job_list(study, tmp_path / "data", tmp_path / "results", "cpu")
+    specs = study_specs(study, tmp_path / "data", tmp_path / "results", "cpu")
+    jobs = {stage: jobs_of(specs[stage]) for stage in specs}
     assert len(jobs["tune"]) == 3 and len(jobs["final"]) == 4  # 2 + 1 grid points x 1 seed; 2 variants x 2 seeds
-    assert {j.stage for j in jobs["tune"]} == {"tune"} and all(j.grid is not None for j in jobs["tune"])
-    assert all(j.use_tuned and j.grid is None for j in jobs["final"])
+    assert {j.spec.stage for j in jobs["tune"]} == {"tune"} and all(j.spec.grid is not None for j in jobs["tune"])
+    assert all(j.spec.use_tuned and j.spec.grid is None for j in jobs["final"])
 
 
 def test_worker_processes_write_the_records_of_the_local_executor(env_data, tmp_path):
@@ -109,7 +111,7 @@ def test_worker_processes_write_the_records_of_the_local_executor(env_data, tmp_
 def test_ray_executor_without_ray_installed_is_a_one_line_error(monkeypatch):
     import builtins
 
-    from alore_bench.study.executors import RayExecutor
+    from alore_bench.execution.executors import RayExecutor
 
     real_import = builtins.__import__
     monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))

@@ -273,7 +273,7 @@ def test_run_without_weights_is_one_line_exit_2(env_data, tmp_path):
 
 
 def test_list_backbones_shows_all_eight_with_their_files_and_whether_found(tmp_path, monkeypatch):
-    from alore_bench import cli
+    from alore_bench.cli import render as cli
 
     monkeypatch.setattr(cli.console, "width", 400)  # one row per backbone, no wrapped cells
     write_fixture("mixer_b16", tmp_path / "weights")
@@ -288,7 +288,7 @@ def test_list_backbones_shows_all_eight_with_their_files_and_whether_found(tmp_p
 
 
 def test_list_methods_on_another_backbone_gives_budgets_and_reasons(monkeypatch):
-    from alore_bench import cli
+    from alore_bench.cli import render as cli
 
     monkeypatch.setattr(cli.console, "width", 400)
     result = CliRunner().invoke(app, ["list", "methods", "--backbone", "convnext_b", "--match", "[al]*"])

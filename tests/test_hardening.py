@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from alore_bench.cli import app
-from alore_bench.records import load_records, write_record
+from alore_bench.runs.record import load_records, write_record
 
 runner = CliRunner()
 
@@ -226,7 +226,7 @@ def test_prepare_into_a_data_dir_that_is_a_file_is_one_line(tmp_path):
 
 
 def test_list_budgets_are_cached_per_code_version_and_equal_the_built_model(tmp_path, monkeypatch):
-    from alore_bench import params
+    from alore_bench import code_cache, params
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     params.trainable_without_head.cache_clear()
@@ -235,7 +235,7 @@ def test_list_budgets_are_cached_per_code_version_and_equal_the_built_model(tmp_
     params.trainable_without_head.cache_clear()
     monkeypatch.setattr(params, "build_and_count", lambda method, backbone="vit_b16": pytest.fail("rebuilt despite the cache"))
     assert params.vit_b16_trainable_without_head("lora") == first
-    cache = params.budget_cache_path()
+    cache = code_cache.cache_path()
     stale = json.loads(cache.read_text())
     stale["code"], stale["budgets"]["lora"] = "other code", 1
     cache.write_text(json.dumps(stale))

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from alore_bench.cli import app
 from alore_bench.data.suites import SUITES
-from alore_bench.data.tfds_source import unreachable_hosts as REAL_UNREACHABLE
+from alore_bench.network import unreachable_hosts as REAL_UNREACHABLE
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("tfds_online")  # mocked TFDS: no real download to guard
@@ -138,7 +138,8 @@ def test_prepared_tasks_are_skipped_unless_forced(mocked_tfds, tmp_path):
 
 
 def test_tensorflow_builders_name_the_vtab_extra_and_the_others_go_on(mocked_tfds, tmp_path, monkeypatch):
-    from alore_bench.data import tfds_source
+    from alore_bench import network
+from alore_bench.data import tfds_source
 
     monkeypatch.setattr(tfds_source, "tensorflow_missing", lambda: True)
     result = runner.invoke(app, ["prepare", "--suite", "vtab1k", "--tasks", "svhn,dtd", "--data-dir", str(tmp_path),
@@ -152,12 +153,12 @@ def test_tensorflow_builders_name_the_vtab_extra_and_the_others_go_on(mocked_tfd
 def test_an_unreachable_download_host_fails_fast_naming_it(mocked_tfds, tmp_path, monkeypatch):
     import socket
 
-    from alore_bench.data import tfds_source
+    from alore_bench import network
 
     def refuse(address, timeout=None):
         raise OSError("no route to host")
 
-    monkeypatch.setattr(tfds_source, "unreachable_hosts", REAL_UNREACHABLE)  # the real probe, on a dead network
+    monkeypatch.setattr(network, "unreachable_hosts", REAL_UNREACHABLE)  # the real probe, on a dead network
     monkeypatch.setattr(socket, "create_connection", refuse)
     result = runner.invoke(app, ["prepare", "--suite", "vtab1k", "--tasks", "dtd", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1

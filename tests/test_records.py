@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from alore_bench.cli import app
-from alore_bench.records import RECORD_SCHEMA
+from alore_bench.runs.record import RECORD_SCHEMA
 
 runner = CliRunner()
 
@@ -147,7 +147,7 @@ def test_recipe_fields_added_later_keep_earlier_hashes_at_their_old_behaviour():
     import dataclasses
 
     from alore_bench.config import TrainConfig, config_to_dict, stable_hash
-    from alore_bench.records import LATER_TRAIN_DEFAULTS, config_identity
+    from alore_bench.runs.record import LATER_TRAIN_DEFAULTS, config_identity
 
     weights = {"kind": "file", "sha256": "ab" * 32, "location": "x"}
     train = config_to_dict(TrainConfig())

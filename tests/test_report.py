@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from alore_bench.cli import app
 from alore_bench.data.suites import SUITES
-from alore_bench.records import RECORD_SCHEMA, load_records
-from alore_bench.report import (MEAN_GROUPS, MEAN_TASKS, compare_rows, load_reference, records_frame, suite_table,
+from alore_bench.runs.record import RECORD_SCHEMA, load_records
+from alore_bench.reporting import (MEAN_GROUPS, MEAN_TASKS, compare_rows, load_reference, records_frame, suite_table,
                                 to_latex)
 
 runner = CliRunner()

@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 
 from alore_bench.cli import app
 from alore_bench.errors import UserError
-from alore_bench.study.run import study_counts, study_job_list
+from alore_bench.execution.jobs import jobs_of
+from alore_bench.study.expand import study_specs
+from alore_bench.study.status import study_counts
 from alore_bench.study.studyfile import load_study
 
 runner = CliRunner()
@@ -39,8 +41,9 @@ def write(tmp_path, text: str) -> Path:
 @pytest.mark.parametrize("name", sorted(p.name for p in STUDIES.glob("*.toml")))
 def test_shipped_studies_load(name):
     study = load_study(STUDIES / name)
-    jobs = study_job_list(study, None, Path("results"), "cpu")
-    assert study.variants and sum(row["runs"] for row in study_counts(study, jobs)) == sum(map(len, jobs.values())) > 0
+    specs = study_specs(study, None, Path("results"), "cpu")
+    jobs = sum(len(jobs_of(stage)) for stage in specs.values())
+    assert study.variants and sum(row["runs"] for row in study_counts(specs)) == jobs > 0
 
 
 @pytest.mark.parametrize("change, message", [
@@ -120,7 +123,7 @@ def test_a_study_spans_several_suites_with_their_own_tasks_and_variants(tmp_path
     assert study.suite_names == ("vtab1k", "fgvc") and study.tasks_of("fgvc") == ["cub200"]  # aliases resolved
     assert study.executor.kind == "workers" and study.executor.workers == 2 and study.executor.per_device == 4
     rows = {(r["suite"], r["variant"], r["stage"]): r["runs"]
-            for r in study_counts(study, study_job_list(study, tmp_path, tmp_path, "cpu"))}
+            for r in study_counts(study_specs(study, tmp_path, tmp_path, "cpu"))}
     assert rows == {("vtab1k", "alore", "tune"): 4, ("vtab1k", "alore", "final"): 6,
                     ("fgvc", "alore", "tune"): 2, ("fgvc", "alore", "final"): 3,
                     ("fgvc", "vpt-fgvc", "tune"): 1, ("fgvc", "vpt-fgvc", "final"): 3}
@@ -173,6 +176,7 @@ def test_a_preset_with_a_recipe_fixes_what_a_grid_would_tune(tmp_path, monkeypat
         load_study(clashing)
     fixed = write(tmp_path, MINIMAL.replace("[variants.alore]\ngrid = { lr = [1e-3, 1e-2] }",
                                             '[variants.alore]\npreset = "demo_lr"\ngrid = {}'))
-    jobs = study_job_list(load_study(fixed), tmp_path, tmp_path, "cpu")
+    specs = study_specs(load_study(fixed), tmp_path, tmp_path, "cpu")
+    jobs = {stage: jobs_of(specs[stage]) for stage in specs}
     assert jobs["tune"] == [] and len(jobs["final"]) == 2  # nothing to tune: the final seeds only
-    assert all(not job.use_tuned and job.preset == "demo_lr" for job in jobs["final"])
+    assert all(not job.spec.use_tuned and job.spec.preset == "demo_lr" for job in jobs["final"])

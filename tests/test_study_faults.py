@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from alore_bench.claims import Claim
-from alore_bench.study.run import study_job_list, study_progress
+from alore_bench.io import Claim
+from alore_bench.study.expand import study_specs
+from alore_bench.study.status import study_progress
 from alore_bench.study.studyfile import load_study
 
 STUDY = '''
@@ -115,11 +116,11 @@ def test_two_study_processes_on_one_results_dir_run_each_job_once(env_data, tmp_
     processes = [start(study, results) for _ in range(2)]
     # While they run, `study status` counts the jobs they hold as running.
     loaded = load_study(study)
-    jobs = study_job_list(loaded, None, results, "cpu")
+    specs = study_specs(loaded, None, results, "cpu")
     deadline = time.monotonic() + 120
     running = 0
     while not running and time.monotonic() < deadline and any(p.poll() is None for p in processes):
-        running = sum(row["running"] for row in study_progress(loaded, jobs, [], Claim.running(results)))
+        running = sum(row["running"] for row in study_progress(specs, [], Claim.running(results)))
         time.sleep(0.02)
     assert 1 <= running <= 2
     outputs = [p.communicate(timeout=300)[0] for p in processes]

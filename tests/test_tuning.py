@@ -95,7 +95,8 @@ def test_tune_then_run_uses_the_selected_point_and_says_so(env_data, tmp_path):
 
 def test_no_tuning_or_selection_path_reads_a_test_split(env_data, tmp_path, monkeypatch):
     import alore_bench.data.cache as cache
-    import alore_bench.runner as runner_module
+    import alore_bench.runs.artifacts as artifacts
+    import alore_bench.runs.trial as trial
 
     real = cache.load_split
     opened = []
@@ -107,7 +108,8 @@ def test_no_tuning_or_selection_path_reads_a_test_split(env_data, tmp_path, monk
         return real(data_dir, task, split)
 
     monkeypatch.setattr(cache, "load_split", guarded)
-    monkeypatch.setattr(runner_module, "load_split", guarded)
+    monkeypatch.setattr(artifacts, "load_split", guarded)
+    monkeypatch.setattr(trial, "load_split", guarded)
     for method in ("alore", "linear"):  # linear: its L-BFGS probe also chooses its L2 strength
         result = runner.invoke(app, ["tune", "--method", method, "--backbone", "demo_vit", "--suite", "demo",
                                      "--tasks", "textures", "--epochs", "1", "--results-dir", str(tmp_path / "r"),
@@ -118,7 +120,7 @@ def test_no_tuning_or_selection_path_reads_a_test_split(env_data, tmp_path, monk
 
 def test_grid_keys_fixed_on_the_command_line_are_not_tuned(env_data, tmp_path):
     result = _tune(tmp_path, "--grid", "scale=1,10", "--opt", "scale=2")
-    assert result.exit_code == 2 and "also a --grid key" in result.output
+    assert result.exit_code == 2 and "scale is given both as a fixed value and in --grid" in result.output
     assert _tune(tmp_path, "--grid", "lr=1e-3,1e-2").exit_code == 0
     result = _run(tmp_path, "--lr", "1e-3")
     assert result.exit_code == 0 and "tuned values not used: lr" in result.output

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from ..errors import UserError
-from ..errors import field as option
+from ..errors import param
 from ..paths import PathLike, as_path, default_data_dir
 
 Say = Callable[[str], None]
@@ -133,12 +132,12 @@ def tune(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Union[None
     if grid is None:
         chosen = make_grid(suite_spec.grid_for(method_spec.name), method_spec, f"suites/{suite_spec.name}.toml [tuning]")
     elif isinstance(grid, Mapping):
-        chosen = make_grid(grid, method_spec, option("grid"))
+        chosen = make_grid(grid, method_spec, param("grid"))
     else:
         chosen = parse_grid_options([grid] if isinstance(grid, str) else grid, method_spec)
     if not chosen:
         raise UserError(f"suite {suite_spec.name} has no default tuning grid for {method_spec.name}: pass "
-                        f"{option('grid', 'key=v1,v2')}")
+                        f"{param('grid', 'key=v1,v2')}")
     specs = [build_spec(method, backbone, suite, tasks=tasks, seeds=seeds, options=options, device=device,
                         data_dir=data_dir, results_dir=results_dir, weights=weights, weights_dir=weights_dir,
                         force=force, preset=preset, log=log, checkpoint_every=checkpoint_every, grid=chosen,

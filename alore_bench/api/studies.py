@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import UserError
-from ..errors import field as option
+from ..errors import param
 from ..paths import PathLike, as_path
 from .running import ExecutorChoice, Say
 
@@ -135,7 +135,7 @@ def study_report(file: PathLike, results_dir: PathLike = "results", out: Optiona
         return StudyReport(tables)
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
-        raise UserError(f"{option('out', out)}: unknown suffix {out.suffix!r}; use .md, .csv, .json or .tex")
+        raise UserError(f"{param('out', out)}: unknown suffix {out.suffix!r}; use .md, .csv, .json or .tex")
     text = tables_text(tables, fmt)
     atomic_write_text(out, text)
     return StudyReport(tables, text)

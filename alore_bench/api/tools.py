@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..errors import UserError
-from ..errors import field as option
+from ..errors import param
 from ..paths import PathLike, as_path, default_data_dir
 from .running import RunResult, Say, run
 
@@ -42,18 +42,18 @@ def bench(backbone: str = "vit_b16", methods: Union[str, Sequence[str]] = "alore
     for name in chosen:
         METHODS.canonical(name)
     if steps < 1:
-        raise UserError(f"{option('steps', steps)}: give at least 1")
+        raise UserError(f"{param('steps', steps)}: give at least 1")
     if threads < 0:
-        raise UserError(f"{option('threads', threads)}: give a number of threads, or 0 for torch's default")
+        raise UserError(f"{param('threads', threads)}: give a number of threads, or 0 for torch's default")
     if batch_size is not None and batch_size < 1:
-        raise UserError(f"{option('batch_size', batch_size)}: give at least 1")
+        raise UserError(f"{param('batch_size', batch_size)}: give at least 1")
     json_out = as_path(json_out)
     if json_out is not None:
         if json_out.is_dir():
-            raise UserError(f"{option('json_out', json_out)}: is a folder; give a file name such as "
+            raise UserError(f"{param('json_out', json_out)}: is a folder; give a file name such as "
                             f"{json_out / 'bench.json'}")
         if not json_out.resolve().parent.is_dir():
-            raise UserError(f"{option('json_out', json_out)}: folder {json_out.resolve().parent} does not exist; "
+            raise UserError(f"{param('json_out', json_out)}: folder {json_out.resolve().parent} does not exist; "
                             "create it first")
         check_writable_folder(json_out.resolve().parent, "json_out")
     resolved = resolve_device(device)

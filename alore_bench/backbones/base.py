@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, param
 from ..paths import WEIGHTS_ENV
 from ..registry import Registry, entries_of
 
@@ -84,10 +84,10 @@ class BackboneSpec:
             if not path.is_file():
                 expected = f" (expected {self.weight_file}{self._from_url()})" if self.weight_file else ""
                 if Path(weights).expanduser().is_dir():  # a folder (--weights DIR or --weights-dir) without the file
-                    raise UserError(f"{weights}: no {self.weight_file or 'weights file'} in this folder (from --weights or "
-                                    f"--weights-dir); download it{self._from_url()} there")
-                raise UserError(f"--weights {weights}: no such file{expected}; give the path to the file"
-                                f"{', or --weights timm for timm tag ' + self.weight_tag if self.weight_tag else ''}")
+                    raise UserError(f"{weights}: no {self.weight_file or 'weights file'} in this folder (from {param('weights')} "
+                                    f"or {param('weights_dir')}); download it{self._from_url()} there")
+                raise UserError(f"{param('weights', weights)}: no such file{expected}; give the path to the file"
+                                f"{', or ' + param('weights', 'timm') + ' for timm tag ' + self.weight_tag if self.weight_tag else ''}")
             return self._file_source(path)
         folder = weights_folder(data_dir)
         if self.weight_file and (folder / self.weight_file).is_file():
@@ -99,12 +99,12 @@ class BackboneSpec:
             if cached is not None:
                 return WeightSource("timm-hub", self.weight_tag, file_sha256(cached))
         if not self.weight_file:
-            raise UserError(f"backbone {self.name}: no published weights file; pass --weights PATH"
-                            f"{' or --weights timm (tag ' + self.weight_tag + ')' if self.weight_tag else ''}")
+            raise UserError(f"backbone {self.name}: no published weights file; pass {param('weights', 'PATH')}"
+                            f"{' or ' + param('weights', 'timm') + ' (tag ' + self.weight_tag + ')' if self.weight_tag else ''}")
         raise UserError(f"backbone {self.name}: pretrained weights {self.weight_file} not found in {folder}; "
-                        f"download it{self._from_url()} into that folder (--weights-dir or ${WEIGHTS_ENV} "
-                        f"choose the folder), or pass --weights PATH"
-                        f"{', or --weights timm for tag ' + self.weight_tag if self.weight_tag else ''}")
+                        f"download it{self._from_url()} into that folder ({param('weights_dir')} or ${WEIGHTS_ENV} "
+                        f"choose the folder), or pass {param('weights', 'PATH')}"
+                        f"{', or ' + param('weights', 'timm') + ' for tag ' + self.weight_tag if self.weight_tag else ''}")
 
     def _from_url(self) -> str:
         return f" from {self.weight_url}" if self.weight_url else ""
@@ -120,14 +120,15 @@ class BackboneSpec:
 
         tag = tag or self.weight_tag
         if not tag:
-            raise UserError(f"--weights timm: backbone {self.name} has no timm equivalent; pass --weights PATH"
+            raise UserError(f"{param('weights', 'timm')}: backbone {self.name} has no timm equivalent; pass "
+                            f"{param('weights', 'PATH')}"
                             f"{' to ' + self.weight_file if self.weight_file else ''}")
         cached = cached_hub_file(tag)
         if cached is not None:
             return WeightSource("timm-hub", tag, file_sha256(cached))
         if not hub_reachable():
-            raise UserError(f"--weights timm: the Hugging Face hub is not reachable from here and timm tag {tag} is "
-                            f"not in its cache; pass --weights PATH{' to ' + self.weight_file if self.weight_file else ''}")
+            raise UserError(f"{param('weights', 'timm')}: the Hugging Face hub is not reachable from here and timm tag "
+                            f"{tag} is not in its cache; pass {param('weights', 'PATH')}{' to ' + self.weight_file if self.weight_file else ''}")
         return WeightSource("timm-hub", tag)
 
     def load_weights(self, model: nn.Module, source: WeightSource) -> None:
@@ -143,7 +144,7 @@ class BackboneSpec:
             try:
                 pretrained = timm.create_model(source.location, pretrained=True, num_classes=0)
             except Exception as error:  # network, cache or hub errors: one line
-                raise UserError(f"--weights timm: could not load timm tag {source.location} "
+                raise UserError(f"{param('weights', 'timm')}: could not load timm tag {source.location} "
                                 f"({type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''})") from None
             state = pretrained.state_dict()
             if self.prepare_state is not None:
@@ -153,7 +154,7 @@ class BackboneSpec:
             load_file_into(model, Path(source.location), self.prepare_state, self.new_keys)
 
 
-BACKBONES: Registry[BackboneSpec] = Registry("backbone", "--backbone", group="alore_bench.backbones",
+BACKBONES: Registry[BackboneSpec] = Registry("backbone", param("backbone"), group="alore_bench.backbones",
                                               adapt=entries_of(BackboneSpec))
 
 

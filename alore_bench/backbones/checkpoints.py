@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ..network import unreachable_hosts
+from ..errors import UserError, param
+from .. import network
 
 # Wrappers published checkpoints nest their weights in (MoCo v3: state_dict; MAE, Swin, ConvNeXt: model).
 NESTING_KEYS = ("state_dict", "model", "module")
@@ -137,7 +137,7 @@ def fit_state(model: nn.Module, state: Mapping[str, torch.Tensor], origin: str,
         parts = [f"{label} {len(keys)}: {', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''}"
                  for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if keys]
         raise UserError(f"{origin}: the weights do not fit the {type(model).__name__} architecture "
-                        f"({'; '.join(parts)}); is it the right file for this --backbone?")
+                        f"({'; '.join(parts)}); is it the right file for this {param('backbone')}?")
     model.load_state_dict(state, strict=False)
 
 
@@ -157,7 +157,7 @@ def load_file_into(model: nn.Module, path: Path, prepare: Optional[Callable[[dic
             state = convert(state, model)
         except (KeyError, RuntimeError, ValueError, AttributeError) as error:
             raise UserError(f"{path}: timm's conversion of this checkpoint failed ({type(error).__name__}: "
-                            f"{_first_line(error)}); is it the right file for this --backbone?") from None
+                            f"{_first_line(error)}); is it the right file for this {param('backbone')}?") from None
     fit_state(model, state, str(path), new_keys)
 
 
@@ -176,7 +176,7 @@ def load_google_npz(model: nn.Module, path: Path) -> None:
         raise _corrupt(path, error) from None
     except KeyError as error:
         raise UserError(f"{path}: not the layout of Google's ViT checkpoints for this architecture (no array "
-                        f"{_first_line(error)}); is it the right file for this --backbone?") from None
+                        f"{_first_line(error)}); is it the right file for this {param('backbone')}?") from None
     except (OSError, RuntimeError, EOFError, zipfile.BadZipFile) as error:
         raise _corrupt(path, error) from None
     head.load_state_dict(saved_head)
@@ -209,4 +209,4 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     offline machine fails in seconds, not after a minute of download retries)."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
-    return not unreachable_hosts([os.environ.get("HF_ENDPOINT", "https://huggingface.co")], timeout)
+    return not network.unreachable_hosts([os.environ.get("HF_ENDPOINT", "https://huggingface.co")], timeout)

@@ -21,7 +21,7 @@ from timm.models.mlp_mixer import MixerBlock
 from timm.models.swin_transformer import SwinTransformerBlock, WindowAttention
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, param
 
 SiteKind = Literal["attn", "mlp"]
 SiteChoice = Literal["both", "attn", "mlp"]
@@ -66,7 +66,7 @@ def linear_sites(model: nn.Module, choice: SiteChoice) -> List[Tuple[str, nn.Lin
         if sites:  # the family has sites, just not of the chosen kind (ConvNeXt has no token-mixing linear)
             have = sorted({kind for _n, _l, kind in sites})
             raise UserError(f"{family} has no {choice} adaptation sites (its token mixing is not a linear layer): "
-                            f"use --opt sites={'/'.join(have)}")
+                            f"use {param('options', 'sites=' + '/'.join(have))}")
         raise UserError(f"no adaptation sites found in {type(model).__name__} ({family}): this backbone family has "
                         "no attention qkv / MLP fc1 linear layers the method can target")
     return chosen

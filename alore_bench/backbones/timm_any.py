@@ -10,7 +10,7 @@ from functools import partial
 import timm
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, param
 from .base import BACKBONES, BackboneSpec
 from .sites import family_of
 from .vit import build_timm
@@ -24,7 +24,7 @@ def timm_backbone(name: str) -> BackboneSpec:
     if not arch or not timm.is_model(arch):
         close = difflib.get_close_matches(arch, timm.list_models(), n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models() for the names"
-        raise UserError(f"--backbone {name}: timm has no model {arch!r}; {hint}")
+        raise UserError(f"{param('backbone', name)}: timm has no model {arch!r}; {hint}")
     cfg = timm.models.get_pretrained_cfg(tag) if "." in tag else None
     with torch.device("meta"):
         model = timm.create_model(arch, pretrained=False, num_classes=0)
@@ -32,7 +32,7 @@ def timm_backbone(name: str) -> BackboneSpec:
     get = cfg.get if isinstance(cfg, dict) else lambda key: getattr(cfg, key)
     family = family_of(model)
     if family not in ("vit", "swin", "mixer", "convnext"):
-        raise UserError(f"--backbone {name}: {type(model).__name__} is not a family the methods know where to attach "
+        raise UserError(f"{param('backbone', name)}: {type(model).__name__} is not a family the methods know where to attach "
                         "to (ViT, DeiT, Swin, ConvNeXt, MLP-Mixer and their timm variants)")
     size = get("input_size")[-1]
     return BackboneSpec(

@@ -13,7 +13,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_INCE
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, param
 from .base import BACKBONES, BackboneSpec, WeightSource, file_sha256, load_state_dict_checked
 
 GOOGLE_IN21K = "https://storage.googleapis.com/vit_models/imagenet21k/"
@@ -49,8 +49,8 @@ def google_vit(name: str, display: str, arch: str, file: str, tag: str) -> Backb
 def resolve_demo_vit(weights: Optional[str], data_dir: Path) -> WeightSource:
     path = Path(weights).expanduser() if weights else DEMO_WEIGHTS
     if not path.is_file():
-        fix = "pass --weights PATH to a demo_vit .safetensors file" if weights else \
-            "reinstall alore-bench or run `python -m alore_bench.backbones.demo_pretrain`"
+        fix = f"pass {param('weights', 'PATH')} to a demo_vit .safetensors file" if weights else \
+            "reinstall alore-bench or run `python -m alore_bench.demo_pretrain`"
         raise UserError(f"backbone demo_vit: weights not found at {path}; {fix}")
     kind = "package" if path == DEMO_WEIGHTS else "safetensors"
     location = f"alore_bench/backbones/weights/{path.name}" if kind == "package" else str(path.resolve())

@@ -10,9 +10,13 @@ import sys
 from pathlib import Path
 from typing import Annotated, List, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
+
+try:  # typer >= 0.26 carries its own copy of click; its exceptions derive from TyperException
+    from typer.exceptions import TyperException as ClickError
+except ImportError:  # pragma: no cover - older typer on click
+    from click.exceptions import ClickException as ClickError
 
 from ..errors import UserError
 from . import render
@@ -41,11 +45,12 @@ class Group(TyperGroup):
         except UserError as exc:
             render.error(exc.render(flag_style))
             code = exc.exit_code
-        except click.exceptions.ClickException as exc:  # usage errors: one line, not click's three
-            render.error(" ".join(exc.format_message().split()))
-            code = exc.exit_code
-        except click.exceptions.Abort:
+        except typer.Abort:
             code = 1
+        except ClickError as exc:  # usage errors: one line, not click's three
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            render.error(" ".join(message.split()))
+            code = getattr(exc, "exit_code", 2)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -61,7 +66,7 @@ class Group(TyperGroup):
             terminated = isinstance(exc, Terminated)
             render.say(f"{'terminated' if terminated else 'interrupted'}: rerun the same command to resume "
                        "(finished runs are kept; nothing half-written is left)")
-            raise click.exceptions.Exit(143 if terminated else 130) from None
+            raise typer.Exit(143 if terminated else 130) from None
 
 
 def _main_thread() -> bool:

@@ -2,7 +2,7 @@
 
 digits (Natural) uses the real handwritten digits bundled with scikit-learn; the others are
 generated. Every task uses its own seed, and none shares a generator stream with demo_vit's
-pretraining data (see alore_bench/backbones/demo_pretrain.py).
+pretraining data (see alore_bench/demo_pretrain.py).
 """
 
 from __future__ import annotations

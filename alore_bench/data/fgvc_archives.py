@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, param
 from .cache import TaskWriter
 from .fgvc_source import FGVC_VAL_SEED, TRANSFORM_NOTE, FgvcWriter, hold_out
 from .folder_source import MAX_FILE_BYTES, TreeReader
@@ -334,7 +334,7 @@ def prepare_archive_task(task: Task, data_dir: Path, directory: Path, allow_mism
     from .tfds_source import TaskUnavailable
 
     if not directory.is_dir():
-        raise UserError(f"--source archive {directory}: no such folder; give the folder holding the datasets' files")
+        raise UserError(f"{param('source', 'archive')} {directory}: no such folder; give the folder holding the datasets' files")
     read, published = READERS[task.name]
     with Staging(data_dir, task) as staging:
         try:

@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from ..errors import UserError
+from ..errors import UserError, param
 from .cache import TaskWriter
 from .images import decode_rgb
 from .label_rules import to_rgb
@@ -73,7 +73,7 @@ def find_dataset_folder(root: Path, task: Task) -> Path:
             return root / name
     if (root / "train.json").is_file():
         return root
-    raise UserError(f"--source json {root}: no {' or '.join((task.name, *task.aliases))} folder with "
+    raise UserError(f"{param('source', 'json')} {root}: no {' or '.join((task.name, *task.aliases))} folder with "
                     "train.json, val.json and test.json inside")
 
 

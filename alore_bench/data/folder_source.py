@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, param
 from .cache import TaskWriter
 from .images import RESIZE_NOTE, decode_rgb, fit, opened_image, storage_size
 from .suites import VTAB_SPLITS, Task
@@ -40,13 +40,13 @@ class TreeReader:
             try:
                 self.zip = zipfile.ZipFile(path)
             except zipfile.BadZipFile:
-                raise UserError(f"--source folder {path}: not a folder or a readable .zip archive") from None
+                raise UserError(f"{param('source', 'folder')} {path}: not a folder or a readable .zip archive") from None
             for name in self.zip.namelist():
                 if name.startswith("/") or ".." in name.split("/") or "\\" in name:
                     raise UserError(f"{path}: archive entry {name!r} escapes the archive root; refusing to read it")
             self.names = set(self.zip.namelist())
         elif not path.is_dir():
-            raise UserError(f"--source folder {path}: no such folder or .zip file")
+            raise UserError(f"{param('source', 'folder')} {path}: no such folder or .zip file")
 
     def exists(self, rel: str) -> bool:
         return rel in self.names if self.zip else (self.path / rel).is_file()
@@ -126,7 +126,7 @@ def prepare_folder_task(task: Task, data_dir: Path, source: Path, allow_mismatch
     folder = find_task_folder(reader, task)
     if folder is None:
         names = " or ".join((task.name, *task.aliases))
-        raise UserError(f"--source folder {source}: no task folder {names} with a train800.txt inside")
+        raise UserError(f"{param('source', 'folder')} {source}: no task folder {names} with a train800.txt inside")
     with TaskWriter(data_dir, task, allow_mismatch) as writer:
         for split in VTAB_SPLITS:
             entries = parse_list(reader, f"{folder}/{split}.txt", task)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
 from ..io import Claim
-from ..errors import UserError
+from ..errors import UserError, param
 from ..io import check_writable_folder
 from .cache import TaskWriter, is_prepared, task_dir
 from .demo import GENERATORS
@@ -38,11 +38,12 @@ class PrepareSummary:
 def _check_source(suite: Suite, options: PrepareOptions) -> str:
     kind = options.source or suite.source
     if kind not in suite.sources:
-        raise UserError(f"--source {kind}: suite {suite.name} can be prepared from {', '.join(suite.sources)}")
+        raise UserError(f"{param('source', kind)}: suite {suite.name} can be prepared from {', '.join(suite.sources)}")
     if kind in PATH_SOURCES and options.source_path is None:
-        raise UserError(f"--source {kind} needs a path: alore-bench prepare --suite {suite.name} --source {kind} PATH")
+        raise UserError(f"{param('source', kind)} needs a path: {param('source_path')} (alore-bench prepare --suite "
+                        f"{suite.name} --source {kind} PATH)")
     if kind not in PATH_SOURCES and options.source_path is not None:
-        raise UserError(f"a path ({options.source_path}) only goes with --source {' or '.join(PATH_SOURCES)}")
+        raise UserError(f"a path ({options.source_path}) only goes with {param('source')} {' or '.join(PATH_SOURCES)}")
     return kind
 
 
@@ -53,14 +54,14 @@ def prepare_suite(suite: Suite, tasks: List[Task], data_dir: Path, options: Prep
     from ..io import clean_children
 
     kind = _check_source(suite, options)
-    check_writable_folder(data_dir / suite.name, "--data-dir")
+    check_writable_folder(data_dir / suite.name, "data_dir")
     for line in clean_children(data_dir / suite.name):  # e.g. a task a killed --force left aside
         say(line)
     summary = PrepareSummary()
     for task in tasks:
         if is_prepared(data_dir, task) and not options.force:
             summary.skipped.append(task.name)
-            say(f"skip {suite.name}/{task.name}: already prepared (--force rebuilds)")
+            say(f"skip {suite.name}/{task.name}: already prepared ({param('force', True)} rebuilds)")
             continue
         # One preparation of a task at a time: a second `prepare` waits, then finds it done.
         with Claim.acquire(task_dir(data_dir, task), wait=True, job={"prepare": f"{suite.name}/{task.name}"}):

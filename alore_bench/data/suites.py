@@ -14,7 +14,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from ..errors import UserError, unknown_name_error
+from ..errors import UserError, param, unknown_name_error
 from ..registry import Registry
 
 VTAB_SPLITS = ("train800", "val200", "train800val200", "test")
@@ -90,7 +90,7 @@ class Suite:
             if name == task.name or name in task.aliases:
                 return task
         names = [t.name for t in self.tasks] + [a for t in self.tasks for a in t.aliases]
-        raise unknown_name_error(f"task of suite {self.name}", name, names, "--tasks")
+        raise unknown_name_error(f"task of suite {self.name}", name, names, param("tasks"))
 
     def select(self, names: Optional[List[str]]) -> List[Task]:
         if not names:
@@ -165,6 +165,6 @@ def _suites_of(loaded) -> List[Tuple[str, Suite]]:
     return [(suite.name, suite) for suite in suites]
 
 
-SUITES: Registry[Suite] = Registry("suite", "--suite", group="alore_bench.suites", adapt=_suites_of)
+SUITES: Registry[Suite] = Registry("suite", param("suite"), group="alore_bench.suites", adapt=_suites_of)
 for _suite in _load_builtin_suites().values():
     SUITES.register(_suite.name, _suite)

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 from urllib.parse import urlparse
 
 import numpy as np
 
 from ..errors import UserError
-from ..network import unreachable_hosts as probe_hosts
+from .. import network
 from .cache import TaskWriter
 from .images import TF_RESIZE_NOTE, fit, storage_size
 from .label_rules import LABEL_RULES, LabelRuleError
@@ -42,11 +42,6 @@ def _tfds():
     return tfds
 
 
-def unreachable_hosts(urls, timeout: float = 5.0) -> List[str]:
-    """The download hosts of `urls` that do not answer within `timeout` seconds."""
-    return probe_hosts(urls, timeout)
-
-
 def check_download_hosts(task: Task, builder) -> None:
     """Fail fast, before TFDS's minutes of retries, when a host the builder downloads from does not
     answer and its file is not already in TFDS's download folder."""
@@ -55,7 +50,7 @@ def check_download_hosts(task: Task, builder) -> None:
     downloads = Path(root, "downloads") if root else None
     have = [f.name for f in downloads.iterdir()] if downloads is not None and downloads.is_dir() else []
     needed = [u for u in urls if not any(Path(urlparse(u).path).stem in name for name in have)]
-    silent = unreachable_hosts(needed)
+    silent = network.unreachable_hosts(needed, 5.0)
     if silent:
         raise TaskUnavailable(
             f"cannot reach {', '.join(silent)} to download {task.tfds} (no answer within 5 s); "

@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from ..errors import UserError, field, unknown_name_error
+from ..errors import UserError, param, unknown_name_error
 from ..registry import Registry
 from ..runs.outcome import Outcome, Summary
 from ..runs.spec import Job
@@ -37,9 +37,9 @@ class ExecutorOptions:
     def check(self) -> None:
         for name in ("workers", "per_device", "cpus_per_job"):
             if getattr(self, name) < 1:
-                raise UserError(f"{field(name, getattr(self, name))}: give at least 1")
+                raise UserError(f"{param(name, getattr(self, name))}: give at least 1")
         if self.kind not in EXECUTORS:
-            raise unknown_name_error("executor", self.kind, list(EXECUTORS), field("executor"))
+            raise unknown_name_error("executor", self.kind, list(EXECUTORS), param("executor"))
 
 
 def executor_options(defaults: Optional[ExecutorOptions] = None, **given: Any) -> ExecutorOptions:
@@ -102,18 +102,18 @@ class LocalExecutor(Executor):
 def device_slots(device: str, workers: int, per_device: int) -> List[str]:
     """The device each of `workers` workers owns: per_device slots per GPU, in GPU order."""
     if per_device < 1:
-        raise UserError(f"{field('per_device', per_device)}: give at least 1 run per GPU")
+        raise UserError(f"{param('per_device', per_device)}: give at least 1 run per GPU")
     if workers < 1:
-        raise UserError(f"{field('workers', workers)}: give at least 1 worker")
+        raise UserError(f"{param('workers', workers)}: give at least 1 worker")
     if not device.startswith("cuda"):
         return ["cpu"] * workers
     import torch
 
     gpus = [device] if ":" in device else [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     if workers > len(gpus) * per_device:
-        raise UserError(f"{field('workers', workers)} needs more slots than {len(gpus)} GPU(s) x "
-                        f"{field('per_device', per_device)}: use at most {field('workers', len(gpus) * per_device)} "
-                        f"or raise {field('per_device')}")
+        raise UserError(f"{param('workers', workers)} needs more slots than {len(gpus)} GPU(s) x "
+                        f"{param('per_device', per_device)}: use at most {param('workers', len(gpus) * per_device)} "
+                        f"or raise {param('per_device')}")
     return [gpus[i // per_device] for i in range(workers)]
 
 
@@ -210,9 +210,9 @@ class RayExecutor(Executor):
         try:
             import ray  # noqa: F401
         except ImportError:
-            raise UserError(f"{field('executor', 'ray')} needs Ray: pip install 'alore-bench[ray]'") from None
+            raise UserError(f"{param('executor', 'ray')} needs Ray: pip install 'alore-bench[ray]'") from None
         if per_device < 1:
-            raise UserError(f"{field('per_device', per_device)}: give at least 1 run per GPU")
+            raise UserError(f"{param('per_device', per_device)}: give at least 1 run per GPU")
         self.address, self.per_device, self.device, self.cpus_per_job = address, per_device, device, cpus_per_job
         self._started = False
 
@@ -227,8 +227,8 @@ class RayExecutor(Executor):
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=True)
             except ConnectionError as exc:
-                raise UserError(f"{field('address', self.address)}: no Ray cluster there ({exc}); start one with "
-                                f"`ray start --head` or leave {field('address')} out for a local instance") from None
+                raise UserError(f"{param('address', self.address)}: no Ray cluster there ({exc}); start one with "
+                                f"`ray start --head` or leave {param('address')} out for a local instance") from None
         return ray
 
     def close(self) -> None:
@@ -267,7 +267,7 @@ class RayExecutor(Executor):
 
 
 # kind -> (options, device, progress_factory, say) -> Executor
-EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor", field("executor"))
+EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor", param("executor"))
 EXECUTORS.register("local", lambda options, device, progress_factory=None, say=None:
                    LocalExecutor(progress_factory, say))
 EXECUTORS.register("workers", lambda options, device, progress_factory=None, say=None:

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..backbones.sites import HookedBlock, has_token_branch, residual_blocks
 from ..config import doc
-from ..errors import UserError
+from ..errors import UserError, param
 from .base import METHODS, MethodSpec, freeze, replace_submodule, train_head
 
 
@@ -133,7 +133,7 @@ def apply_adapter(model: nn.Module, config: AdapterConfig) -> nn.Module:
     blocks = residual_blocks(model)
     if config.placement == "houlsby" and not has_token_branch(blocks[0][2]):
         raise UserError(f"adapter placement=houlsby needs a token-mixing sub-block; {blocks[0][2]} blocks have "
-                        "one branch: use --opt placement=noah")
+                        f"one branch: use {param('options', 'placement=noah')}")
     freeze(model)
     for name, block, family, d in blocks:
         factory = dict(device=block_device(block), dtype=block_dtype(block))

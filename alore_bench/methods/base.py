@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..config import config_from_dict, config_to_dict, parse_opts
+from ..errors import param
 from ..registry import Registry, entries_of
 
 
@@ -56,7 +57,7 @@ class MethodSpec:
         return self.config_cls()
 
     def config_from_opts(self, opts: list[str]) -> Any:
-        return parse_opts(self.config_cls, opts, f"--opt (method {self.name})")
+        return parse_opts(self.config_cls, opts, f"{param('options')} (method {self.name})")
 
     def config_from_dict(self, data: Mapping[str, Any]) -> Any:
         return config_from_dict(self.config_cls, data, f"method {self.name} config")
@@ -70,7 +71,7 @@ class MethodSpec:
         return for_task(task) if for_task is not None else config
 
 
-METHODS: Registry[MethodSpec] = Registry("method", "--method", group="alore_bench.methods",
+METHODS: Registry[MethodSpec] = Registry("method", param("method"), group="alore_bench.methods",
                                           adapt=entries_of(MethodSpec))
 
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..backbones.sites import SiteChoice, fuse_qkv, linear_sites, split_qkv
 from ..config import doc
-from ..errors import UserError
+from ..errors import UserError, param
 from .base import METHODS, MethodSpec, freeze, replace_submodule, train_head
 
 
@@ -48,7 +48,7 @@ def attention_targets(targets: str) -> Tuple[str, ...]:
     if parts == ["qkv"]:
         return ("qkv",)
     if not parts or any(p not in ("q", "k", "v") for p in parts) or len(set(parts)) != len(parts):
-        raise UserError(f"--opt targets={targets}: use qkv, or a comma list of distinct q, k, v (e.g. targets=q,v)")
+        raise UserError(f"{param('options', f'targets={targets}')}: use qkv, or a comma list of distinct q, k, v (e.g. targets=q,v)")
     return tuple(p for p in ("q", "k", "v") if p in parts)
 
 

@@ -13,7 +13,7 @@ import peft
 from torch import nn
 
 from ..backbones.sites import SiteChoice
-from ..errors import UserError
+from ..errors import UserError, param
 from .base import METHODS, MethodSpec, freeze, train_head
 from .lora import merge_peft, split_targets, train_peft_layers
 
@@ -67,7 +67,7 @@ def make_config_class(kind: str) -> type:
         for name in RANK_OPTIONS if kind != "oft" else ():
             value = getattr(config, name, None)
             if isinstance(value, int) and value < 1:
-                raise UserError(f"--opt {name}={value} (method peft:{kind}): the rank must be at least 1")
+                raise UserError(f"{param('options', f'{name}={value}')} (method peft:{kind}): the rank must be at least 1")
 
     return dataclasses.make_dataclass(f"Peft{peft_cls.__name__}", fields, frozen=True,
                                       namespace={"validate": validate})

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..errors import UserError, field
+from ..errors import UserError, param
 from ..io import atomic_write_text
 from ..paths import PathLike, as_path
 from ..runs.record import load_records
@@ -44,21 +44,21 @@ def parse_names(items: Sequence[str]) -> Names:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value:
-            raise UserError(f"{field('names', item)}: expected method_or_backbone=TEXT, e.g. lora=\"LoRA\"")
+            raise UserError(f"{param('names', item)}: expected method_or_backbone=TEXT, e.g. lora=\"LoRA\"")
         overrides[key.strip()] = value
     return Names(overrides)
 
 
 def output_format(out: Optional[Path], fmt: Optional[str]) -> Optional[str]:
     if out is not None and out.is_dir():
-        raise UserError(f"{field('out', out)}: is a folder; give a file name such as {out / 'table.md'}")
+        raise UserError(f"{param('out', out)}: is a folder; give a file name such as {out / 'table.md'}")
     if out is not None and fmt is None:
         fmt = FORMATS.get(out.suffix.lower())
         if fmt is None:
-            raise UserError(f"{field('out', out)}: unknown suffix {out.suffix!r}; use .md, .csv, .json or .tex "
-                            f"(or {field('fmt')})")
+            raise UserError(f"{param('out', out)}: unknown suffix {out.suffix!r}; use .md, .csv, .json or .tex "
+                            f"(or {param('fmt')})")
     if fmt not in (None, *FORMATS.values()):
-        raise UserError(f"{field('fmt', fmt)}: choose md, csv, json or tex")
+        raise UserError(f"{param('fmt', fmt)}: choose md, csv, json or tex")
     return fmt
 
 
@@ -89,9 +89,9 @@ def load_tables(results_dir: Path, suite: Optional[str], stage: str, filters: Se
         tables = [t for t in tables if t.rows or t.reference or t.failed]
     if not tables:
         others = sorted(set(frame["stage"].dropna()) - set(stages))
-        hint = f"; there are {', '.join(others)}-stage records: add {field('stage', others[0])}" if others else ""
+        hint = f"; there are {', '.join(others)}-stage records: add {param('stage', others[0])}" if others else ""
         raise UserError(f"no records under {results_dir}" + (f" for suite {suite}" if suite else "")
-                        + (f" after {field('filters')}" if filters else "") + f" at stage {stage}{hint}")
+                        + (f" after {param('filters')}" if filters else "") + f" at stage {stage}{hint}")
     for table in tables:
         notes += [f"failed run: {table.suite.name}: {failure}" for failure in table.failed]
     return frame, tables
@@ -106,22 +106,22 @@ def build_report(results_dir: PathLike = "results", suite: Optional[str] = None,
     results_dir, out = as_path(results_dir), as_path(out)
     plot, plot_delta_out = as_path(plot), as_path(plot_delta_out)
     if not results_dir.is_dir():
-        raise UserError(f"{field('results_dir', results_dir)}: no such folder; run `alore-bench run` first")
+        raise UserError(f"{param('results_dir', results_dir)}: no such folder; run `alore-bench run` first")
     fmt = output_format(out, fmt)
     if stage not in STAGES:
-        raise UserError(f"{field('stage', stage)}: choose final, tune or all")
+        raise UserError(f"{param('stage', stage)}: choose final, tune or all")
     if latex_fit not in FITS:
-        raise UserError(f"{field('latex_fit', latex_fit)}: choose {', '.join(FITS)}")
+        raise UserError(f"{param('latex_fit', latex_fit)}: choose {', '.join(FITS)}")
     for name, figure in (("plot", plot), ("plot_delta_out", plot_delta_out if plot_delta else None)):
         if figure is not None and figure.suffix.lower() not in FIGURES:
-            raise UserError(f"{field(name, figure)}: use a .png, .svg or .pdf file name")
+            raise UserError(f"{param(name, figure)}: use a .png, .svg or .pdf file name")
     display = parse_names(names)
     notes: List[str] = []
     frame, tables = load_tables(results_dir, suite, stage, filters, with_reference, notes)
     report = Report(tables, frame, display, fmt=fmt, std=std, notes=notes)
     if compare is not None:
         if len(tables) != 1:
-            raise UserError(f"{field('compare')} needs one table: add {field('suite')} (and {field('stage')})")
+            raise UserError(f"{param('compare')} needs one table: add {param('suite')} (and {param('stage')})")
         report.view, report.compare = "compare", compare_rows(tables[0], frame, compare)
         report.text = compare_text(report.compare, fmt) if fmt else None
     elif efficiency:
@@ -129,8 +129,8 @@ def build_report(results_dir: PathLike = "results", suite: Optional[str] = None,
         report.text = efficiency_text(tables, frame, display, fmt or "md")
     elif long:
         if fmt not in ("csv", "json"):
-            raise UserError(f"{field('long', True)} writes the record frame as csv or json: add "
-                            f"{field('fmt', 'csv')} or {field('out', 'FILE.csv')}")
+            raise UserError(f"{param('long', True)} writes the record frame as csv or json: add "
+                            f"{param('fmt', 'csv')} or {param('out', 'FILE.csv')}")
         report.view = "long"
         report.text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=2) + "\n"
     elif fmt is not None:

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 import pandas as pd
 
-from ..errors import UserError
+from ..errors import UserError, param
 from .tables import Row, SuiteTable
 
 
@@ -21,7 +21,7 @@ def find_row(table: SuiteTable, spec: str) -> Row:
     if len(matches) != 1:
         known = ", ".join(r.label for r in table.rows)
         what = "matches no row" if not matches else "matches several rows; add backbone/ or @config"
-        raise UserError(f"--compare {spec!r} {what} of suite {table.suite.name} (rows: {known})")
+        raise UserError(f"{param('compare', spec)} {what} of suite {table.suite.name} (rows: {known})")
     return matches[0]
 
 
@@ -33,7 +33,7 @@ def compare_rows(table: SuiteTable, frame: pd.DataFrame, spec: str) -> Dict[str,
 
     left, sep, right = spec.partition(":")
     if not sep:
-        raise UserError(f"--compare {spec!r}: expected A:B, e.g. --compare alore:lora")
+        raise UserError(f"{param('compare', spec)}: expected A:B, e.g. {param('compare', 'alore:lora')}")
     a, b = find_row(table, left), find_row(table, right)
     tasks = [t.name for t in table.suite.tasks if t.name in a.cells and t.name in b.cells]
     diffs = np.array([a.cells[t].mean - b.cells[t].mean for t in tasks])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
 
-from ..errors import UserError
+from ..errors import UserError, param
 from .render import Names
 from .tables import SuiteTable, overall_column
 
@@ -97,8 +97,8 @@ def plot_delta(tables: Sequence[SuiteTable], baseline: str, path, names: Optiona
     for ax, table in zip(axes[0], tables):
         bases = [r for r in table.rows if r.key[1] == baseline]
         if len(bases) != 1:
-            raise UserError(f"--plot-delta {baseline}: suite {table.suite.name} has {len(bases)} rows of method "
-                            f"{baseline}; it needs exactly one (filter with --filter config=...)")
+            raise UserError(f"{param('plot_delta', baseline)}: suite {table.suite.name} has {len(bases)} rows of method "
+                            f"{baseline}; it needs exactly one (filter with {param('filters', 'config=...')})")
         base = bases[0]
         groups = [f"{g} mean" for g in table.suite.groups] if len(table.suite.groups) > 1 else []
         columns = groups + [overall_column(table.suite)]

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Sequence
 
 import pandas as pd
 
-from ..errors import UserError, unknown_name_error
+from ..errors import UserError, param, unknown_name_error
 from ..runs.record import data_key
 
 # What makes a row: the configuration hash of its records (the identity runs are filed under).
@@ -103,10 +103,10 @@ def parse_filters(items: Sequence[str], frame: pd.DataFrame) -> Dict[str, List[s
         key, sep, values = item.partition("=")
         key = key.strip()
         if not sep or not key or not values.strip():
-            raise UserError(f"--filter {item!r}: expected key=value[,value], e.g. --filter stage=tune or "
-                            "--filter opt.experts=8")
+            raise UserError(f"{param('filters', item)}: expected key=value[,value], e.g. stage=tune or "
+                            "opt.experts=8")
         if key not in keys and not key.startswith("opt."):
-            raise unknown_name_error("--filter key", key, keys, "--filter")
+            raise unknown_name_error("filter key", key, keys, param("filters"))
         filters.setdefault(key, []).extend(v.strip() for v in values.split(",") if v.strip())
     return filters
 

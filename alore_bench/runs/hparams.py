@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..config import TrainConfig, config_from_dict, config_to_dict
-from ..errors import UserError, field as option
+from ..errors import UserError, param
 from ..tuning import base_identity, grid_key, select, split_point
 from .record import iter_record_files, read_record, RECORD_SCHEMA
 from .spec import RunSpec
@@ -86,11 +86,11 @@ def for_job(spec: RunSpec, task: str, identity: Mapping[str, Any],
     if len(grids) > 1:
         raise UserError(f"tuning records of {spec.method} in {spec.results_dir} come from {len(grids)} different "
                         f"grids ({'; '.join(grids)}): keep one grid per results dir, or pass "
-                        f"{option('use_tuned', False)}")
+                        f"{param('use_tuned', False)}")
     grid = next(iter(grids.values()))
     fixed = sorted(set(grid) & set(spec.explicit))
     if fixed:
-        note = (f"tuned values not used: {', '.join(fixed)} given explicitly (pass {option('use_tuned', False)} "
+        note = (f"tuned values not used: {', '.join(fixed)} given explicitly (pass {param('use_tuned', False)} "
                 "to silence this)")
         return Hparams({"source": "command line", "keys": fixed}, identity, (note,))
     base = base_identity(identity, grid)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping
 
 from ..data.cache import missing_tasks, read_manifest
-from ..errors import UserError, field
+from ..errors import UserError, param
 from ..io import check_writable_folder, clean_children, clean_tree
 from ..protocols import PROTOCOLS
 from .spec import RunSpec
@@ -32,7 +32,7 @@ def check_data(spec: RunSpec) -> None:
     if missing:
         shown = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
         raise UserError(f"suite {spec.suite} is not prepared in {spec.data_dir} (missing {shown}): "
-                        f"run `alore-bench prepare --suite {spec.suite}` or pass {field('data_dir')}")
+                        f"run `alore-bench prepare --suite {spec.suite}` or pass {param('data_dir')}")
 
 
 def preflight(spec: RunSpec) -> Checked:

@@ -16,7 +16,7 @@ from ..config import stable_hash
 from ..data.cache import read_manifest
 from ..engine import Progress, TrainCheckpoint, precision
 from ..env import environment
-from ..errors import UserError, field
+from ..errors import UserError, param
 from ..io import Claim
 from ..tuning import base_identity
 from . import artifacts
@@ -90,17 +90,17 @@ def run_job(job: Job, progress: Progress, say: Callable[[str], None] = lambda li
     outcome = reusable(spec, path, fingerprint, hparams)
     if outcome == "same" and not spec.force:
         return finish("skipped", f"skip {task.name} seed {job.seed}: identical record exists at {path} "
-                                 f"({field('force', True)} reruns)")
+                                 f"({param('force', True)} reruns)")
     if outcome == "other-data" and not spec.force:
         raise UserError(f"{path} holds a result made from different prepared data for {task.name}: pass "
-                        f"{field('force', True)} to replace it, or use another {field('results_dir')}")
+                        f"{param('force', True)} to replace it, or use another {param('results_dir')}")
     others = [] if spec.force or outcome else seeds_from_other_data(path, fingerprint)
     if others:
         shown = ", ".join(map(str, others))
         raise UserError(f"{path.parent}: seeds {shown} of this configuration were made from different prepared "
                         f"data for {task.name}; seed {job.seed} would join them in one row: pass "
-                        f"{field('force', True)} {field('seeds', f'{shown},{job.seed}')} to rerun them all, or use "
-                        f"another {field('results_dir')}")
+                        f"{param('force', True)} {param('seeds', f'{shown},{job.seed}')} to rerun them all, or use "
+                        f"another {param('results_dir')}")
     pretrained = artifacts.pretrained_state(spec.backbone_spec, source)
     claim = Claim.acquire(path, wait=job.wait, job={
         "suite": spec.suite, "backbone": spec.backbone, "variant": spec.variant, "method": spec.method,

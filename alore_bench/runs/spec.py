@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..config import TrainConfig, config_from_dict, config_to_dict, make_train_config
-from ..errors import UserError, field, unknown_name_error
+from ..errors import UserError, param, unknown_name_error
 from ..paths import PathLike, as_path, default_data_dir
 from ..tuning import Grid, split_point
 
@@ -158,19 +158,19 @@ def parse_seeds(value: Seeds) -> Tuple[int, ...]:
         try:
             seeds = [int(v) for v in text.split(",") if v.strip()]
         except ValueError:
-            raise UserError(f"{field('seeds', value)}: expected comma-separated integers (e.g. 42,44,82) or a "
+            raise UserError(f"{param('seeds', value)}: expected comma-separated integers (e.g. 42,44,82) or a "
                             f"named set ({', '.join(SEED_SETS)})") from None
     elif isinstance(value, int) and not isinstance(value, bool):
         seeds = [value]
     else:
         seeds = list(value)
         if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-            raise UserError(f"{field('seeds')}: expected integers, got {seeds!r}")
+            raise UserError(f"{param('seeds')}: expected integers, got {seeds!r}")
     if not seeds:
-        raise UserError(f"{field('seeds')}: give at least one seed, e.g. 42")
+        raise UserError(f"{param('seeds')}: give at least one seed, e.g. 42")
     wrong = [s for s in seeds if not 0 <= s < 2**32]
     if wrong:
-        raise UserError(f"{field('seeds', value)}: seeds must lie in [0, 2^32) (numpy and torch seeds), got {wrong[0]}")
+        raise UserError(f"{param('seeds', value)}: seeds must lie in [0, 2^32) (numpy and torch seeds), got {wrong[0]}")
     return tuple(dict.fromkeys(seeds))
 
 
@@ -182,7 +182,7 @@ def parse_names(value: Union[None, str, Sequence[str]], name: str) -> Optional[L
     items = value.split(",") if isinstance(value, str) else list(value)
     names = list(dict.fromkeys(str(v).strip() for v in items if str(v).strip()))
     if not names:
-        raise UserError(f"{field(name, value if isinstance(value, str) else '')}: give at least one name, e.g. a,b "
+        raise UserError(f"{param(name, value if isinstance(value, str) else '')}: give at least one name, e.g. a,b "
                         f"(leave it out for all)")
     return names
 
@@ -197,7 +197,7 @@ def _method_config(method_spec, options: Any, extra: Mapping[str, Any]) -> Any:
     elif isinstance(options, Mapping):
         config = method_spec.config_from_dict(dict(options))
     elif isinstance(options, str):
-        raise UserError(f"{field('options')}: give a dict or key=value strings, e.g. ['rank=8'], not {options!r}")
+        raise UserError(f"{param('options')}: give a dict or key=value strings, e.g. ['rank=8'], not {options!r}")
     else:
         config = method_spec.config_from_opts(list(options))
     if extra:
@@ -219,7 +219,7 @@ def _weights(weights: Optional[str], weights_dir: Optional[PathLike]) -> Optiona
         return None if weights is None else str(weights)
     folder = as_path(weights_dir)
     if not folder.is_dir():
-        raise UserError(f"{field('weights_dir', folder)}: no such folder")
+        raise UserError(f"{param('weights_dir', folder)}: no such folder")
     return str(folder.resolve())
 
 
@@ -229,9 +229,9 @@ def _log(log: Union[None, str, Iterable[str]]) -> Tuple[str, ...]:
     values = [log] if isinstance(log, str) else list(log or ())
     for value in values:
         if value not in LOGS:
-            raise unknown_name_error("log", value, LOGS, field("log"))
+            raise unknown_name_error("log", value, LOGS, param("log"))
     if "tensorboard" in values and importlib.util.find_spec("tensorboard") is None:
-        raise UserError(f"{field('log', 'tensorboard')} needs TensorBoard: pip install 'alore-bench[tensorboard]'")
+        raise UserError(f"{param('log', 'tensorboard')} needs TensorBoard: pip install 'alore-bench[tensorboard]'")
     return tuple(dict.fromkeys(values))
 
 
@@ -259,13 +259,13 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
     point_train, point_method = {}, {}
     if grid is not None:
         if grid_index is None or not 0 <= grid_index < len(grid.points()):
-            raise UserError(f"{field('grid_index', grid_index)}: not a point of the grid ({len(grid.points())} points)")
+            raise UserError(f"{param('grid_index', grid_index)}: not a point of the grid ({len(grid.points())} points)")
         if given.get("stage", "tune") != "tune":
-            raise UserError(f"{field('stage', given['stage'])}: a tuning grid runs on the tune stage")
+            raise UserError(f"{param('stage', given['stage'])}: a tuning grid runs on the tune stage")
         point_train, point_method = split_point(grid.points()[grid_index])
         fixed = sorted(set(grid.keys) & (set(_option_names(options)) | set(given)))
         if fixed:
-            raise UserError(f"{', '.join(fixed)} is given both as a fixed value and in {field('grid')}: "
+            raise UserError(f"{', '.join(fixed)} is given both as a fixed value and in {param('grid')}: "
                             "give it in one place")
         given = {**given, **point_train, "stage": "tune"}
     train = make_train_config(suite_spec.recipe_for(method_spec.name), given)
@@ -273,7 +273,7 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
     explicit = frozenset((set(given) - set(point_train) - {"stage"} if grid is not None else set(given))
                          | set(_option_names(options)))
     if checkpoint_every < 0:
-        raise UserError(f"{field('checkpoint_every', checkpoint_every)}: give a number of epochs, or 0 for no "
+        raise UserError(f"{param('checkpoint_every', checkpoint_every)}: give a number of epochs, or 0 for no "
                         "checkpoints")
     spec = RunSpec(
         method=method_spec.name, backbone=backbone_name, suite=suite_spec.name,
@@ -296,19 +296,19 @@ def check_spec(spec: RunSpec) -> None:
     lengths = getattr(spec.method_config, "lengths", None)
     unknown = sorted(set(lengths()) - set(spec.suite_spec.task_names)) if lengths else []
     if unknown:
-        raise UserError(f"{field('options')} task_lengths names {', '.join(unknown)}, not tasks of suite "
+        raise UserError(f"{param('options')} task_lengths names {', '.join(unknown)}, not tasks of suite "
                         f"{spec.suite} ({', '.join(spec.suite_spec.task_names)})")
     preset = spec.preset_spec
     if preset is not None:
         preset.check(spec.method, spec.suite, spec.suite_spec.task_names)
         clash = sorted(spec.explicit & preset.recipe_keys())
         if clash:
-            raise UserError(f"{field('preset', preset.name)} sets {', '.join(clash)} per task; drop "
-                            f"{', '.join(field(k) for k in clash)} or the preset")
+            raise UserError(f"{param('preset', preset.name)} sets {', '.join(clash)} per task; drop "
+                            f"{', '.join(param(k) for k in clash)} or the preset")
         searched = sorted(set(spec.grid.keys if spec.grid is not None else ()) & preset.recipe_keys())
         if searched:  # every grid point would train with the preset's value: a search that searches nothing
-            raise UserError(f"{field('preset', preset.name)} sets {', '.join(searched)} per task, so the tuning "
-                            f"grid cannot search it: pass a {field('grid')} with other keys, or drop the preset")
+            raise UserError(f"{param('preset', preset.name)} sets {', '.join(searched)} per task, so the tuning "
+                            f"grid cannot search it: pass a {param('grid')} with other keys, or drop the preset")
     if spec.method_spec.feature_probe and any(train_config_for(spec, t).flip for t in spec.tasks):
         raise UserError(f"{spec.method} trains its head on cached features, which cannot be flipped: "
                         "drop flip from the recipe")

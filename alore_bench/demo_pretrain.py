@@ -6,7 +6,7 @@ the result knows objects and coarse layout. It shares drawing primitives with th
 ImageNet shares objects with VTAB, but never sees a demo task's images or labels: no digits, no
 textures, one shape per image (so no counting), and no fine position. The shipped weights were made with
 
-    python -m alore_bench.backbones.demo_pretrain --out alore_bench/backbones/weights/demo_vit.safetensors
+    python -m alore_bench.demo_pretrain --out alore_bench/backbones/weights/demo_vit.safetensors
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import torch
 from safetensors.torch import save_file
 from timm.layers import build_sincos2d_pos_embed
 
-from ..config import TrainConfig
-from ..data.cache import SplitData
-from ..data.loader import DeviceBatcher, Normalisation
-from ..data.suites import Task
-from ..engine import evaluate, train
-from ..data.synthetic import SHAPES, SIZE, background, paint, random_colour, shape_mask, to_uint8
-from .vit import build_demo_vit
+from .config import TrainConfig
+from .data.cache import SplitData
+from .data.loader import DeviceBatcher, Normalisation
+from .data.suites import Task
+from .engine import evaluate, train
+from .data.synthetic import SHAPES, SIZE, background, paint, random_colour, shape_mask, to_uint8
+from .backbones.vit import build_demo_vit
 
 SOURCE_SEED = zlib.crc32(b"alore-bench/demo_vit/pretrain")
 
@@ -83,7 +83,7 @@ def main() -> None:
     tmp = args.out.with_suffix(".tmp")
     save_file(state, str(tmp), metadata={
         "source_task": "synthetic shape x 3x3 cell naming (72 classes)", "count": str(args.count), "epochs": str(args.epochs),
-        "held_out_accuracy": f"{accuracy:.4f}", "script": "alore_bench/backbones/demo_pretrain.py"})
+        "held_out_accuracy": f"{accuracy:.4f}", "script": "alore_bench/demo_pretrain.py"})
     tmp.replace(args.out)
     print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.2f} MB), held-out accuracy {accuracy:.3f}")
 
