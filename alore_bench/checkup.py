@@ -23,19 +23,19 @@ class Check:
 
 
 def _writable(folder: Path, option: str) -> Check:
-    from .errors import UserError
+    from .errors import UserError, param
     from .io import check_writable_folder
 
     if not folder.exists():  # not created by a check: its nearest existing parent must be writable
         parent = next(p for p in folder.absolute().parents if p.exists())
         if parent.is_dir() and os.access(parent, os.W_OK):
-            return Check(f"{option} writable", "ok", f"{folder} (created on first use)")
-        return Check(f"{option} writable", "problem", f"{option} {folder}: cannot be created under {parent}")
+            return Check(f"{param(option)} writable", "ok", f"{folder} (created on first use)")
+        return Check(f"{param(option)} writable", "problem", f"{param(option)} {folder}: cannot be created under {parent}")
     try:
         check_writable_folder(folder, option)
     except UserError as exc:
-        return Check(f"{option} writable", "problem", str(exc))
-    return Check(f"{option} writable", "ok", str(folder))
+        return Check(f"{param(option)} writable", "problem", exc.template)
+    return Check(f"{param(option)} writable", "ok", str(folder))
 
 
 def run_checks(data_dir: Path, results_dir: Path) -> List[Check]:
@@ -73,7 +73,7 @@ def run_checks(data_dir: Path, results_dir: Path) -> List[Check]:
             source = BACKBONES.get(name).resolve_weights(None, data_dir)
             checks.append(Check(f"weights {name}", "ok", f"{source.location} (sha256 {(source.sha256 or '')[:12]})"))
         except Exception as exc:  # a missing file is a note: the backbone is simply not usable yet
-            checks.append(Check(f"weights {name}", "note", str(exc).splitlines()[0]))
+            checks.append(Check(f"weights {name}", "note", getattr(exc, "template", str(exc)).splitlines()[0]))
     for extra, module in (("ray", "ray"), ("tensorboard", "tensorboard"), ("tfds", "tensorflow_datasets"),
                           ("vtab (TensorFlow for 4 TFDS builders)", "tensorflow")):
         present = importlib.util.find_spec(module) is not None

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from .errors import param
-from .errors import unknown_name_error
+from .errors import FieldStyle, param, python_style, render_fields, unknown_name_error
 
 KINDS = ("suites", "methods", "backbones", "presets")
 
@@ -44,8 +43,9 @@ def cached(key: str, build: Callable[[], TextTable]) -> TextTable:
 
 
 def registry_tables(what: Optional[str] = None, match: str = "*", backbone: str = "vit_b16", options: bool = False,
-                    data_dir: Optional[Path] = None) -> List[TextTable]:
-    """The tables `alore-bench list [what]` prints."""
+                    data_dir: Optional[Path] = None, style: FieldStyle = python_style) -> List[TextTable]:
+    """The tables `alore-bench list [what]` prints; parameters named in cells (a method's reason
+    not to apply) read as `style` has them (the command line: as flags)."""
     if what is not None and what not in KINDS:
         raise unknown_name_error("registry", what, KINDS, param("what"))
     builders = {"suites": suites_table, "methods": lambda m: methods_table(m, backbone), "backbones": backbones_table,
@@ -56,6 +56,8 @@ def registry_tables(what: Optional[str] = None, match: str = "*", backbone: str 
         out.append(with_weights_found(table, data_dir) if name == "backbones" else table)
         if name == "methods" and options:
             out.append(cached(f"list/options/{match}", lambda: method_options_table(match)))
+    for table in out:
+        table.rows = [[render_fields(cell, style) for cell in row] for row in table.rows]
     return out
 
 

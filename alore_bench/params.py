@@ -26,7 +26,7 @@ def trainable_without_head(method: str, backbone: str = "vit_b16") -> int | str:
     try:
         count: int | str = build_and_count(method, backbone)
     except UserError as error:
-        count = f"n/a: {error}"
+        count = f"n/a: {error.template}"  # fields rendered by whoever shows it
     write_entry(key, count)
     return count
 

@@ -44,7 +44,7 @@ def test_weights_resolution_errors(tmp_path, monkeypatch):
     source = resolve_vit_b16(str(tmp_path / "weights.pth"), tmp_path)  # any safe format; read when loaded
     with pytest.raises(UserError, match="weights.pth: not a readable checkpoint"):
         load_vit_b16(make_tiny_vit(num_classes=3), source)
-    with pytest.raises(UserError, match="--weights"):
+    with pytest.raises(UserError, match="pass weights='PATH'"):
         resolve_vit_b16(None, tmp_path)
     from alore_bench.backbones import checkpoints
 

@@ -103,7 +103,8 @@ def test_prepare_skips_prepared_tasks(tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (["--suite", "vtab1k", "--source", "folder"], "--source folder needs a path"),
-    (["--suite", "vtab1k", "--source", "csv"], "can be prepared from tfds, folder"),
+    (["--suite", "vtab1k", "--source", "csv"], "Invalid value for '--source': 'csv' is not one of 'tfds', 'folder'"),
+    (["--suite", "vtab1k", "--source", "json", "x"], "--source json: suite vtab1k can be prepared from tfds, folder"),
     (["--suite", "demo", "--source", "tfds"], "can be prepared from generated"),
     (["--suite", "vtab1k", "--source", "tfds", "somewhere"], "only goes with --source folder or json"),
 ])

@@ -130,15 +130,19 @@ def test_wrong_architecture_missing_keys_and_wrong_shapes_are_one_line(tmp_path)
 def test_missing_weights_name_the_file_the_folder_and_the_options(tmp_path):
     with pytest.raises(UserError) as info:
         BACKBONES.get("vit_l16").resolve_weights(None, tmp_path)
-    message = str(info.value)
-    for part in ("ViT-L_16.npz", str(tmp_path / "weights"), "--weights", "--weights-dir"):
+    message = str(info.value)  # as the Python API names the options
+    for part in ("ViT-L_16.npz", str(tmp_path / "weights"), "weights='PATH'", "weights_dir"):
         assert part in message
+    from alore_bench.cli.options import flag_style
+
+    flags = info.value.render(flag_style)  # as the command line does
+    assert "--weights PATH" in flags and "--weights-dir" in flags and "weights_dir" not in flags
 
 
 def test_hub_that_does_not_answer_fails_fast(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoints, "cached_hub_file", lambda tag: None)
     monkeypatch.setattr(checkpoints, "hub_reachable", lambda timeout=3.0: False)
-    with pytest.raises(UserError, match="not reachable.*--weights PATH"):
+    with pytest.raises(UserError, match="not reachable.*pass weights='PATH'"):
         BACKBONES.get("swin_b").resolve_weights("timm", tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.undo()
@@ -163,7 +167,7 @@ def test_any_timm_model_by_name(tmp_path):
     model = spec.create(num_classes=4)
     spec.load_weights(model, spec.resolve_weights(str(tmp_path / "deit.safetensors"), None))
     assert torch.equal(model.blocks[0].attn.qkv.weight, donor.blocks[0].attn.qkv.weight)
-    with pytest.raises(UserError, match="--weights timm"):
+    with pytest.raises(UserError, match="or weights='timm'"):
         spec.resolve_weights(None, tmp_path)
 
 

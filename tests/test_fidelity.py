@@ -283,9 +283,8 @@ drop_path = 0.2
 flip = true
 """
     monkeypatch.setitem(PRESETS._entries, "demo_recipe", _parse(text, "test"))
-    plan = api.make_plan("lora", "demo_vit", "demo", tasks=["textures", "digits"], epochs=1, device="cpu",
-                         results_dir=tmp_path, preset="demo_recipe")
-    summary = api.run_plans(plan, say=lambda line: None)
+    summary = api.run("lora", "demo_vit", "demo", tasks=["textures", "digits"], epochs=1, device="cpu",
+                      results_dir=tmp_path, preset="demo_recipe", say=lambda line: None).summary
     assert not summary.failed
     records = {r["task"]: r for r in (json.loads(p.read_text()) for p in tmp_path.rglob("seed42.json"))}
     textures, digits = records["textures"], records["digits"]
@@ -294,9 +293,9 @@ flip = true
     assert digits["config"]["train"]["lr"] == 1e-2 and not digits["config"]["train"]["flip"]  # the demo recipe's
     assert digits["protocol"]["augment"] is None
     assert textures["config"]["train"]["batch_size"] == digits["config"]["train"]["batch_size"] == 32
-    with pytest.raises(UserError, match="sets lr per task; drop --lr"):  # a given lr is never silently replaced
-        api.run_plans(api.make_plan("lora", "demo_vit", "demo", tasks=["textures"], epochs=1, device="cpu",
-                                    results_dir=tmp_path, preset="demo_recipe", lr=1e-3))
+    with pytest.raises(UserError, match="sets lr per task; drop lr"):  # a given lr is never silently replaced
+        api.run("lora", "demo_vit", "demo", tasks=["textures"], epochs=1, device="cpu", results_dir=tmp_path,
+                preset="demo_recipe", lr=1e-3)
     result = CliRunner().invoke(app, ["tune", "--method", "lora", "--backbone", "demo_vit", "--suite", "demo",
                                       "--preset", "demo_recipe", "--grid", "lr=1e-3,1e-2", "--results-dir",
                                       str(tmp_path / "tune")])

@@ -16,9 +16,9 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--lr", "nan"], r"training recipe lr \(--lr\): expected a finite number, got nan"),
-    (["--lr", "-inf"], r"lr \(--lr\): expected a finite number"),
-    (["--weight-decay", "inf"], r"weight_decay \(--weight-decay\): expected a finite number"),
+    (["--lr", "nan"], r"training recipe --lr: expected a finite number, got nan"),
+    (["--lr", "-inf"], r"training recipe --lr: expected a finite number"),
+    (["--weight-decay", "inf"], r"training recipe --weight-decay: expected a finite number"),
     (["--opt", "scale=nan"], r"--opt \(method alore\) scale: expected a finite number, got 'nan'"),
 ])
 def test_numeric_options_must_be_finite(env_data, tmp_path, args, message):
@@ -60,7 +60,7 @@ def test_version_and_shell_completion_are_offered():
 def test_task_lists_are_never_empty_and_never_repeat(env_data, tmp_path):
     empty = runner.invoke(app, ["run", "--method", "linear", "--backbone", "demo_vit", "--suite", "demo",
                                 "--tasks", ",", "--results-dir", str(tmp_path)])
-    assert empty.exit_code == 2 and "--tasks ',': give at least one name" in empty.output
+    assert empty.exit_code == 2 and "--tasks ,: give at least one name" in empty.output
     twice = runner.invoke(app, ["run", "--method", "linear", "--backbone", "demo_vit", "--suite", "demo", "--tasks",
                                 "textures,textures", "--device", "cpu", "--results-dir", str(tmp_path)])
     assert twice.exit_code == 0 and "1 run, 0 skipped" in twice.output
@@ -68,7 +68,7 @@ def test_task_lists_are_never_empty_and_never_repeat(env_data, tmp_path):
 
 def test_demo_checks_its_options_before_preparing_anything(tmp_path):
     data = tmp_path / "data"
-    for args, message in ((["--device", "tpu"], "--device 'tpu'"), (["--methods", "lroa"], "unknown method 'lroa'")):
+    for args, message in ((["--device", "tpu"], "--device tpu: choose"), (["--methods", "lroa"], "unknown method 'lroa'")):
         result = runner.invoke(app, ["demo", "--data-dir", str(data), "--results-dir", str(tmp_path / "r"), *args])
         assert result.exit_code == 2 and message in result.output and not data.exists()
 
@@ -142,7 +142,7 @@ def test_a_full_disk_after_training_keeps_the_result_and_names_where(env_data, t
     import errno
     import tempfile
 
-    from alore_bench import runner as runner_module
+    from alore_bench.runs import runner as runner_module
 
     results = tmp_path / "results"
     original = runner_module.write_record

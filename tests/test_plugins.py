@@ -143,7 +143,7 @@ def test_validate_catches_a_method_that_changes_frozen_weights(tmp_path):
 
 def test_validate_suite_and_study_files(tmp_path):
     good = cli("validate", "study", str(ROOT / "studies" / "demo.toml"), site=tmp_path, cache=tmp_path / "c")
-    assert "jobs: ok" in good.stdout
+    assert "64 runs: ok" in good.stdout  # what `study plan` counts
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "bad"\ndescription = "x"\ngroups = ["A"]\n[[tasks]]\nname = "t"\n')
     result = cli("validate", "suite", str(bad), site=tmp_path, cache=tmp_path / "c", check=False)
@@ -156,13 +156,13 @@ def test_python_api_is_what_the_cli_calls(env_data, tmp_path):
     import alore_bench as ab
 
     summary = ab.run("alore", "demo_vit", suite="demo", tasks=["digits"], epochs=1, device="cpu",
-                     data_dir=env_data, results_dir=tmp_path)
+                     data_dir=env_data, results_dir=tmp_path).summary
     assert len(summary.ran) == 1 and not summary.failed
     frame = ab.load_frame(tmp_path)
     assert list(frame["method"]) == ["alore"] and frame["top1"].notna().all()
     text = ab.render_markdown(ab.suite_table(frame, "demo"))
     assert "ALoRE" in text and "Digits" in text
     again = ab.run("alore", "demo_vit", suite="demo", tasks=["digits"], epochs=1, device="cpu",
-                   data_dir=env_data, results_dir=tmp_path)
+                   data_dir=env_data, results_dir=tmp_path).summary
     assert len(again.skipped) == 1  # the same identity as the CLI's: an identical record is reused
-    assert {r["check"]: r["ok"] for r in ab.validate_method("alore")}["merge"]
+    assert {r.check: r.ok for r in ab.validate_method("alore").results}["merge"]

@@ -165,7 +165,7 @@ def test_filter(results):
     result = runner.invoke(app, ["report", "--results-dir", str(results), "--format", "md", "--filter", "method=lora"])
     assert result.exit_code == 0 and "LoRA" in result.output and "ALoRE" not in result.output
     bad = runner.invoke(app, ["report", "--results-dir", str(results), "--filter", "colour=red"])
-    assert bad.exit_code == 2 and "unknown --filter key 'colour'" in bad.output
+    assert bad.exit_code == 2 and "unknown filter key 'colour' for --filter" in bad.output
     typo = runner.invoke(app, ["report", "--results-dir", str(results), "--filter", "metod=lora"])
     assert "did you mean 'method'" in typo.output
     prefix = runner.invoke(app, ["report", "--results-dir", str(results), "--format", "md", "--filter", "config=bb"])

@@ -55,7 +55,7 @@ def test_shipped_studies_load(name):
     (lambda t: t.replace("seeds = [42, 44]", 'seeds = "vpt7"'), "unknown seed set 'vpt7'"),
     (lambda t: t.replace('["demo_vit"]', '["demo_vt"]'), "unknown backbone 'demo_vt'.*did you mean 'demo_vit'"),
     (lambda t: t.replace("[variants.alore]", "[variants.alore2]"), "unknown method 'alore2'"),
-    (lambda t: t.replace("epochs = 1", "epochs = 0"), "--epochs must be at least 1"),
+    (lambda t: t.replace("epochs = 1", "epochs = 0"), r"\[recipe\]: epochs must be at least 1"),
     (lambda t: t + "\n[variants.lora]\noptions = { rnak = 2 }\n", "unknown option 'rnak'"),
     (lambda t: t.replace('tasks = ["textures"]', 'tasks = ["texture"]'), "unknown task"),
     (lambda t: t + "\n[executor]\nkind = \"slurm\"\n", "unknown executor 'slurm'"),

@@ -8,19 +8,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from ..errors import UserError
-from ..errors import param
+from ..errors import FieldStyle, UserError, param, python_style
 from ..paths import PathLike, as_path, default_data_dir
 from .running import RunResult, Say, run
 
 
 def list_tables(what: Optional[str] = None, match: str = "*", backbone: str = "vit_b16", options: bool = False,
-                data_dir: Optional[PathLike] = None):
+                data_dir: Optional[PathLike] = None, style: FieldStyle = python_style):
     """The registries as text tables (`alore-bench list`): suites, methods (with budgets on
-    `backbone`), backbones (with whether each weights file is found), presets."""
+    `backbone`), backbones (with whether each weights file is found), presets. Parameters named
+    in the cells read as `style` has them (default: as this API's arguments)."""
     from ..listing import registry_tables
 
-    return registry_tables(what, match, backbone, options, as_path(data_dir))
+    return registry_tables(what, match, backbone, options, as_path(data_dir), style)
 
 
 def bench(backbone: str = "vit_b16", methods: Union[str, Sequence[str]] = "alore,lora,full,linear",
@@ -65,12 +65,17 @@ def bench(backbone: str = "vit_b16", methods: Union[str, Sequence[str]] = "alore
     return result
 
 
-def doctor(data_dir: Optional[PathLike] = None, results_dir: PathLike = "results"):
+def doctor(data_dir: Optional[PathLike] = None, results_dir: PathLike = "results", style: FieldStyle = python_style):
     """Versions, device, writable folders, prepared suites, weight files, extras and leftovers of
-    killed processes (`alore-bench doctor`): a list of checks (name, status, detail)."""
-    from ..checkup import run_checks
+    killed processes (`alore-bench doctor`): a list of checks (name, status, detail; parameters
+    named in a detail read as `style` has them)."""
+    import dataclasses
 
-    return run_checks(default_data_dir(data_dir), as_path(results_dir))
+    from ..checkup import run_checks
+    from ..errors import render_fields
+
+    return [dataclasses.replace(check, name=render_fields(check.name, style), detail=render_fields(check.detail, style))
+            for check in run_checks(default_data_dir(data_dir), as_path(results_dir))]
 
 
 @dataclass

@@ -49,7 +49,7 @@ class Group(TyperGroup):
             code = 1
         except ClickError as exc:  # usage errors: one line, not click's three
             message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-            render.error(" ".join(message.split()))
+            render.error(" ".join(message.replace("Value error, ", "").split()))
             code = getattr(exc, "exit_code", 2)
         finally:
             if previous is not None:

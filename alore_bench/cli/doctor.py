@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from . import render
-from .options import DataDir, ResultsDir
+from .options import DataDir, ResultsDir, flag_style
 
 
 def doctor(data_dir: DataDir = None, results_dir: ResultsDir = Path("results"),
@@ -18,7 +18,7 @@ def doctor(data_dir: DataDir = None, results_dir: ResultsDir = Path("results"),
     from ..api import doctor as doctor_api
     from ..checkup import as_json as checks_json
 
-    checks = doctor_api(data_dir, results_dir)
+    checks = doctor_api(data_dir, results_dir, style=flag_style)
     if as_json:
         render.console.print(checks_json(checks), end="", highlight=False, markup=False, soft_wrap=True)
     else:

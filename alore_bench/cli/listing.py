@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import render
-from .options import DataDir, ListKind, value
+from .options import DataDir, ListKind, flag_style, value
 
 
 def list_command(
@@ -23,5 +23,5 @@ def list_command(
     """Show the registries as tables."""
     from ..api import list_tables
 
-    for table in list_tables(value(what), match, backbone, options, data_dir):
+    for table in list_tables(value(what), match, backbone, options, data_dir, style=flag_style):
         render.console.print(render.text_table(table))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import shlex
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Dict, List, Optional, Tuple
@@ -176,4 +177,4 @@ def flag_style(name: str, given: Any) -> str:
         return on
     if isinstance(given, bool):
         return on if given else off
-    return f"{on} {given}"
+    return f"{on} {shlex.quote(str(given))}"

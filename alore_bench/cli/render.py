@@ -13,8 +13,9 @@ from rich.text import Text
 
 # Wide tables stay readable when output goes to a file or a pipe (rich assumes 80 columns there).
 PIPE_WIDTH = 220
-console = Console(width=None if Console().is_terminal else PIPE_WIDTH)
-err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else PIPE_WIDTH)
+# No emoji codes: `cuda:x:` in a message must stay text.
+console = Console(width=None if Console().is_terminal else PIPE_WIDTH, emoji=False)
+err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else PIPE_WIDTH, emoji=False)
 
 
 def say(line: str) -> None:

@@ -51,9 +51,7 @@ def report(
     result = report_api(results_dir, suite=suite, stage=value(stage), fmt=value(fmt), out=out, long=long,
                         compare=compare, with_reference=with_reference, plot=plot, plot_delta=plot_delta,
                         plot_delta_out=plot_delta_out, filters=filters or [], std=std, names=names or [],
-                        latex_fit=value(latex_fit), efficiency=efficiency)
-    for line in result.notes:
-        render.say(line)
+                        latex_fit=value(latex_fit), efficiency=efficiency, say=render.say)
     figures = [p for p in result.written if p != out]
     if out is None:
         if result.view == "compare" and result.fmt is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ..errors import UserError, param
 from ..io import atomic_write_text
@@ -63,12 +63,13 @@ def output_format(out: Optional[Path], fmt: Optional[str]) -> Optional[str]:
 
 
 def load_tables(results_dir: Path, suite: Optional[str], stage: str, filters: Sequence[str],
-                with_reference: bool, notes: List[str]):
+                with_reference: bool, note: Callable[[str], None]):
     """The frame of every readable record (after `filters`) and its tables per suite and stage."""
     from ..data.suites import SUITES
 
     records, bad = load_records(results_dir)
-    notes += [f"warning: skipped {path}: {reason}" for path, reason in bad]
+    for path, reason in bad:
+        note(f"warning: skipped {path}: {reason}")
     frame = records_frame(records)
     chosen = parse_filters(list(filters), frame)
     tasks = chosen.pop("task", None)
@@ -85,7 +86,7 @@ def load_tables(results_dir: Path, suite: Optional[str], stage: str, filters: Se
                       for s in suites]
         missing = [t.suite.name for t in tables if not t.reference and t.stage == "final"]
         if missing:
-            notes.append(f"note: no published rows for suite {', '.join(missing)} (suites/reference/<suite>.csv)")
+            note(f"note: no published rows for suite {', '.join(missing)} (suites/reference/<suite>.csv)")
         tables = [t for t in tables if t.rows or t.reference or t.failed]
     if not tables:
         others = sorted(set(frame["stage"].dropna()) - set(stages))
@@ -93,7 +94,8 @@ def load_tables(results_dir: Path, suite: Optional[str], stage: str, filters: Se
         raise UserError(f"no records under {results_dir}" + (f" for suite {suite}" if suite else "")
                         + (f" after {param('filters')}" if filters else "") + f" at stage {stage}{hint}")
     for table in tables:
-        notes += [f"failed run: {table.suite.name}: {failure}" for failure in table.failed]
+        for failure in table.failed:
+            note(f"failed run: {table.suite.name}: {failure}")
     return frame, tables
 
 
@@ -102,7 +104,10 @@ def build_report(results_dir: PathLike = "results", suite: Optional[str] = None,
                  compare: Optional[str] = None, with_reference: bool = False, plot: Optional[PathLike] = None,
                  plot_delta: Optional[str] = None, plot_delta_out: PathLike = "delta.png",
                  filters: Sequence[str] = (), std: Optional[bool] = None, names: Sequence[str] = (),
-                 latex_fit: str = "resize", efficiency: bool = False) -> Report:
+                 latex_fit: str = "resize", efficiency: bool = False, say: Callable[[str], None] = print) -> Report:
+    """The report `alore-bench report` prints or writes. `say` hears warnings and notes as they
+    come (unreadable records, suites without published rows, failed runs); they are also in
+    `Report.notes`."""
     results_dir, out = as_path(results_dir), as_path(out)
     plot, plot_delta_out = as_path(plot), as_path(plot_delta_out)
     if not results_dir.is_dir():
@@ -117,7 +122,12 @@ def build_report(results_dir: PathLike = "results", suite: Optional[str] = None,
             raise UserError(f"{param(name, figure)}: use a .png, .svg or .pdf file name")
     display = parse_names(names)
     notes: List[str] = []
-    frame, tables = load_tables(results_dir, suite, stage, filters, with_reference, notes)
+
+    def note(line: str) -> None:
+        notes.append(line)
+        say(line)
+
+    frame, tables = load_tables(results_dir, suite, stage, filters, with_reference, note)
     report = Report(tables, frame, display, fmt=fmt, std=std, notes=notes)
     if compare is not None:
         if len(tables) != 1:

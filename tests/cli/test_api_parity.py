@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 import alore_bench as ab
 from alore_bench import api
 from alore_bench.cli import app
+from alore_bench.cli.options import flag_style
 
 runner = CliRunner()
 QUICK = ["--suite", "demo", "--tasks", "textures", "--epochs", "1", "--device", "cpu"]
@@ -87,7 +88,7 @@ def test_listing_doctor_and_validation_print_what_the_api_returns(env_data, tmp_
     (suites,) = api.list_tables("suites")
     out = cli("list", "suites")
     assert all(row[0] in out for row in suites.rows)
-    checks = api.doctor(results_dir=tmp_path)
+    checks = api.doctor(results_dir=tmp_path, style=flag_style)  # parameters named as the command line names them
     doctor = runner.invoke(app, ["doctor", "--results-dir", str(tmp_path), "--json"])
     assert [c["name"] for c in json.loads(doctor.output)["checks"]] == [c.name for c in checks]
     validation = api.validate_method("bitfit")

@@ -57,7 +57,7 @@ def test_every_input_is_checked_by_the_builder(tmp_path):
         build(options={"rnak": 2})
     with pytest.raises(UserError, match="did you mean 'digits'"):
         build(tasks=["digit"])
-    with pytest.raises(UserError, match="tasks='': give at least one name"):
+    with pytest.raises(UserError, match="tasks=',': give at least one name"):
         build(tasks=",")
     with pytest.raises(UserError, match="checkpoint_every=-1"):
         build(checkpoint_every=-1)
