@@ -31,7 +31,7 @@ demo: $(STAMP)
 
 # The fast tier: unit tests, command-line wiring and the docs checks (a few minutes on 2 cores).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15 tests/unit tests/cli tests/docs
+	$(BIN)/python -m pytest -q --durations=15 -m "not slow" tests/unit tests/cli tests/docs
 
 # Everything, real processes included (kills, concurrency, workers, Ray): what CI runs.
 test-all: $(STAMP)

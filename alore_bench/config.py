@@ -16,9 +16,12 @@ from .errors import UserError, param, unknown_name_error
 C = TypeVar("C")
 
 
-def doc(help_text: str, **kwargs: Any) -> Any:
-    """A dataclass field with help text (shown by `alore-bench list methods --options`)."""
-    return field(metadata={"help": help_text}, **kwargs)
+def doc(help_text: str, added_later: bool = False, **kwargs: Any) -> Any:
+    """A dataclass field with help text (shown by `alore-bench list methods --options`).
+    `added_later`: a recipe field added after records existed, whose default is the behaviour
+    those records had; at its default it stays out of the configuration's identity, so adding it
+    keeps every earlier record's hash."""
+    return field(metadata={"help": help_text, "added_later": added_later}, **kwargs)
 
 
 def config_to_dict(config: Any) -> Dict[str, Any]:
@@ -115,16 +118,16 @@ class TrainConfig:
     batch_size: int = doc("batch size", default=64)
     lr: float = doc("peak learning rate", default=1e-3)
     weight_decay: float = doc("weight decay (not applied to biases, norms and position embeddings)", default=1e-4)
-    optimizer: Literal["adamw", "sgd"] = doc("adamw, or sgd with momentum (VPT's)", default="adamw")
-    momentum: float = doc("momentum of sgd", default=0.9)
+    optimizer: Literal["adamw", "sgd"] = doc("adamw, or sgd with momentum (VPT's)", added_later=True, default="adamw")
+    momentum: float = doc("momentum of sgd", added_later=True, default=0.9)
     warmup_epochs: int = doc("linear warmup epochs, from warmup_lr", default=10)
     warmup_lr: float = doc("learning rate at the start of warmup", default=1e-6)
     min_lr: float = doc("learning rate at the end of the cosine decay", default=1e-5)
     drop_path: float = doc("stochastic depth rate on the backbone", default=0.1)
     flip: bool = doc("random horizontal flip of fixed-size training images (RLRR's simple_aug); FGVC's "
-                     "random crops already flip", default=False)
+                     "random crops already flip", added_later=True, default=False)
     grad_clip: float = doc("clip the total gradient norm to this value before each step (0: no clipping)",
-                           default=0.0)
+                           added_later=True, default=0.0)
     stage: Literal["final", "tune"] = doc(
         "final: train on the suite's final training split, evaluate on test (VTAB-1k: train800val200 -> "
         "test); tune: evaluate on the validation split instead (VTAB-1k: train800 -> val200)",

@@ -1,5 +1,5 @@
 """The method contract, checked: the table every method goes through, built-in or plugin
-(`alore-bench validate method NAME`, and tests/test_methods.py for the built-ins).
+(`alore-bench validate method NAME`, and tests/unit/methods/test_methods.py for the built-ins).
 
 Each check adapts a tiny timm ViT (the real architecture: fused qkv, Mlp blocks) and raises
 AssertionError with a one-line reason when the method breaks the contract."""

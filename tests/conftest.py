@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from timm.models.vision_transformer import VisionTransformer
 
 from alore_bench.data.cache import write_task
 from alore_bench.data.demo import GENERATORS
@@ -14,13 +13,7 @@ from alore_bench.data.suites import SUITES
 
 torch.set_num_threads(2)
 
-from alore_bench.conformance import TINY_VIT as TINY_VIT_ARGS  # the tiny ViT the method contract uses
-
-
-def make_tiny_vit(num_classes: int = 5, seed: int = 0) -> VisionTransformer:
-    """A tiny model of the real timm ViT architecture (fused qkv, Mlp blocks)."""
-    torch.manual_seed(seed)
-    return VisionTransformer(num_classes=num_classes, **TINY_VIT_ARGS)
+from tests.support.models import TINY_VIT_ARGS, make_tiny_vit  # noqa: F401 (fixtures below)
 
 
 @pytest.fixture

@@ -150,21 +150,6 @@ def to_markdown(table: SuiteTable, std: bool = True, names: Optional[Names] = No
     return "\n".join(lines) + "\n"
 
 
-def render_rich(table: SuiteTable, std: bool = True, names: Optional[Names] = None):
-    from rich.table import Table
-
-    header, rows = display_rows(table, std, names)
-    groups = {table.column_label(c): g for c, g in table.columns()}
-    rich_table = Table(title=f"{title(table)}: Top-1 (%)", caption="\n".join(footnotes(table)), caption_justify="left")
-    for name in header:
-        group = groups.get(name, "")
-        label = f"{name}\n[dim]{group}[/dim]" if group and not name.endswith("mean") else name
-        rich_table.add_column(label, justify="left" if name in ("Backbone", "Method", "Settings") else "right")
-    for row in rows:
-        rich_table.add_row(*row)
-    return rich_table
-
-
 # --- LaTeX ------------------------------------------------------------------------------------
 
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",

@@ -12,10 +12,10 @@ import json
 import math
 import time
 from pathlib import Path
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from ..config import stable_hash
+from ..config import TrainConfig, stable_hash
 from ..io import atomic_write_text
 
 RECORD_SCHEMA = "alore-bench/record/1"
@@ -23,7 +23,7 @@ RECORD_SCHEMA = "alore-bench/record/1"
 
 # Recipe fields added after records existed, with the behaviour those records had: at these values
 # they are left out of the identity, so an upgrade keeps the hashes (and records) of earlier runs.
-LATER_TRAIN_DEFAULTS = {"flip": False, "grad_clip": 0.0, "optimizer": "adamw", "momentum": 0.9}
+LATER_TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.metadata.get("added_later")}
 
 
 def config_identity(suite: str, backbone: str, method: str, method_config: Mapping[str, Any],

@@ -83,3 +83,26 @@ def test_seeds_accept_a_named_set_a_string_an_integer_or_a_list():
 def test_a_preset_that_sets_a_recipe_key_refuses_the_same_key_given_explicitly(tmp_path):
     with pytest.raises(UserError, match="preset=.ssf_paper. sets lr per task; drop lr or the preset"):
         build_spec("ssf", "vit_b16", "vtab1k", preset="ssf_paper", recipe={"lr": 1e-3}, data_dir=tmp_path, device="cpu")
+
+
+def test_tuning_and_tuned_identities_are_the_ones_records_were_filed_under(tmp_path):
+    """`tune --method lora --suite demo --tasks digits --epochs 1 --grid lr=1e-3,1e-2`, then `run`:
+    the hashes those records had before the one-path redesign (a study resumes without rerunning)."""
+    from alore_bench.runs.hparams import for_job
+    from alore_bench.runs.record import spec_identity
+    from alore_bench.tuning import base_identity
+
+    lora = build_spec("lora", "demo_vit", "demo").method_spec
+    grid = make_grid({"lr": [1e-3, 1e-2]}, lora, "test")
+    specs = [build_spec("lora", "demo_vit", "demo", tasks="digits", recipe={"epochs": 1}, grid=grid, grid_index=i,
+                        device="cpu", data_dir=tmp_path, results_dir=tmp_path) for i in range(2)]
+    assert [demo_identity(s) for s in specs] == ["af9928b3fa", "de1dc5a6d9"]
+    final = build_spec("lora", "demo_vit", "demo", tasks="digits", recipe={"epochs": 1}, device="cpu",
+                       data_dir=tmp_path, results_dir=tmp_path)
+    source = final.backbone_spec.resolve_weights(None, tmp_path).describe()
+    identity = spec_identity(final, source, CPU)
+    tuning = [{"status": "ok", "task": "digits", "metrics": {"top1": top1},
+               "tuning": {"base": base_identity(spec_identity(s, source, CPU), grid.keys), "grid": grid.describe(),
+                          "point": s.point, "index": s.grid_index}} for s, top1 in zip(specs, (10.5, 24.5))]
+    hparams = for_job(final, "digits", identity, tuning)
+    assert hparams.point == {"lr": 1e-2} and stable_hash(dict(hparams.identity)) == "8004d9f57a"

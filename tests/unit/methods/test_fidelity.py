@@ -14,7 +14,7 @@ from alore_bench.methods import METHODS
 from alore_bench.methods.base import trainable_parameter_count
 from alore_bench.params import vit_b16_trainable_without_head
 
-from .conftest import TINY_VIT_ARGS
+from tests.support.models import TINY_VIT_ARGS
 
 # A tiny ViT with ViT-B's MLP ratio (4): FacT's official layout assumes four d x d chunks.
 RATIO4 = dict(TINY_VIT_ARGS, mlp_ratio=4.0)

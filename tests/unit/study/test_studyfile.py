@@ -17,7 +17,7 @@ from alore_bench.study.status import study_counts
 from alore_bench.study.studyfile import load_study
 
 runner = CliRunner()
-STUDIES = Path(__file__).resolve().parents[1] / "studies"
+STUDIES = Path(__file__).resolve().parents[3] / "studies"
 
 MINIMAL = '''
 name = "mini"

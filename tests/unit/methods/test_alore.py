@@ -11,7 +11,7 @@ from alore_bench.methods import METHODS
 from alore_bench.methods.alore import ALoReConfig, ALoReLinear, ALoReRules, apply_alore
 from alore_bench.params import vit_b16_trainable_without_head
 
-from .conftest import make_tiny_vit
+from tests.support.models import make_tiny_vit
 
 
 def test_vit_b16_budget_is_147520():

@@ -8,8 +8,8 @@ import torch
 from alore_bench.backbones import BACKBONES
 from alore_bench.errors import UserError
 
-from .conftest import make_tiny_vit
-from .families import write_google_vit_npz
+from tests.support.models import make_tiny_vit
+from tests.support.families import write_google_vit_npz
 
 VIT_B16 = BACKBONES.get("vit_b16")
 resolve_vit_b16 = VIT_B16.resolve_weights

@@ -138,8 +138,7 @@ def test_prepared_tasks_are_skipped_unless_forced(mocked_tfds, tmp_path):
 
 
 def test_tensorflow_builders_name_the_vtab_extra_and_the_others_go_on(mocked_tfds, tmp_path, monkeypatch):
-    from alore_bench import network
-from alore_bench.data import tfds_source
+    from alore_bench.data import tfds_source
 
     monkeypatch.setattr(tfds_source, "tensorflow_missing", lambda: True)
     result = runner.invoke(app, ["prepare", "--suite", "vtab1k", "--tasks", "svhn,dtd", "--data-dir", str(tmp_path),

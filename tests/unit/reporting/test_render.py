@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from alore_bench.cli import app
 from alore_bench.data.suites import SUITES
 
-from .test_report import write_record
+from .test_tables import write_record
 
 runner = CliRunner()
 DEMO_TASKS = {"digits": (50, 60), "textures": (90, 92), "count_shapes": (40, 50), "locate_shape": (70, 80)}

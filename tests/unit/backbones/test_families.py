@@ -19,7 +19,7 @@ from alore_bench.errors import UserError
 from alore_bench.methods import METHODS
 from alore_bench.methods.base import replace_submodule, trainable_parameter_count
 
-from .families import FAMILY_BACKBONES, TINY_BUILDS, WRITERS, reference_model, tiny_spec, write_fixture
+from tests.support.families import FAMILY_BACKBONES, TINY_BUILDS, WRITERS, reference_model, tiny_spec, write_fixture
 
 PUBLISHED = list(WRITERS)
 

@@ -14,7 +14,7 @@ from alore_bench.errors import UserError
 from alore_bench.methods import METHODS
 from alore_bench.methods.base import head_parameter_count, total_parameter_count, trainable_parameter_count
 
-from .conftest import make_tiny_vit
+from tests.support.models import make_tiny_vit
 
 
 def _qkv_and_fc1(model: nn.Module):

@@ -20,7 +20,7 @@ from alore_bench.env import resolve_device
 from alore_bench.errors import UserError
 from alore_bench.methods import METHODS
 
-from .conftest import make_tiny_vit
+from tests.support.models import make_tiny_vit
 
 runner = CliRunner()
 NORM = Normalisation("imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))

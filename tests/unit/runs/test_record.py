@@ -151,7 +151,9 @@ def test_recipe_fields_added_later_keep_earlier_hashes_at_their_old_behaviour():
 
     weights = {"kind": "file", "sha256": "ab" * 32, "location": "x"}
     train = config_to_dict(TrainConfig())
-    assert {k: train[k] for k in LATER_TRAIN_DEFAULTS} == LATER_TRAIN_DEFAULTS  # the defaults are the old behaviour
+    # The fields marked added_later in TrainConfig, at the behaviour records had before them.
+    assert LATER_TRAIN_DEFAULTS == {"flip": False, "grad_clip": 0.0, "optimizer": "adamw", "momentum": 0.9}
+    assert {k: train[k] for k in LATER_TRAIN_DEFAULTS} == LATER_TRAIN_DEFAULTS
     earlier = {k: v for k, v in train.items() if k not in LATER_TRAIN_DEFAULTS}  # a record's recipe before them
     now = config_identity("demo", "demo_vit", "lora", {}, train, weights)
     assert stable_hash(now) == stable_hash(config_identity("demo", "demo_vit", "lora", {}, earlier, weights))
