@@ -16,6 +16,8 @@ from .demo import GENERATORS
 from .suites import Suite, Task
 
 PATH_SOURCES = ("folder", "json", "archive")
+# Every route `prepare` knows; a suite lists the ones it can be prepared from.
+SOURCES = ("tfds", *PATH_SOURCES, "generated")
 
 
 @dataclass

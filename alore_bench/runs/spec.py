@@ -20,8 +20,7 @@ from ..tuning import Grid, split_point
 SEED_SETS = {"vpt5": (42, 44, 82, 100, 800), "vpt3": (42, 44, 82)}
 # Extra logs of training curves; the record's history is always kept.
 LOGS = ("tensorboard",)
-# Recipe keys of a spec's identity that a tuning grid may search (tuning.TRAIN_KEYS) and that a
-# caller fixes by giving them: never replaced by tuned values or a preset's.
+# Seeds as callers give them: "42,44", a named set ("vpt5"), one integer or a list.
 Seeds = Union[str, int, Iterable[int]]
 
 

@@ -135,3 +135,15 @@ def test_list_methods_with_wildcard_and_options():
     assert "peft:vera" in result.output and "alore" not in result.output.split("method options")[0]
     assert "rank_dropout" in result.output
     assert "experts" in invoke("list", "methods", "--match", "alore", "--options").output
+
+
+def test_choices_on_the_command_line_are_the_definitions_they_choose_among():
+    from alore_bench.cli import options
+    from alore_bench.reporting.build import FORMATS, STAGES
+    from alore_bench.reporting.render import FITS
+
+    assert [c.value for c in options.ReportStage] == list(STAGES)
+    assert sorted(c.value for c in options.ReportFormat) == sorted(set(FORMATS.values()))
+    assert [c.value for c in options.LatexFit] == list(FITS)
+    assert [c.value for c in options.Protocol] == ["vpt", "noah", "native"]
+    assert [c.value for c in options.ExecutorKind] == ["local", "workers", "ray"]

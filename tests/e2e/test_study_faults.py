@@ -15,24 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.studies import demo_study
 from alore_bench.io import Claim
 from alore_bench.study.expand import study_specs
 from alore_bench.study.status import study_progress
 from alore_bench.study.studyfile import load_study
 
-STUDY = '''
-name = "faults"
-suite = "demo"
-tasks = ["textures"]
-backbones = ["demo_vit"]
-seeds = [42, 44]
-[recipe]
-epochs = 2
-[variants.alore]
-grid = { lr = [1e-3, 1e-2] }
-[variants.lora]
-grid = { lr = [1e-3] }
-'''
+STUDY = demo_study("faults", epochs=2)
 JOBS = 7  # tuning: 2 + 1 grid points x 1 seed; final: 2 variants x 2 seeds
 CLI = [str(Path(sys.executable).with_name("alore-bench"))]
 

@@ -10,6 +10,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests.support.studies import demo_study
+from tests.support.studies import write_study as write_study_file
 from alore_bench.cli import app
 from alore_bench.errors import UserError
 from alore_bench.execution.executors import cpu_threads, device_slots
@@ -22,25 +24,11 @@ from alore_bench.tuning import make_grid
 
 runner = CliRunner()
 
-STUDY = '''
-name = "exec"
-suite = "demo"
-tasks = ["textures"]
-backbones = ["demo_vit"]
-seeds = [42, 44]
-[recipe]
-epochs = 1
-[variants.alore]
-grid = { lr = [1e-3, 1e-2] }
-[variants.lora]
-grid = { lr = [1e-3] }
-'''
+STUDY = demo_study("exec")
 
 
 def write_study(tmp_path: Path, text: str = STUDY) -> Path:
-    path = tmp_path / "study.toml"
-    path.write_text(text)
-    return path
+    return write_study_file(tmp_path, text)
 
 
 def records(results: Path) -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.support.studies import demo_study, write_study
 from alore_bench.cli import app
 from alore_bench.errors import UserError
 from alore_bench.execution.jobs import jobs_of
@@ -19,23 +20,10 @@ from alore_bench.study.studyfile import load_study
 runner = CliRunner()
 STUDIES = Path(__file__).resolve().parents[3] / "studies"
 
-MINIMAL = '''
-name = "mini"
-suite = "demo"
-tasks = ["textures"]
-backbones = ["demo_vit"]
-seeds = [42, 44]
-[recipe]
-epochs = 1
-[variants.alore]
-grid = { lr = [1e-3, 1e-2] }
-'''
+MINIMAL = demo_study("mini", lora=False)
 
 
-def write(tmp_path, text: str) -> Path:
-    path = tmp_path / "study.toml"
-    path.write_text(text)
-    return path
+write = write_study
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in STUDIES.glob("*.toml")))
