@@ -133,9 +133,10 @@ class TrainConfig:
         "test); tune: evaluate on the validation split instead (VTAB-1k: train800 -> val200)",
         default="final",
     )
-    protocol: Literal["vpt", "noah", "native"] = doc(
-        "input-pipeline preset (normalisation, resize, expected data source): vpt (TFDS, ImageNet mean/std, "
-        "bilinear), noah (pre-made folders, ImageNet mean/std, bicubic) or native (the backbone's own)",
+    protocol: Literal["auto", "vpt", "noah", "native"] = doc(
+        "input-pipeline preset (normalisation, resize, expected data source): auto (the one the prepared "
+        "data's source implies, resolved before a run and recorded), vpt (TFDS, ImageNet mean/std, bilinear), "
+        "noah (pre-made folders, ImageNet mean/std, bicubic) or native (the backbone's own)",
         default="native")
     normalisation: Literal["protocol", "backbone", "imagenet", "half"] = doc(
         "input normalisation: the protocol's, the backbone's own mean/std, ImageNet's, or 0.5/0.5",

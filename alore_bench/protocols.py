@@ -14,7 +14,7 @@ as a unit with `run --protocol NAME` and recorded in every record.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .errors import UserError, param
 from .registry import Registry
@@ -42,6 +42,33 @@ class Protocol:
             raise UserError(f"task {task} was prepared from {kind} data, but {param('protocol', self.name)} expects "
                             f"{' or '.join(self.sources)} data: pass {' or '.join(param('protocol', o) for o in others)}, "
                             f"or prepare the task from {self.sources[0]}")
+
+
+AUTO = "auto"
+
+
+def implied_by(kind: str) -> str:
+    """The protocol the data source `kind` implies: the first whose published numbers were made from
+    it (tfds, json, archive -> vpt; folder -> noah), else the one that takes any data (native)."""
+    names = PROTOCOLS.names()
+    for name in names:
+        sources = PROTOCOLS.get(name).sources
+        if sources is not None and kind in sources:
+            return name
+    return next(name for name in names if PROTOCOLS.get(name).sources is None)
+
+
+def resolve_auto(kinds: Mapping[str, str]) -> str:
+    """The one protocol `auto` means for tasks prepared from `kinds` (task -> source kind); tasks whose
+    sources imply different protocols are a one-line refusal."""
+    implied = {task: implied_by(kind) for task, kind in kinds.items()}
+    chosen = sorted(set(implied.values()))
+    if len(chosen) > 1:
+        groups = "; ".join(f"{p}: {', '.join(sorted(t for t, q in implied.items() if q == p))}" for p in chosen)
+        raise UserError(f"{param('protocol', AUTO)}: the tasks' prepared data imply different protocols ({groups}); "
+                        f"prepare them from one source, or pass {param('protocol')} with one of "
+                        f"{', '.join(chosen)}")
+    return chosen[0]
 
 
 PROTOCOLS: Registry[Protocol] = Registry("protocol", param("protocol"))

@@ -97,8 +97,9 @@ RECIPE: Dict[str, Tuple[Any, Any]] = {
     "stage": (Annotated[Optional[Stage], typer.Option("--stage", help=(
         "final (train800val200 -> test) or tune (train800 -> val200)"))], None),
     "protocol": (Annotated[Optional[Protocol], typer.Option("--protocol", help=(
-        "input pipeline as a unit: vpt (TFDS data, ImageNet mean/std, bilinear; vtab1k and fgvc default), "
-        "noah (pre-made folders, ImageNet mean/std, bicubic) or native (the backbone's own)"))], None),
+        "input pipeline as a unit: auto (the suites' default: the one the prepared data imply, recorded), vpt "
+        "(TFDS data, ImageNet mean/std, bilinear), noah (pre-made folders, ImageNet mean/std, bicubic) or "
+        "native (the backbone's own)"))], None),
     "normalisation": (Annotated[Optional[Normalisation], typer.Option("--normalisation", help=(
         "override the protocol's: backbone, imagenet or half"))], None),
     "compile": (Annotated[bool, typer.Option("--compile", help=(

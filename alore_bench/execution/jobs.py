@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..runs.outcome import Summary
-from ..runs.preflight import Checked, clean_leftovers, preflight
-from ..runs.spec import Job, RunSpec
+from ..runs.preflight import Checked, clean_leftovers, preflight, source_kinds
+from ..runs.spec import Job, RunSpec, resolve_protocol
 from .executors import Executor, LocalExecutor
 
 Say = Callable[[str], None]
@@ -22,34 +22,36 @@ def jobs_of(specs: Sequence[RunSpec]) -> List[Job]:
     return [job for spec in specs for job in spec.jobs()]
 
 
-def check_specs(specs: Sequence[RunSpec], say: Say) -> Dict[RunSpec, Checked]:
+def check_specs(specs: Sequence[RunSpec], say: Say) -> List[RunSpec]:
     """Clean leftovers in the specs' folders, then preflight each distinct world once (specs that
-    differ only in their recipe or options look at the same data, folders and weights)."""
+    differ only in their recipe or options look at the same data, folders and weights); returns
+    the specs as they run (protocol `auto` resolved)."""
     for line in clean_leftovers(list(specs)):
         say(line)
     seen: Dict[Tuple, Checked] = {}
-    checked = {}
+    resolved = []
     for spec in specs:
         key = (str(spec.data_dir), spec.suite, spec.tasks, str(spec.results_dir), spec.backbone, spec.weights,
                spec.train.protocol)
         if key not in seen:
             seen[key] = preflight(spec)
-        checked[spec] = seen[key]
-    return checked
+        resolved.append(resolve_protocol(spec, source_kinds(seen[key].manifests)))
+    return resolved
 
 
 def run_specs(specs: Sequence[RunSpec], executor: Optional[Executor] = None, say: Say = print) -> Summary:
     """Check every spec, then run all their jobs through `executor` (default: here, in order)."""
-    check_specs(specs, say)
+    resolved = check_specs(specs, say)
     with executor or LocalExecutor(say=say) as runner:
-        return runner.run(jobs_of(specs))
+        return runner.run(jobs_of(resolved))
 
 
 def run_phases(phases: Sequence[Tuple[str, Sequence[RunSpec]]], executor: Executor, say: Say = print,
                label: str = "") -> Summary:
     """Run each phase's jobs to the end (waiting for jobs other processes hold) before the next
     phase starts. The executor stays open across phases (workers start once)."""
-    check_specs([spec for _name, specs in phases for spec in specs], say)
+    resolved = iter(check_specs([spec for _name, specs in phases for spec in specs], say))
+    phases = [(name, [next(resolved) for _spec in specs]) for name, specs in phases]
     total = Summary()
     for name, specs in phases:
         jobs = jobs_of(specs)

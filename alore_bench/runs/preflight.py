@@ -12,7 +12,7 @@ from ..data.cache import missing_tasks, read_manifest
 from ..errors import UserError, param
 from ..io import check_writable_folder, clean_children, clean_tree
 from ..protocols import PROTOCOLS
-from .spec import RunSpec
+from .spec import RunSpec, resolve_protocol
 
 # Free space a run needs in the results dir before it starts: records are small, adapters are not.
 MIN_FREE_BYTES = 64 * 2**20
@@ -20,7 +20,8 @@ MIN_FREE_BYTES = 64 * 2**20
 
 @dataclass(frozen=True)
 class Checked:
-    """What preflight found: the manifests of the spec's tasks and its resolved weights."""
+    """What preflight found: the spec with its protocol resolved (`auto`), the manifests of its
+    tasks and its resolved weights."""
 
     spec: RunSpec
     manifests: Mapping[str, Mapping]
@@ -38,12 +39,16 @@ def check_data(spec: RunSpec) -> None:
 def preflight(spec: RunSpec) -> Checked:
     check_data(spec)  # data before weights: the cheaper fix first
     check_writable_folder(spec.results_dir, "results_dir", MIN_FREE_BYTES)
+    manifests: Dict[str, Mapping] = {task.name: read_manifest(spec.data_dir, task) for task in spec.task_specs}
+    spec = resolve_protocol(spec, source_kinds(manifests))
     protocol = PROTOCOLS.get(spec.train.protocol)
-    manifests: Dict[str, Mapping] = {}
-    for task in spec.task_specs:
-        manifests[task.name] = read_manifest(spec.data_dir, task)
-        protocol.check_source(task.name, manifests[task.name]["source"]["kind"])
+    for name, manifest in manifests.items():
+        protocol.check_source(name, manifest["source"]["kind"])
     return Checked(spec, manifests, spec.backbone_spec.resolve_weights(spec.weights, spec.data_dir))
+
+
+def source_kinds(manifests: Mapping[str, Mapping]) -> Dict[str, str]:
+    return {task: manifest["source"]["kind"] for task, manifest in manifests.items()}
 
 
 def clean_leftovers(specs: List[RunSpec]) -> List[str]:

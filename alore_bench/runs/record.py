@@ -145,6 +145,8 @@ def previous_outcome(path: Path, fingerprint: Mapping[str, Any]) -> Optional[str
 def spec_identity(spec, weights: Mapping[str, Any], compute: Mapping[str, Any]) -> Dict[str, Any]:
     """The configuration identity of a run spec (the run-level method config and recipe, before
     any per-task layer), with its resolved `weights` and `compute` (device type, precision)."""
+    if spec.train.protocol == "auto":
+        raise ValueError("resolve protocol auto (runs.spec.resolve_protocol) before naming a configuration")
     preset = spec.preset_spec
     return config_identity(spec.suite, spec.backbone, spec.method, asdict(spec.method_config), asdict(spec.train),
                            weights, preset=preset.describe() if preset else None, compute=compute)

@@ -25,7 +25,7 @@ from .logs import write_tensorboard
 from .outcome import Outcome
 from .record import (data_fingerprint, previous_outcome, read_record, record_path, seeds_from_other_data,
                      spec_identity, write_record)
-from .spec import Job, RunSpec
+from .spec import Job, RunSpec, resolve_protocol
 from .trial import TrialInputs, run_trial
 
 
@@ -69,8 +69,9 @@ def reusable(spec: RunSpec, path: Path, fingerprint: Mapping[str, Any], hparams:
 def run_job(job: Job, progress: Progress, say: Callable[[str], None] = lambda line: None) -> Outcome:
     """Run one job in this process. `say` hears the lines of the job as they happen (they are also
     in the outcome)."""
-    spec = job.spec
-    task = spec.suite_spec.select([job.task])[0]
+    task = job.spec.suite_spec.select([job.task])[0]
+    manifest = read_manifest(job.spec.data_dir, task)
+    spec = resolve_protocol(job.spec, {task.name: manifest["source"]["kind"]})  # as preflight did
     device = torch.device(spec.device)
     source = spec.backbone_spec.resolve_weights(spec.weights, spec.data_dir)
     identity = spec_identity(spec, source.describe(), {"device": device.type, "precision": precision(device)})
@@ -80,7 +81,7 @@ def run_job(job: Job, progress: Progress, say: Callable[[str], None] = lambda li
     for line in lines:
         say(line)
     train_split, eval_split = spec.suite_spec.stage_splits(spec.stage)
-    fingerprint = data_fingerprint(read_manifest(spec.data_dir, task), (train_split, eval_split))
+    fingerprint = data_fingerprint(manifest, (train_split, eval_split))
     path = record_path(spec.results_dir, identity, task.name, job.seed)
 
     def finish(status: str, line: str, error: Optional[str] = None) -> Outcome:

@@ -52,6 +52,8 @@ class RunSpec:
     log: Tuple[str, ...] = ()
     # Mid-run checkpoints every this many epochs (0: none); they never change what a run computes.
     checkpoint_every: int = 10
+    # How `train.protocol` was chosen when the recipe said `auto` ("auto -> noah"); None otherwise.
+    protocol_choice: Optional[str] = None
 
     # The registry entries the names stand for (looked up once per spec).
     @cached_property
@@ -106,7 +108,8 @@ class RunSpec:
                 "preset": self.preset, "grid": self.grid.describe() if self.grid is not None else None,
                 "grid_index": self.grid_index, "use_tuned": self.use_tuned, "explicit": sorted(self.explicit),
                 "variant": self.variant, "force": self.force, "save_adapters": self.save_adapters,
-                "log": list(self.log), "checkpoint_every": self.checkpoint_every}
+                "log": list(self.log), "checkpoint_every": self.checkpoint_every,
+                "protocol_choice": self.protocol_choice}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunSpec":
@@ -284,6 +287,18 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
         save_adapters=save_adapters, log=_log(log), checkpoint_every=checkpoint_every)
     check_spec(spec)
     return spec
+
+
+def resolve_protocol(spec: RunSpec, kinds: Mapping[str, str]) -> RunSpec:
+    """The spec with protocol `auto` replaced by the one its tasks' prepared data imply (`kinds`:
+    task -> data source kind, for the tasks at hand: all of them in preflight), saying so in `protocol_choice`; any other spec as it is. Identities
+    hold the concrete protocol, so `auto` on TFDS data files records where `vpt` always did."""
+    from ..protocols import AUTO, resolve_auto
+
+    if spec.train.protocol != AUTO:
+        return spec
+    chosen = resolve_auto(dict(kinds))
+    return spec.replace(train=dataclasses.replace(spec.train, protocol=chosen), protocol_choice=f"{AUTO} -> {chosen}")
 
 
 def check_spec(spec: RunSpec) -> None:

@@ -104,6 +104,7 @@ def base_record(inputs: TrialInputs, config, method_config) -> Dict[str, Any]:
         "protocol": {
             "train_split": train_split, "eval_split": eval_split, "selection": "last_epoch",
             "augment": augment_of(spec.suite_spec.augment, config.flip), "preset": protocol.describe(),
+            "protocol_choice": spec.protocol_choice or config.protocol,
             "normalisation": norm.describe(), "input_size": backbone.input_size,
             "interpolation": protocol.interpolation or backbone.interpolation, "antialias": protocol.antialias,
             "device_type": device.type, "precision": precision(device), "weights": inputs.weights.describe(),

@@ -145,5 +145,5 @@ def test_choices_on_the_command_line_are_the_definitions_they_choose_among():
     assert [c.value for c in options.ReportStage] == list(STAGES)
     assert sorted(c.value for c in options.ReportFormat) == sorted(set(FORMATS.values()))
     assert [c.value for c in options.LatexFit] == list(FITS)
-    assert [c.value for c in options.Protocol] == ["vpt", "noah", "native"]
+    assert [c.value for c in options.Protocol] == ["auto", "vpt", "noah", "native"]
     assert [c.value for c in options.ExecutorKind] == ["local", "workers", "ray"]

@@ -76,17 +76,18 @@ def test_linear_probe_on_real_digits_reaches_logistic_regression(tmp_path):
     result = runner.invoke(app, ["prepare", "--suite", "vtab1k", "--source", "folder", str(tmp_path / "vtab-1k"),
                                  "--tasks", "eurosat", "--data-dir", str(data), "--allow-mismatch"])
     assert result.exit_code == 0, result.output
-    # The vtab1k default protocol (vpt) expects TFDS data: a pre-made folder is refused, noah accepted.
-    result = runner.invoke(app, ["run", "--method", "linear", "--backbone", "demo_vit", "--tasks", "eurosat",
-                                 "--data-dir", str(data), "--results-dir", str(tmp_path / "results"), "--device", "cpu"])
-    assert result.exit_code == 2 and "--protocol noah" in result.output
+    # An explicit vpt expects TFDS data: a pre-made folder is refused; the default (auto) takes noah.
     result = runner.invoke(app, ["run", "--method", "linear", "--backbone", "demo_vit", "--tasks", "eurosat",
                                  "--data-dir", str(data), "--results-dir", str(tmp_path / "results"), "--device", "cpu",
-                                 "--protocol", "noah"])
+                                 "--protocol", "vpt"])
+    assert result.exit_code == 2 and "--protocol noah" in result.output
+    result = runner.invoke(app, ["run", "--method", "linear", "--backbone", "demo_vit", "--tasks", "eurosat",
+                                 "--data-dir", str(data), "--results-dir", str(tmp_path / "results"), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     record = json.loads(next((tmp_path / "results").rglob("seed42.json")).read_text())
     assert record["protocol"]["backbone_mode_in_training"] == "eval"
     assert record["protocol"]["preset"]["name"] == "noah" and record["protocol"]["normalisation"]["name"] == "imagenet"
+    assert record["protocol"]["protocol_choice"] == "auto -> noah"
     assert record["protocol"]["interpolation"] == "bicubic"
     assert record["protocol"]["head_training"]["selection"]["on"] == "train800 -> val200"
 

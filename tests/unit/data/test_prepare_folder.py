@@ -209,3 +209,28 @@ def test_task_folder_missing(tmp_path):
     make_premade(tmp_path / "v", "dtd", 47, SMALL)
     result = prepare(tmp_path / "v", tmp_path / "data", "--tasks", "svhn")
     assert result.exit_code == 2 and "no task folder svhn" in result.output
+
+
+def test_folder_data_runs_under_noah_by_default_and_an_explicit_mismatch_is_refused(tmp_path):
+    """The common route: NOAH's pre-made folders, then `run` with no protocol flag. `auto` (the
+    suites' default) picks noah from the data's source and says so in the record; the identity is
+    the explicit `--protocol noah` one; an explicit `--protocol vpt` stays a one-line refusal."""
+    dtd = VTAB.task("dtd")
+    make_premade(tmp_path / "vtab-1k", "dtd", dtd.classes, {s: dtd.splits[s] for s in
+                                                           ("train800", "val200", "train800val200", "test")})
+    data = tmp_path / "data"
+    assert prepare(tmp_path / "vtab-1k", data, "--tasks", "dtd").exit_code == 0
+    base = ["run", "--method", "linear", "--backbone", "demo_vit", "--suite", "vtab1k", "--tasks", "dtd",
+            "--data-dir", str(data), "--epochs", "1", "--device", "cpu"]
+    run = runner.invoke(app, base + ["--results-dir", str(tmp_path / "auto")])
+    assert run.exit_code == 0, run.output
+    record = json.loads(next((tmp_path / "auto").rglob("seed42.json")).read_text())
+    assert record["protocol"]["protocol_choice"] == "auto -> noah" and record["config"]["train"]["protocol"] == "noah"
+    assert record["protocol"]["interpolation"] == "bicubic"
+    given = runner.invoke(app, base + ["--results-dir", str(tmp_path / "given"), "--protocol", "noah"])
+    assert given.exit_code == 0, given.output
+    explicit = json.loads(next((tmp_path / "given").rglob("seed42.json")).read_text())
+    assert explicit["config_hash"] == record["config_hash"] and explicit["protocol"]["protocol_choice"] == "noah"
+    refused = runner.invoke(app, base + ["--results-dir", str(tmp_path / "vpt"), "--protocol", "vpt"])
+    assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1
+    assert "prepared from folder data, but --protocol vpt expects" in refused.output

@@ -10,7 +10,7 @@ import pytest
 
 from alore_bench.errors import UserError
 from alore_bench.runs.record import spec_identity
-from alore_bench.runs.spec import RunSpec, build_spec, parse_seeds
+from alore_bench.runs.spec import RunSpec, build_spec, parse_seeds, resolve_protocol
 from alore_bench.config import stable_hash
 from alore_bench.tuning import make_grid
 
@@ -18,6 +18,7 @@ CPU = {"device": "cpu", "precision": "fp32"}
 
 
 def demo_identity(spec):
+    spec = resolve_protocol(spec, {task: "generated" for task in spec.tasks})  # as preflight does for the demo
     source = spec.backbone_spec.resolve_weights(spec.weights, spec.data_dir)
     return stable_hash(spec_identity(spec, source.describe(), CPU))
 
@@ -100,9 +101,26 @@ def test_tuning_and_tuned_identities_are_the_ones_records_were_filed_under(tmp_p
     final = build_spec("lora", "demo_vit", "demo", tasks="digits", recipe={"epochs": 1}, device="cpu",
                        data_dir=tmp_path, results_dir=tmp_path)
     source = final.backbone_spec.resolve_weights(None, tmp_path).describe()
+    final = resolve_protocol(final, {"digits": "generated"})  # as preflight does for the demo
+    specs = [resolve_protocol(s, {"digits": "generated"}) for s in specs]
     identity = spec_identity(final, source, CPU)
     tuning = [{"status": "ok", "task": "digits", "metrics": {"top1": top1},
                "tuning": {"base": base_identity(spec_identity(s, source, CPU), grid.keys), "grid": grid.describe(),
                           "point": s.point, "index": s.grid_index}} for s, top1 in zip(specs, (10.5, 24.5))]
     hparams = for_job(final, "digits", identity, tuning)
     assert hparams.point == {"lr": 1e-2} and stable_hash(dict(hparams.identity)) == "8004d9f57a"
+
+
+def test_protocol_auto_takes_the_one_the_prepared_data_implies(tmp_path):
+    spec = build_spec("alore", "demo_vit", "vtab1k", tasks="dtd,cifar100", device="cpu", data_dir=tmp_path)
+    assert spec.train.protocol == "auto"  # the suites' default
+    folder = resolve_protocol(spec, {"dtd": "folder", "cifar100": "folder"})
+    assert folder.train.protocol == "noah" and folder.protocol_choice == "auto -> noah"
+    assert resolve_protocol(spec, {"dtd": "tfds", "cifar100": "tfds"}).train.protocol == "vpt"
+    with pytest.raises(UserError, match="protocol='auto': the tasks' prepared data imply different protocols "
+                                        r"\(noah: dtd; vpt: cifar100\)"):
+        resolve_protocol(spec, {"dtd": "folder", "cifar100": "tfds"})
+    given = build_spec("alore", "demo_vit", "vtab1k", recipe={"protocol": "vpt"}, device="cpu", data_dir=tmp_path)
+    assert resolve_protocol(given, {"dtd": "folder"}) is given  # a given protocol is never replaced
+    with pytest.raises(ValueError, match="resolve protocol auto"):
+        spec_identity(spec, {}, CPU)
