@@ -114,7 +114,15 @@ class Registry(Generic[T]):
         """Names `prefix<rest>` are entries made by `make(name)` (which raises a UserError for a bad name)."""
         self._prefixes[prefix] = make
 
-    def register(self, name: str, entry: T | None = None, aliases: tuple[str, ...] = ()) -> Callable[[T], T] | T:
+    def register(self, name: str | T, entry: T | None = None, aliases: tuple[str, ...] = ()) -> Callable[[T], T] | T:
+        """`register(name, entry)`, `register(entry)` for an entry that carries its `.name` (a
+        MethodSpec, a BackboneSpec), or `@register(name)` as a decorator."""
+        if not isinstance(name, str):  # register(METHOD): the entry names itself
+            entry, name = name, getattr(name, "name", None)
+            if not isinstance(name, str):
+                raise TypeError(f"{self.kind} registry: register(name, entry), or register(entry) for an entry "
+                                f"with a .name; got {type(entry).__name__}")
+
         def add(obj: T) -> T:
             if name in self._entries or name in self._aliases:
                 if _LOADING:

@@ -98,9 +98,13 @@ def test_listing_doctor_and_validation_print_what_the_api_returns(env_data, tmp_
 
 @pytest.mark.slow
 def test_the_demo_both_ways(tmp_path):
-    out = cli("demo", "--methods", "linear", "--epochs", "1", "--device", "cpu", "--data-dir", str(tmp_path / "d"),
-              "--results-dir", str(tmp_path / "cli"))
-    result = api.demo(data_dir=tmp_path / "d", results_dir=tmp_path / "api", methods="linear", epochs=1, device="cpu",
-                      say=quiet)
+    # (The demo's --methods, --seeds and --epochs as well: linear only, two seeds, one epoch.)
+    out = cli("demo", "--methods", "linear", "--seeds", "42,44", "--epochs", "1", "--device", "cpu",
+              "--data-dir", str(tmp_path / "d"), "--results-dir", str(tmp_path / "cli"))
+    result = api.demo(data_dir=tmp_path / "d", results_dir=tmp_path / "api", methods="linear", seeds=(42, 44),
+                      epochs=1, device="cpu", say=quiet)
     assert result.ok and records(tmp_path / "cli") == records(tmp_path / "api")
     assert "demo finished in" in out and "Linear" in out
+    written = [json.loads(p.read_text()) for p in (tmp_path / "cli").rglob("seed*.json")]
+    assert len(written) == 8 and {r["method"] for r in written} == {"linear"}
+    assert {r["config"]["train"]["epochs"] for r in written} == {1}

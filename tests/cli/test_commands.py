@@ -147,3 +147,11 @@ def test_choices_on_the_command_line_are_the_definitions_they_choose_among():
     assert [c.value for c in options.LatexFit] == list(FITS)
     assert [c.value for c in options.Protocol] == ["auto", "vpt", "noah", "native"]
     assert [c.value for c in options.ExecutorKind] == ["local", "workers", "ray"]
+
+
+@pytest.mark.parametrize("command, option, needle", [
+    (["run"], "--device", "cuda:N"), (["tune"], "--device", "cuda:N"), (["report"], "--results-dir", "read and written"),
+    (["study", "run"], "--results-dir", "read and written")])
+def test_help_says_what_an_option_takes(command, option, needle):
+    out = " ".join(invoke(*command, "--help").output.split())
+    assert needle in out[out.index(option):out.index(option) + 200]

@@ -72,16 +72,6 @@ def test_demo_checks_its_options_before_preparing_anything(tmp_path):
         assert result.exit_code == 2 and message in result.output and not data.exists()
 
 
-@pytest.mark.slow  # three demo runs: the full tier has it
-def test_demo_takes_methods_seeds_and_epochs(tmp_path):
-    result = runner.invoke(app, ["demo", "--data-dir", str(tmp_path / "data"), "--results-dir", str(tmp_path / "r"),
-                                 "--methods", "linear", "--seeds", "42,44", "--epochs", "1", "--device", "cpu"])
-    assert result.exit_code == 0, result.output
-    records = [json.loads(p.read_text()) for p in (tmp_path / "r").rglob("seed*.json")]
-    assert len(records) == 8 and {r["method"] for r in records} == {"linear"}
-    assert {r["config"]["train"]["epochs"] for r in records} == {1}
-
-
 def test_results_from_other_prepared_data_never_share_a_row(env_data, tmp_path):
     """Prepare, run seed 1, re-prepare from another copy, run seed 2: refused; forced, the report
     shows two rows and says why."""
