@@ -39,6 +39,7 @@ class Group(TyperGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
+        render.fit_to_terminal()
         try:
             code = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
                                 **extra)

@@ -3,6 +3,7 @@ a rich table or plain lines. Cells are plain text (never parsed as rich markup).
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterable, List, Optional, Sequence
 
 from rich.console import Console
@@ -42,12 +43,16 @@ def progress_say(progress: Progress):
     return lambda line: progress.console.print(line, highlight=False, markup=False)
 
 
-def table(title: str, columns: Sequence[Any], rows: Iterable[Sequence[Any]], caption: str = "") -> Table:
-    """A rich table of plain-text cells; `columns` are headers or (header, justify) pairs."""
+def table(title: str, columns: Sequence[Any], rows: Iterable[Sequence[Any]], caption: str = "",
+          whole_first: bool = False) -> Table:
+    """A rich table of plain-text cells; `columns` are headers or (header, justify) pairs.
+    `whole_first`: the first column is never cut or wrapped (names a user copies)."""
+    rows = list(rows)
     out_table = Table(title=Text(title), caption=Text(caption) if caption else None, caption_justify="left")
-    for column in columns:
+    for index, column in enumerate(columns):
         header, justify = column if isinstance(column, tuple) else (column, "left")
-        out_table.add_column(header, justify=justify)
+        width = max([len(str(header))] + [len(str(row[0])) for row in rows]) if whole_first and index == 0 else None
+        out_table.add_column(header, justify=justify, min_width=width, no_wrap=bool(width))
     for row in rows:
         out_table.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
     return out_table
@@ -55,14 +60,76 @@ def table(title: str, columns: Sequence[Any], rows: Iterable[Sequence[Any]], cap
 
 def text_table(data) -> Table:
     """A listing.TextTable."""
-    return table(data.title, data.columns, data.rows)
+    return table(data.title, data.columns, data.rows, whole_first=True)
 
 
-def suite_table(suite_table, std: bool = True, names=None) -> Table:
-    """A report table (reporting.SuiteTable) for the terminal."""
+def terminal_width() -> int:
+    """The width tables are fitted to: $COLUMNS when set (also in a pipe), else the console's."""
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else console.width
+
+
+_WIDTHS = (console.width, err_console.width)
+
+
+def fit_to_terminal() -> None:
+    """Both consoles at $COLUMNS when it is set, else at their own widths (read at each command:
+    the consoles outlive it, e.g. in tests)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        console.width = err_console.width = int(columns)
+    else:
+        console.width, err_console.width = _WIDTHS
+
+
+# Columns the compact terminal view leaves out first: what no row tells apart, then the rest.
+ALWAYS_OUT = ("+head (M)", "Config")
+SAME_OUT = ("Backbone", "Protocol", "Seeds", "Settings")
+
+
+def compact(suite_table, header: List[str], rows: List[List[str]], width: int):
+    """(header, rows, note) of the terminal's compact view of a report table: single-task groups
+    without their repeated mean; columns equal in every row, +head and Config left out (named in the
+    note); per-task columns dropped, group means kept, when the table still exceeds `width`."""
+    keep = list(range(len(header)))
+    out: List[str] = []
+    sizes = {g: sum(t.group == g for t in suite_table.suite.tasks) for g in suite_table.suite.groups}
+    for index, name in enumerate(header):
+        group = name[:-len(" mean")] if name.endswith(" mean") else None
+        if group is not None and sizes.get(group) == 1:  # the mean of one task is that task
+            keep.remove(index)
+        elif name in ALWAYS_OUT:
+            keep.remove(index)
+            out.append(name)
+        elif name in SAME_OUT and len({row[index] for row in rows}) == 1 and rows:
+            keep.remove(index)
+            out.append(f"{name} ({rows[0][index]} in every row)")
+    # Tasks whose group mean stays in the table (groups of several tasks, in suites with groups).
+    averaged = {suite_table.column_label(t.name) for t in suite_table.suite.tasks
+                if len(sizes) > 1 and sizes[t.group] > 1}
+    if _width(header, rows, keep) > width and averaged:
+        dropped = [i for i in keep if header[i] in averaged]
+        keep = [i for i in keep if i not in dropped]
+        out.append(f"{len(dropped)} per-task columns (their group means stay)")
+    note = (f"left out here: {'; '.join(out)} (`report --wide` shows every column, `--out FILE` writes them "
+            "all)") if out else None
+    return [header[i] for i in keep], [[row[i] for i in keep] for row in rows], note
+
+
+def _width(header: List[str], rows: List[List[str]], keep: List[int]) -> int:
+    """The width of a rich table with these columns (borders and padding included)."""
+    return sum(max([len(header[i])] + [len(row[i]) for row in rows]) + 3 for i in keep) + 1
+
+
+def suite_table(suite_table, std: bool = True, names=None, wide: bool = True, width: Optional[int] = None):
+    """A report table (reporting.SuiteTable) for the terminal: every column (`wide`), or the
+    compact view fitted to `width`, with a note of what it left out."""
     from ..reporting.render import display_rows, footnotes, title
 
     header, rows = display_rows(suite_table, std, names)
+    note = None
+    if not wide:
+        header, rows, note = compact(suite_table, header, rows, width or terminal_width())
     groups = {suite_table.column_label(c): g for c, g in suite_table.columns()}
     columns = []
     for name in header:
@@ -71,7 +138,8 @@ def suite_table(suite_table, std: bool = True, names=None) -> Table:
         if group and not name.endswith("mean"):
             label.append(f"\n{group}", style="dim")
         columns.append((label, "left" if name in ("Backbone", "Method", "Settings") else "right"))
-    return table(f"{title(suite_table)}: Top-1 (%)", columns, rows, "\n".join(footnotes(suite_table)))
+    caption = "\n".join(footnotes(suite_table) + ([note] if note else []))
+    return table(f"{title(suite_table)}: Top-1 (%)", columns, rows, caption)
 
 
 def run_summary(result) -> str:
@@ -171,6 +239,8 @@ def validation(result) -> None:
     out(f"{len(result.results) - len(failed)} of {len(result.results)} checks passed")
 
 
-def tables(items: Sequence[Any], std: Optional[bool] = None, names=None) -> None:
+def tables(items: Sequence[Any], std: Optional[bool] = None, names=None, wide: bool = False) -> None:
+    """Report tables on the terminal: the compact view fitted to its width unless `wide`."""
+    width = terminal_width()
     for item in items:
-        console.print(suite_table(item, std is not False, names))
+        console.print(suite_table(item, std is not False, names, wide, width), width=width)

@@ -43,6 +43,9 @@ def report(
         "resize (to the text width), rotate (headers) or none"))] = LatexFit.resize,
     efficiency: Annotated[bool, typer.Option("--efficiency", help=(
         "the efficiency table: params, time, memory"))] = False,
+    wide: Annotated[bool, typer.Option("--wide", help=(
+        "the terminal table with every column (default: fitted to the terminal's width, saying what it left "
+        "out; files always get every column)"))] = False,
 ):
     """Paper-style tables (mean ± std over seeds, group means, both averaging conventions) from the
     records: one table per suite and stage, rows told apart by the settings that differ."""
@@ -61,7 +64,7 @@ def report(
         elif result.text is not None:
             sys.stdout.write(result.text)
         else:
-            render.tables(result.tables, result.std, result.names)
+            render.tables(result.tables, result.std, result.names, wide)
     else:
         render.say(f"wrote {out}")
     for figure in figures:

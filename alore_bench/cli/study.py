@@ -57,12 +57,13 @@ def run(file: StudyFile, data_dir: DataDir = None, results_dir: ResultsDir = Pat
 
 @app.command("report")
 def report(file: StudyFile, results_dir: ResultsDir = Path("results"),
-           out: Annotated[Optional[Path], typer.Option("--out", help="write .md, .csv, .json or .tex")] = None):
+           out: Annotated[Optional[Path], typer.Option("--out", help="write .md, .csv, .json or .tex")] = None,
+           wide: Annotated[bool, typer.Option("--wide", help="every column on the terminal")] = False):
     """The study's table (final stage, its variants only), on the terminal or into a file."""
     from ..api import study_report
 
     result = study_report(file, results_dir, out)
     if out is None:
-        render.tables(result.tables)
+        render.tables(result.tables, wide=wide)
     else:
         render.say(f"wrote {out}")

@@ -82,6 +82,13 @@ def test_run_then_report(env_data, tmp_path):
     result = invoke("report", "--results-dir", str(results), "--format", "md")
     assert result.exit_code == 0, result.output
     assert "| Demo ViT | ALoRE |" in result.output and "Structured mean" in result.output
+    # The terminal view fits the terminal and says what it left out; --wide and files keep every column.
+    narrow = runner.invoke(app, ["report", "--results-dir", str(results)], env={"COLUMNS": "120"})
+    assert narrow.exit_code == 0 and max(map(len, narrow.output.splitlines())) <= 120, narrow.output
+    text = " ".join(narrow.output.split())
+    assert "left out here:" in text and "Config" in text and "Natural mean" not in text  # one task: no mean
+    wide = runner.invoke(app, ["report", "--results-dir", str(results), "--wide"], env={"COLUMNS": "400"})
+    assert wide.exit_code == 0 and "Natural mean" in wide.output and "left out" not in wide.output
     out = tmp_path / "table.csv"
     result = invoke("report", "--results-dir", str(results), "--out", str(out))
     assert result.exit_code == 0 and out.read_text().startswith("suite,stage,kind,backbone,method")
@@ -155,3 +162,12 @@ def test_choices_on_the_command_line_are_the_definitions_they_choose_among():
 def test_help_says_what_an_option_takes(command, option, needle):
     out = " ".join(invoke(*command, "--help").output.split())
     assert needle in out[out.index(option):out.index(option) + 200]
+
+
+def test_list_never_cuts_the_names_a_user_copies():
+    narrow = runner.invoke(app, ["list", "backbones"], env={"COLUMNS": "90"})
+    assert narrow.exit_code == 0
+    from alore_bench.backbones import BACKBONES
+
+    for name in BACKBONES:
+        assert f"│ {name}" in narrow.output, name

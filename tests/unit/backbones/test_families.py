@@ -277,11 +277,9 @@ def test_run_without_weights_is_one_line_exit_2(env_data, tmp_path):
 
 
 def test_list_backbones_shows_all_eight_with_their_files_and_whether_found(tmp_path, monkeypatch):
-    from alore_bench.cli import render as cli
-
-    monkeypatch.setattr(cli.console, "width", 400)  # one row per backbone, no wrapped cells
     write_fixture("mixer_b16", tmp_path / "weights")
-    result = CliRunner().invoke(app, ["list", "backbones", "--data-dir", str(tmp_path)])
+    # A wide terminal: one row per backbone, no wrapped cells.
+    result = CliRunner().invoke(app, ["list", "backbones", "--data-dir", str(tmp_path)], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
     rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 5}
     for name in PUBLISHED:
@@ -292,9 +290,7 @@ def test_list_backbones_shows_all_eight_with_their_files_and_whether_found(tmp_p
 
 
 def test_list_methods_on_another_backbone_gives_budgets_and_reasons(monkeypatch):
-    from alore_bench.cli import render as cli
-
-    monkeypatch.setattr(cli.console, "width", 400)
-    result = CliRunner().invoke(app, ["list", "methods", "--backbone", "convnext_b", "--match", "[al]*"])
+    result = CliRunner().invoke(app, ["list", "methods", "--backbone", "convnext_b", "--match", "[al]*"],
+                                env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
     assert "144,448" in result.output and "use --opt sites=mlp" in result.output  # alore; lora's reason
