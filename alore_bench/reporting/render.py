@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import pandas as pd
@@ -22,24 +23,49 @@ FITS = ("resize", "rotate", "none")
 
 class Names:
     """Display names of methods and backbones: the registries' (`display`), overridden by the user
-    (`--name lora="LoRA~\\cite{hu2022lora}"`: taken as LaTeX in .tex, as written elsewhere)."""
+    (`--name lora="LoRA~\\cite{hu2022lora}"`: taken as LaTeX in .tex, as written elsewhere). The
+    registries' names come from the code cache (`registry_names`), so a report imports no torch."""
 
     def __init__(self, overrides: Optional[Mapping[str, str]] = None):
         self.overrides = dict(overrides or {})
 
     def method(self, name: str) -> str:
-        if name in self.overrides:
-            return self.overrides[name]
-        from ..methods import METHODS
-
-        return METHODS.get(name).display_name if name in METHODS else name
+        return self.overrides.get(name) or self._registered("methods", name)
 
     def backbone(self, name: str) -> str:
-        if name in self.overrides:
-            return self.overrides[name]
-        from ..backbones import BACKBONES
+        if name.startswith("timm:") and name not in self.overrides:
+            return name[len("timm:"):]  # what backbones/timm_any.py displays, without building the model
+        return self.overrides.get(name) or self._registered("backbones", name)
 
-        return BACKBONES.get(name).display_name if name in BACKBONES else name
+    @staticmethod
+    def _registered(kind: str, name: str) -> str:
+        cached = registry_names()[kind]
+        if name in cached:
+            return cached[name]
+        # An entry registered in this process (a plugin, the API) is not in the cache: ask the registry
+        # only when it is loaded already, so that an unknown name never costs a torch import.
+        module = sys.modules.get(f"alore_bench.{kind}")
+        registry = getattr(module, kind.upper(), None)
+        return registry.get(name).display_name if registry is not None and name in registry else name
+
+
+def registry_names() -> Dict[str, Dict[str, str]]:
+    """{"methods": {name: display name}, "backbones": {...}}: built from the registries once per
+    version of the code and of the plugins, read back from the code cache afterwards."""
+    from ..code_cache import read_entries, write_entry
+    from ..registry import plugins_fingerprint
+
+    key = f"names/{plugins_fingerprint()}"
+    cached = read_entries().get(key)
+    if isinstance(cached, dict) and {"methods", "backbones"} <= set(cached):
+        return cached
+    from ..backbones import BACKBONES
+    from ..methods import METHODS
+
+    names = {"methods": {name: METHODS.get(name).display_name for name in METHODS.names()},
+             "backbones": {name: BACKBONES.get(name).display_name for name in BACKBONES.names()}}
+    write_entry(key, names)
+    return names
 
 
 def fmt_cell(cell: Optional[Cell], std: bool = True, plus_minus: str = "±") -> str:
