@@ -57,6 +57,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise UserError(f"{where}: expected an integer, got {value!r}") from None
         if not as_float.is_integer():
             raise UserError(f"{where}: expected an integer, got {value!r}")
+        if abs(as_float) >= 2**31:  # past what torch and numpy take as a size or a count
+            raise UserError(f"{where}: {value!r} is too large; give an integer below 2^31")
         return int(as_float)
     if annotation is float:
         try:
@@ -82,10 +84,13 @@ def config_from_dict(cls: Type[C], data: Mapping[str, Any], where: str = "config
             raise unknown_name_error("option", key, fields, where)
         label = f"{where} {param(key) if options else key}"
         values[key] = _coerce(value, hints[key], label)
-    config = cls(**values)
-    validate = getattr(config, "validate", None)
-    if validate is not None:
-        validate()
+    try:
+        config = cls(**values)
+        validate = getattr(config, "validate", None)
+        if validate is not None:
+            validate()
+    except UserError as error:  # say where the values came from (`--opt (method lora)`, a study's [recipe])
+        raise UserError(error.template if error.template.startswith(where) else f"{where}: {error.template}") from None
     return config
 
 
@@ -108,6 +113,9 @@ def stable_hash(data: Any, length: int = 10) -> str:
     """A short content hash of JSON-able data, independent of key order."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+MAX_EPOCHS = 10000  # see TrainConfig.validate
 
 
 @dataclass(frozen=True)
@@ -145,13 +153,15 @@ class TrainConfig:
                         default=False)
 
     def validate(self) -> None:
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{param(name)} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise UserError(f"{param('lr')} must be positive, got {self.lr}")
-        if self.weight_decay < 0:
-            raise UserError(f"{param('weight_decay')} must be non-negative, got {self.weight_decay}")
+        # The upper limits are far past any published recipe (VTAB-1k: 100 epochs, batch 64-384, VPT's
+        # largest scaled lr 50): a value beyond them is a typo that would run for days or diverge.
+        for name, most in (("epochs", MAX_EPOCHS), ("batch_size", 65536)):
+            if not 1 <= getattr(self, name) <= most:
+                raise UserError(f"{param(name)} must lie in [1, {most}], got {getattr(self, name)}")
+        if not 0 < self.lr <= 1000:
+            raise UserError(f"{param('lr')} must lie in (0, 1000], got {self.lr}")
+        if not 0 <= self.weight_decay <= 10:
+            raise UserError(f"{param('weight_decay')} must lie in [0, 10], got {self.weight_decay}")
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise UserError(f"warmup_epochs must lie in [0, epochs], got {self.warmup_epochs}")
         if not 0 <= self.drop_path < 1:

@@ -35,6 +35,8 @@ from .errors import UserError, param
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a file so that readers see the old content or the new one, never a partial one."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # never replace a device or a pipe (as root: /dev/null)
+        raise UserError(f"{path}: is {_kind(path)}, not a file; give the name of a regular file")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -43,6 +45,51 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk leaves no partial temporary file behind
         raise
+
+
+def _kind(path: Path) -> str:
+    return "a folder" if path.is_dir() else "a file" if path.is_file() else "not a regular file (a device, pipe or socket)"
+
+
+def _first_existing(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_folder_path(folder: Optional[Path], name: str, must_exist: bool = False) -> None:
+    """`folder` is a folder, or could be made one (nothing on its way is a file); checked before any
+    work, writes nothing. With `must_exist`, a missing folder is a mistake too."""
+    if folder is None:
+        return
+    folder = Path(folder)
+    where = f"{param(name, folder)}"
+    if folder.exists():
+        if not folder.is_dir():
+            raise UserError(f"{where}: is {_kind(folder)}, not a folder; pass a folder")
+        return
+    if must_exist:
+        raise UserError(f"{where}: no such folder; check the path")
+    ancestor = _first_existing(folder)
+    if not ancestor.is_dir():
+        raise UserError(f"{where}: cannot be made, {ancestor} is {_kind(ancestor)}; pass a folder")
+
+
+def check_output_file(path: Optional[Path], name: str, example: str) -> None:
+    """`path` can be written as a regular file: not a folder, not a device, its folder makeable
+    (`example`: a file name to suggest)."""
+    if path is None:
+        return
+    path = Path(path)
+    where = f"{param(name, path)}"
+    if path.is_dir():
+        raise UserError(f"{where}: is a folder; give a file name such as {path / example}")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{where}: is {_kind(path)}; give the name of a regular file such as {example}")
+    ancestor = _first_existing(path.parent)
+    if not ancestor.is_dir():
+        raise UserError(f"{where}: cannot be written, {ancestor} is {_kind(ancestor)}; give a path in a folder")
 
 
 def check_writable_folder(folder: Path, name: str, need_bytes: int = 0) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from .errors import FieldStyle, param, python_style, render_fields, unknown_name_error
+from .errors import FieldStyle, UserError, param, python_style, render_fields, unknown_name_error
 
 KINDS = ("suites", "methods", "backbones", "presets")
 
@@ -56,6 +56,9 @@ def registry_tables(what: Optional[str] = None, match: str = "*", backbone: str 
         out.append(with_weights_found(table, data_dir) if name == "backbones" else table)
         if name == "methods" and options:
             out.append(cached(f"list/options/{match}", lambda: method_options_table(match)))
+    if not any(table.rows for table in out):
+        raise UserError(f"{param('match', match)}: matches no {what or 'entry'} (shell-style pattern, e.g. 'vit_*' "
+                        f"or '*lora*'); leave it out to list them all")
     for table in out:
         table.rows = [[render_fields(cell, style) for cell in row] for row in table.rows]
     return out

@@ -38,14 +38,15 @@ def vit_b16_trainable_without_head(method: str) -> int:
     return count
 
 
-def build_and_count(method: str, backbone: str = "vit_b16") -> int:
-    """The budget from the built model (on the meta device: no memory, no weights)."""
+def build_and_count(method: str, backbone: str = "vit_b16", config=None) -> int:
+    """The budget from the built model (on the meta device: no memory, no weights); `config`: the
+    method's (default: its defaults)."""
     from .backbones import BACKBONES
 
     spec = METHODS.get(method)
     model = BACKBONES.get(backbone).create(num_classes=0, device="meta")
     with torch.device("meta"):
-        model = spec.apply(model, spec.default_config())
+        model = spec.apply(model, spec.default_config() if config is None else config)
     return trainable_parameter_count(model)
 
 

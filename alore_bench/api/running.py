@@ -80,11 +80,11 @@ class RunResult:
         return not self.summary.failed
 
 
-def _execute(specs, where: ExecutorChoice, progress_factory, say: Say) -> RunResult:
+def _execute(specs, where: ExecutorChoice, progress_factory, say: Say, announce: Optional[str] = None) -> RunResult:
     from ..execution.jobs import run_specs
 
     executor = where.make(specs[0].device, progress_factory, say)
-    return RunResult(specs, run_specs(specs, executor, say))
+    return RunResult(specs, run_specs(specs, executor, say, announce))
 
 
 def run(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Union[None, str, Sequence[str]] = None,
@@ -142,10 +142,10 @@ def tune(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Union[None
                         data_dir=data_dir, results_dir=results_dir, weights=weights, weights_dir=weights_dir,
                         force=force, preset=preset, log=log, checkpoint_every=checkpoint_every, grid=chosen,
                         grid_index=index, **recipe) for index in range(len(chosen.points()))]
-    say(f"{len(specs)} grid points: " + "; ".join(", ".join(f"{k}={v}" for k, v in point.items())
-                                                 for point in chosen.points()))
+    points = f"{len(specs)} grid points: " + "; ".join(", ".join(f"{k}={v}" for k, v in point.items())
+                                                      for point in chosen.points())
     result = _execute(specs, ExecutorChoice(executor, workers, per_device, address, cpus_per_job), progress_factory,
-                      say)
+                      say, announce=points)
     records = []
     for path in result.summary.paths:
         try:

@@ -122,20 +122,22 @@ class StudyReport:
 
 def study_report(file: PathLike, results_dir: PathLike = "results", out: Optional[PathLike] = None) -> StudyReport:
     """The study's table (final stage, its variants only), as tables or written to `out`."""
-    from ..io import atomic_write_text
+    from ..io import atomic_write_text, check_folder_path, check_output_file
     from ..reporting import tables_text
     from ..reporting.build import FORMATS
     from ..study.studyfile import load_study
 
+    out = as_path(out)
+    check_output_file(out, "out", "study.md")
+    fmt = FORMATS.get(out.suffix.lower()) if out is not None else None
+    if out is not None and fmt is None:
+        raise UserError(f"{param('out', out)}: unknown suffix {out.suffix!r}; use .md, .csv, .json or .tex")
+    check_folder_path(as_path(results_dir), "results_dir", must_exist=True)
     tables = [t for t in study_tables(load_study(as_path(file)), results_dir) if t.rows]
     if not tables:
         raise UserError(f"no final records of study {file} under {results_dir}: run `alore-bench study run {file}`")
-    out = as_path(out)
     if out is None:
         return StudyReport(tables)
-    fmt = FORMATS.get(out.suffix.lower())
-    if fmt is None:
-        raise UserError(f"{param('out', out)}: unknown suffix {out.suffix!r}; use .md, .csv, .json or .tex")
     text = tables_text(tables, fmt)
     atomic_write_text(out, text)
     return StudyReport(tables, text)

@@ -18,8 +18,10 @@ def list_tables(what: Optional[str] = None, match: str = "*", backbone: str = "v
     """The registries as text tables (`alore-bench list`): suites, methods (with budgets on
     `backbone`), backbones (with whether each weights file is found), presets. Parameters named
     in the cells read as `style` has them (default: as this API's arguments)."""
+    from ..io import check_folder_path
     from ..listing import registry_tables
 
+    check_folder_path(as_path(data_dir), "data_dir")
     return registry_tables(what, match, backbone, options, as_path(data_dir), style)
 
 
@@ -33,25 +35,21 @@ def bench(backbone: str = "vit_b16", methods: Union[str, Sequence[str]] = "alore
     from ..backbones import BACKBONES
     from ..costs import BenchSettings, run_bench
     from ..env import resolve_device
-    from ..io import atomic_write_text, check_writable_folder
+    from ..io import atomic_write_text, check_output_file, check_writable_folder
     from ..methods import METHODS
     from ..runs.spec import parse_names
 
     spec = BACKBONES.get(backbone)
-    chosen = parse_names(methods, "methods")
-    for name in chosen:
-        METHODS.canonical(name)
-    if steps < 1:
-        raise UserError(f"{param('steps', steps)}: give at least 1")
-    if threads < 0:
-        raise UserError(f"{param('threads', threads)}: give a number of threads, or 0 for torch's default")
-    if batch_size is not None and batch_size < 1:
-        raise UserError(f"{param('batch_size', batch_size)}: give at least 1")
+    chosen = _method_names(methods)
+    if not 1 <= steps <= 100000:
+        raise UserError(f"{param('steps', steps)}: give a number of steps from 1 to 100000")
+    if not 0 <= threads <= 1024:
+        raise UserError(f"{param('threads', threads)}: give a number of threads up to 1024, or 0 for torch's default")
+    if batch_size is not None and not 1 <= batch_size <= 65536:
+        raise UserError(f"{param('batch_size', batch_size)}: give a batch size from 1 to 65536")
     json_out = as_path(json_out)
+    check_output_file(json_out, "json_out", "bench.json")
     if json_out is not None:
-        if json_out.is_dir():
-            raise UserError(f"{param('json_out', json_out)}: is a folder; give a file name such as "
-                            f"{json_out / 'bench.json'}")
         if not json_out.resolve().parent.is_dir():
             raise UserError(f"{param('json_out', json_out)}: folder {json_out.resolve().parent} does not exist; "
                             "create it first")
@@ -65,6 +63,19 @@ def bench(backbone: str = "vit_b16", methods: Union[str, Sequence[str]] = "alore
     return result
 
 
+def _method_names(methods: Union[str, Sequence[str]]) -> List[str]:
+    """A `methods` list, every name known (the message names `methods`, not `method`)."""
+    from ..errors import unknown_name_error
+    from ..methods import METHODS
+    from ..runs.spec import parse_names
+
+    chosen = parse_names(methods, "methods")
+    for name in chosen:
+        if name not in METHODS:
+            raise unknown_name_error("method", name, METHODS.names(), param("methods", ",".join(chosen)))
+    return chosen
+
+
 def doctor(data_dir: Optional[PathLike] = None, results_dir: PathLike = "results", style: FieldStyle = python_style):
     """Versions, device, writable folders, prepared suites, weight files, extras and leftovers of
     killed processes (`alore-bench doctor`): a list of checks (name, status, detail; parameters
@@ -73,6 +84,10 @@ def doctor(data_dir: Optional[PathLike] = None, results_dir: PathLike = "results
 
     from ..checkup import run_checks
     from ..errors import render_fields
+    from ..io import check_folder_path
+
+    check_folder_path(default_data_dir(data_dir), "data_dir")
+    check_folder_path(as_path(results_dir), "results_dir")
 
     return [dataclasses.replace(check, name=render_fields(check.name, style), detail=render_fields(check.detail, style))
             for check in run_checks(default_data_dir(data_dir), as_path(results_dir))]
@@ -149,7 +164,7 @@ def demo(data_dir: Optional[PathLike] = None, results_dir: PathLike = "results",
     from .running import prepare
 
     start = time.perf_counter()
-    chosen = parse_names(methods, "methods")
+    chosen = _method_names(methods)
     # Every option is checked (by building each method's spec) before any data is prepared.
     for method in chosen:
         build_spec(method, "demo_vit", "demo", seeds=seeds, epochs=epochs, device=device, data_dir=data_dir,

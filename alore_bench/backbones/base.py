@@ -110,8 +110,9 @@ class BackboneSpec:
         return f" from {self.weight_url}" if self.weight_url else ""
 
     def _file_source(self, path: Path) -> WeightSource:
-        from .checkpoints import checkpoint_kind
+        from .checkpoints import check_container, checkpoint_kind
 
+        check_container(path)
         return WeightSource(checkpoint_kind(path), str(path.resolve()), file_sha256(path))
 
     def hub_source(self, tag: Optional[str] = None) -> WeightSource:

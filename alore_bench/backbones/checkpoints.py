@@ -10,6 +10,7 @@ before anything runs).
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import pickle
 import re
@@ -39,6 +40,28 @@ def checkpoint_kind(path: Path) -> str:
     if name.endswith(".safetensors"):
         return "safetensors"
     return "torch"
+
+
+def check_container(path: Path) -> None:
+    """A cheap look at a checkpoint's container before any job (an empty file, a truncated zip or a
+    broken safetensors header), so that a damaged download is one line up front, not a failed job."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            if size == 0:
+                raise EOFError("the file is empty")
+            if checkpoint_kind(path) == "safetensors":
+                length = int.from_bytes(head, "little")
+                if len(head) < 8 or not 0 < length <= size - 8:
+                    raise ValueError("the header length does not fit the file")
+                json.loads(handle.read(length))
+            elif checkpoint_kind(path) == "npz" or head[:2] == b"PK":  # npz and torch's zip format
+                with zipfile.ZipFile(path) as archive:
+                    archive.namelist()  # the central directory sits at the end: a truncated file has none
+    except Exception as error:  # OSError, EOFError, zip and JSON errors: a damaged file
+        raise _corrupt(path, error) from None
 
 
 def read_checkpoint(path: Path) -> Dict[str, torch.Tensor]:

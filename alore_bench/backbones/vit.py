@@ -53,6 +53,10 @@ def resolve_demo_vit(weights: Optional[str], data_dir: Path) -> WeightSource:
             "reinstall alore-bench or run `python -m alore_bench.demo_pretrain`"
         raise UserError(f"backbone demo_vit: weights not found at {path}; {fix}")
     kind = "package" if path == DEMO_WEIGHTS else "safetensors"
+    if kind != "package":
+        from .checkpoints import check_container
+
+        check_container(path)
     location = f"alore_bench/backbones/weights/{path.name}" if kind == "package" else str(path.resolve())
     return WeightSource(kind, location, file_sha256(path))
 

@@ -41,6 +41,7 @@ class Group(TyperGroup):
         previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
         render.fit_to_terminal()
         try:
+            _refuse_empty_values(sys.argv[1:] if args is None else list(args))
             code = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
                                 **extra)
         except UserError as exc:
@@ -68,6 +69,20 @@ class Group(TyperGroup):
             render.say(f"{'terminated' if terminated else 'interrupted'}: rerun the same command to resume "
                        "(finished runs are kept; nothing half-written is left)")
             raise typer.Exit(143 if terminated else 130) from None
+
+
+def _refuse_empty_values(args: List[str]) -> None:
+    """An empty value is a mistake (`--results-dir "$UNSET"` would mean the current folder, `--tasks ""`
+    every task): refused before any command sees it."""
+    for index, word in enumerate(args):
+        if word.startswith("--") and word.endswith("=") and len(word) > 3:
+            raise UserError(f"{word[:-1]}: empty value; give a value or leave the option out")
+        if word == "":
+            before = args[index - 1] if index else ""
+            if before.startswith("--") and "=" not in before:
+                raise UserError(f"{before}: empty value; give a value or leave the option out")
+            raise UserError(f"an empty argument after {' '.join(['alore-bench', *args[:index]][-3:])!r}: "
+                            "give a value or leave it out")
 
 
 def _main_thread() -> bool:

@@ -10,7 +10,7 @@ from typing import Callable, List, Optional, Tuple
 
 from ..io import Claim
 from ..errors import UserError, param
-from ..io import check_writable_folder
+from ..io import check_folder_path, check_writable_folder
 from .cache import TaskWriter, is_prepared, task_dir
 from .demo import GENERATORS
 from .suites import Suite, Task
@@ -46,6 +46,11 @@ def _check_source(suite: Suite, options: PrepareOptions) -> str:
                         f"{suite.name} --source {kind} PATH)")
     if kind not in PATH_SOURCES and options.source_path is not None:
         raise UserError(f"a path ({options.source_path}) only goes with {param('source')} {' or '.join(PATH_SOURCES)}")
+    for name in ("tfds_dir", "manual_dir"):  # TFDS's own folders: read by the tfds source only
+        folder = getattr(options, name)
+        check_folder_path(folder, name)
+        if folder is not None and kind != "tfds":
+            raise UserError(f"{param(name, folder)} applies to {param('source', 'tfds')}, not {kind}: leave it out")
     return kind
 
 
@@ -56,6 +61,7 @@ def prepare_suite(suite: Suite, tasks: List[Task], data_dir: Path, options: Prep
     from ..io import clean_children
 
     kind = _check_source(suite, options)
+    check_folder_path(data_dir, "data_dir")
     check_writable_folder(data_dir / suite.name, "data_dir")
     for line in clean_children(data_dir / suite.name):  # e.g. a task a killed --force left aside
         say(line)

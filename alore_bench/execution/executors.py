@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -35,11 +36,19 @@ class ExecutorOptions:
     cpus_per_job: int = 1
 
     def check(self) -> None:
-        for name in ("workers", "per_device", "cpus_per_job"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{param(name, getattr(self, name))}: give at least 1")
+        for name, most in (("workers", 1024), ("per_device", 64), ("cpus_per_job", 1024)):
+            if not 1 <= getattr(self, name) <= most:
+                raise UserError(f"{param(name, getattr(self, name))}: give a number from 1 to {most}")
         if self.kind not in EXECUTORS:
             raise unknown_name_error("executor", self.kind, list(EXECUTORS), param("executor"))
+        if self.address is not None and not ADDRESS.fullmatch(self.address):
+            raise UserError(f"{param('address', self.address)}: expected auto, ray://HOST:PORT or HOST:PORT")
+
+
+# Which executors read each option: one given for another executor would be silently ignored.
+APPLIES_TO = {"workers": ("workers",), "per_device": ("workers", "ray"), "address": ("ray",),
+              "cpus_per_job": ("ray",)}
+ADDRESS = re.compile(r"auto|(ray://)?[A-Za-z0-9.\-]+:(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]?\d{1,4})")
 
 
 def executor_options(defaults: Optional[ExecutorOptions] = None, **given: Any) -> ExecutorOptions:
@@ -48,6 +57,10 @@ def executor_options(defaults: Optional[ExecutorOptions] = None, **given: Any) -
     chosen = ExecutorOptions(**{name: getattr(base, name) if given.get(name) is None else given[name]
                                 for name in ("kind", "workers", "per_device", "address", "cpus_per_job")})
     chosen.check()
+    for name, kinds in APPLIES_TO.items():
+        if given.get(name) is not None and chosen.kind not in kinds:
+            raise UserError(f"{param(name, given[name])} applies to {' and '.join(f'executor {k}' for k in kinds)}, "
+                            f"not {chosen.kind}: add {param('executor', kinds[0])} or leave it out")
     return chosen
 
 

@@ -39,9 +39,13 @@ def check_specs(specs: Sequence[RunSpec], say: Say) -> List[RunSpec]:
     return resolved
 
 
-def run_specs(specs: Sequence[RunSpec], executor: Optional[Executor] = None, say: Say = print) -> Summary:
-    """Check every spec, then run all their jobs through `executor` (default: here, in order)."""
+def run_specs(specs: Sequence[RunSpec], executor: Optional[Executor] = None, say: Say = print,
+              announce: Optional[str] = None) -> Summary:
+    """Check every spec, then run all their jobs through `executor` (default: here, in order);
+    `announce` is said once the checks have passed (a mistake stays the only line)."""
     resolved = check_specs(specs, say)
+    if announce:
+        say(announce)
     with executor or LocalExecutor(say=say) as runner:
         return runner.run(jobs_of(resolved))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ..errors import UserError, param
-from ..io import atomic_write_text
+from ..io import atomic_write_text, check_output_file
 from ..paths import PathLike, as_path
 from ..runs.record import load_records
 from .compare import compare_rows, compare_text
@@ -117,7 +117,10 @@ def build_report(results_dir: PathLike = "results", suite: Optional[str] = None,
         raise UserError(f"{param('stage', stage)}: choose final, tune or all")
     if latex_fit not in FITS:
         raise UserError(f"{param('latex_fit', latex_fit)}: choose {', '.join(FITS)}")
-    for name, figure in (("plot", plot), ("plot_delta_out", plot_delta_out if plot_delta else None)):
+    check_output_file(out, "out", "table.md")
+    for name, figure in (("plot", plot), ("plot_delta_out", plot_delta_out)):
+        # --plot-delta-out is checked even without --plot-delta: a bad value is a mistake either way.
+        check_output_file(figure, name, "figure.png")
         if figure is not None and figure.suffix.lower() not in FIGURES:
             raise UserError(f"{param(name, figure)}: use a .png, .svg or .pdf file name")
     display = parse_names(names)

@@ -5,8 +5,9 @@ so a mistake is one line before any work, whichever executor runs the jobs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Tuple
 
 from ..data.cache import missing_tasks, read_manifest
 from ..errors import UserError, param
@@ -36,8 +37,27 @@ def check_data(spec: RunSpec) -> None:
                         f"run `alore-bench prepare --suite {spec.suite}` or pass {param('data_dir')}")
 
 
+def check_model_size(spec: RunSpec) -> None:
+    """Options that would build a model larger than twice its backbone (`rank=1000000`) are a typo,
+    not a run: refused from a build on the meta device (no memory) before anything is allocated."""
+    if spec.method_config == spec.method_spec.default_config():
+        return
+    trainable, backbone = _sizes(spec.method, spec.method_config, spec.backbone)
+    if trainable > 2 * backbone:
+        raise UserError(f"{param('options')}: {spec.method} with these options has {trainable / 1e6:,.1f}M trainable parameters, more "
+                        f"than twice the whole backbone {spec.backbone} ({backbone / 1e6:,.1f}M): check the values")
+
+
+@lru_cache(maxsize=256)
+def _sizes(method: str, config, backbone: str) -> Tuple[int, int]:
+    from ..params import backbone_size, build_and_count
+
+    return build_and_count(method, backbone, config), backbone_size(backbone)
+
+
 def preflight(spec: RunSpec) -> Checked:
     check_data(spec)  # data before weights: the cheaper fix first
+    check_model_size(spec)
     check_writable_folder(spec.results_dir, "results_dir", MIN_FREE_BYTES)
     manifests: Dict[str, Mapping] = {task.name: read_manifest(spec.data_dir, task) for task in spec.task_specs}
     spec = resolve_protocol(spec, source_kinds(manifests))

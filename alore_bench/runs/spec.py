@@ -11,9 +11,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ..config import TrainConfig, config_from_dict, config_to_dict, make_train_config
+from ..config import MAX_EPOCHS, TrainConfig, config_from_dict, config_to_dict, make_train_config
 from ..errors import UserError, param, unknown_name_error
 from ..paths import PathLike, as_path, default_data_dir
+from ..io import check_folder_path
 from ..tuning import Grid, split_point
 
 # Named seed sets: VPT's five final-run seeds (KMnP/vpt tune_vtab.py) and their first three.
@@ -270,13 +271,27 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
             raise UserError(f"{', '.join(fixed)} is given both as a fixed value and in {param('grid')}: "
                             "give it in one place")
         given = {**given, **point_train, "stage": "tune"}
-    train = make_train_config(suite_spec.recipe_for(method_spec.name), given)
-    method_config = _method_config(method_spec, options, point_method)
+    if grid is None:
+        train = make_train_config(suite_spec.recipe_for(method_spec.name), given)
+        method_config = _method_config(method_spec, options, point_method)
+    else:
+        # The fixed values first, so that a mistake in them is not blamed on the grid point.
+        make_train_config(suite_spec.recipe_for(method_spec.name), {k: v for k, v in given.items()
+                                                                      if k not in point_train})
+        _method_config(method_spec, options, {})
+        try:
+            train = make_train_config(suite_spec.recipe_for(method_spec.name), given)
+            method_config = _method_config(method_spec, options, point_method)
+        except UserError as error:
+            point = ", ".join(f"{k}={v}" for k, v in grid.points()[grid_index].items())
+            raise UserError(f"{param('grid')} point {point}: {error.template}") from None
     explicit = frozenset((set(given) - set(point_train) - {"stage"} if grid is not None else set(given))
                          | set(_option_names(options)))
-    if checkpoint_every < 0:
-        raise UserError(f"{param('checkpoint_every', checkpoint_every)}: give a number of epochs, or 0 for no "
-                        "checkpoints")
+    if not 0 <= checkpoint_every <= MAX_EPOCHS:
+        raise UserError(f"{param('checkpoint_every', checkpoint_every)}: give a number of epochs up to {MAX_EPOCHS}, "
+                        "or 0 for no checkpoints")
+    check_folder_path(default_data_dir(data_dir), "data_dir")
+    check_folder_path(as_path(results_dir), "results_dir")
     spec = RunSpec(
         method=method_spec.name, backbone=backbone_name, suite=suite_spec.name,
         tasks=tuple(t.name for t in suite_spec.select(parse_names(tasks, "tasks"))), seeds=parse_seeds(seeds),
