@@ -89,8 +89,10 @@ def config_from_dict(cls: Type[C], data: Mapping[str, Any], where: str = "config
         validate = getattr(config, "validate", None)
         if validate is not None:
             validate()
-    except UserError as error:  # say where the values came from (`--opt (method lora)`, a study's [recipe])
-        raise UserError(error.template if error.template.startswith(where) else f"{where}: {error.template}") from None
+    except UserError as error:  # a method's check: say where its values came from (`--opt (method lora)`)
+        if options or error.template.startswith(where):  # the recipe's messages name their fields already
+            raise
+        raise UserError(f"{where}: {error.template}") from None
     return config
 
 

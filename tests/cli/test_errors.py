@@ -114,7 +114,8 @@ def test_a_results_path_that_is_a_file_is_refused_before_any_work(env_data, tmp_
     result = runner.invoke(app, RUN + ["--results-dir", str(target)])
     assert result.exit_code == 2 and f"--results-dir {target}: is a file" in result.output
     nested = runner.invoke(app, RUN + ["--results-dir", str(target / "inside")])
-    assert nested.exit_code == 2 and "not writable" in nested.output and target.read_text() == "not a folder"
+    assert nested.exit_code == 2 and f"cannot be made, {target} is a file" in nested.output
+    assert target.read_text() == "not a folder"
 
 
 def test_too_little_free_space_is_refused_before_training(env_data, tmp_path, monkeypatch):
@@ -212,7 +213,7 @@ def test_prepare_into_a_data_dir_that_is_a_file_is_one_line(tmp_path):
     target = tmp_path / "data"
     target.write_text("a file")
     result = runner.invoke(app, ["prepare", "--suite", "demo", "--data-dir", str(target)])
-    assert result.exit_code == 2 and "not writable" in result.output and target.read_text() == "a file"
+    assert result.exit_code == 2 and f"--data-dir {target}: is a file" in result.output and target.read_text() == "a file"
 
 
 def test_list_budgets_are_cached_per_code_version_and_equal_the_built_model(tmp_path, monkeypatch):

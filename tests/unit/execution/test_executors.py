@@ -98,7 +98,7 @@ def test_ray_executor_without_ray_installed_is_a_one_line_error(monkeypatch):
 
 @pytest.mark.parametrize("options, message", [
     (["--executor", "slurm"], "'slurm' is not one of 'local', 'workers', 'ray'"),
-    (["--workers", "0"], "--workers 0: give at least 1"),
+    (["--workers", "0"], "--workers 0: give a number from 1 to 1024"),
     (["--log", "wandb"], "'wandb' is not one of 'tensorboard'"),
     (["--device", "cuda:x"], "--device cuda:x: choose auto, cpu, cuda or cuda:N"),
 ])

@@ -26,7 +26,7 @@ def test_grid_points_in_declared_order_with_values_checked():
         parse_grid_options(["lr=fast"], ALORE)
     with pytest.raises(UserError, match="given twice"):
         parse_grid_options(["lr=1e-3", "lr=1e-2"], ALORE)
-    with pytest.raises(UserError, match="must be positive"):
+    with pytest.raises(UserError, match=r"lr must lie in \(0, 1000\]"):
         parse_grid_options(["lr=0"], ALORE)
 
 

@@ -50,7 +50,7 @@ def test_a_spec_is_frozen_and_round_trips_through_json(tmp_path):
 
 def test_every_input_is_checked_by_the_builder(tmp_path):
     build = lambda **kw: build_spec("alore", "demo_vit", "demo", data_dir=tmp_path, device="cpu", **kw)  # noqa: E731
-    with pytest.raises(UserError, match="lr must be positive"):
+    with pytest.raises(UserError, match=r"lr must lie in \(0, 1000\]"):
         build(recipe={"lr": -1})
     with pytest.raises(UserError, match="did you mean 'epochs'"):
         build(recipe={"epoch": 3})
