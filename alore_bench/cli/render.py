@@ -19,9 +19,17 @@ console = Console(width=None if Console().is_terminal else PIPE_WIDTH, emoji=Fal
 err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else PIPE_WIDTH, emoji=False)
 
 
+def _as_flags(line: str) -> str:
+    """A core message with its fields (`errors.param`) read as this command line's flags."""
+    from ..errors import render_fields
+    from .options import flag_style
+
+    return render_fields(line, flag_style)
+
+
 def say(line: str) -> None:
     """A plain line on stderr (progress messages, notes)."""
-    err_console.print(line, highlight=False, markup=False, soft_wrap=True)
+    err_console.print(_as_flags(line), highlight=False, markup=False, soft_wrap=True)
 
 
 def out(line: str) -> None:
@@ -35,12 +43,15 @@ def error(message: str) -> None:
 
 def progress_bar() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=err_console, transient=True)
+                    TimeRemainingColumn(), console=err_console, transient=True,
+                    # Off when stderr is not a terminal: a bar there is noise, and its stop would print
+                    # an empty line before a one-line error.
+                    disable=not err_console.is_terminal)
 
 
 def progress_say(progress: Progress):
     """Lines printed above a live progress bar."""
-    return lambda line: progress.console.print(line, highlight=False, markup=False)
+    return lambda line: progress.console.print(_as_flags(line), highlight=False, markup=False, soft_wrap=True)
 
 
 def table(title: str, columns: Sequence[Any], rows: Iterable[Sequence[Any]], caption: str = "",
