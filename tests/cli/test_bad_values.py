@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from alore_bench.cli import app
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
 HUGE = "9" * 40  # past every integer type a library below would take
 
 # The bad values of each kind of option. {file}, {folder}, {under_file} are filled per test: an
@@ -118,7 +119,7 @@ def test_every_option_is_walked():
 def baseline(command: str, data: Path, tmp: Path) -> List[str]:
     """A command line that would do real work: the bad value must stop it before it starts."""
     study = tmp / "demo.toml"
-    study.write_text(Path("studies/demo.toml").read_text())
+    study.write_text((ROOT / "studies" / "demo.toml").read_text())
     small_run = ["--method", "linear", "--backbone", "demo_vit", "--suite", "demo", "--tasks", "digits",
                  "--epochs", "1", "--device", "cpu", "--data-dir", str(data), "--results-dir", str(tmp / "results")]
     return {
@@ -189,13 +190,13 @@ def world(tmp_path, demo_data, records):
     (tmp_path / "a_folder").mkdir()
     (tmp_path / "empty.toml").write_text("")
     os.mkfifo(tmp_path / "a_pipe")
-    (tmp_path / "suite.toml").write_text(Path("suites/vtab1k.toml").read_text()) if Path("suites/vtab1k.toml").is_file() else None
+    (tmp_path / "suite.toml").write_text((ROOT / "suites" / "vtab1k.toml").read_text())
     return tmp_path
 
 
 @pytest.mark.parametrize("command, option, value", list(cases()))
 def test_a_bad_value_is_one_line(world, demo_data, command, option, value, monkeypatch):
-    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    monkeypatch.chdir(world)  # a value read as "here" writes where the snapshot sees it
     value = value.format(file=world / "a_file.txt", folder=world / "a_folder", under_file=world / "a_file.txt" / "x",
                          missing=world / "missing.toml", empty=world / "empty.toml", fifo=world / "a_pipe")
     args = baseline(command, demo_data, world)
@@ -232,6 +233,6 @@ def test_a_bad_value_is_one_line(world, demo_data, command, option, value, monke
 def test_the_baselines_do_their_work(world, demo_data, command, monkeypatch):
     """The walk's command lines work as they are: the bad value, not the rest, is what each case refuses
     (the commands left out here take minutes; their cases also check that the line names the option)."""
-    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    monkeypatch.chdir(world)
     result = runner.invoke(app, baseline(command, demo_data, world))
     assert result.exit_code == 0, result.output[-2000:]
