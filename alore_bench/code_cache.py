@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Optional
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -62,3 +62,17 @@ def write_entry(key: str, value: Any) -> None:
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)
+
+
+def cached(key: str, build: Callable[[], Any], valid: Optional[Callable[[Any], bool]] = None) -> Any:
+    """The entry `key` (per version of the installed plugins too), built and stored when missing or not
+    `valid`."""
+    from .registry import plugins_fingerprint
+
+    key = f"{key}/{plugins_fingerprint()}"
+    value = read_entries().get(key)
+    if value is not None and (valid is None or valid(value)):
+        return value
+    value = build()
+    write_entry(key, value)
+    return value

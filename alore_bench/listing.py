@@ -30,16 +30,10 @@ class TextTable:
 
 
 def cached(key: str, build: Callable[[], TextTable]) -> TextTable:
-    from .code_cache import read_entries, write_entry
-    from .registry import plugins_fingerprint
+    from . import code_cache
 
-    key = f"{key}/{plugins_fingerprint()}"
-    data = read_entries().get(key)
-    if isinstance(data, dict) and "rows" in data:
-        return TextTable.from_dict(data)
-    table = build()
-    write_entry(key, table.to_dict())
-    return table
+    return TextTable.from_dict(code_cache.cached(key, lambda: build().to_dict(),
+                                                 lambda data: isinstance(data, dict) and "rows" in data))
 
 
 def registry_tables(what: Optional[str] = None, match: str = "*", backbone: str = "vit_b16", options: bool = False,

@@ -50,8 +50,7 @@ def parse_names(items: Sequence[str]) -> Names:
 
 
 def output_format(out: Optional[Path], fmt: Optional[str]) -> Optional[str]:
-    if out is not None and out.is_dir():
-        raise UserError(f"{param('out', out)}: is a folder; give a file name such as {out / 'table.md'}")
+    check_output_file(out, "out", "table.md")
     if out is not None and fmt is None:
         fmt = FORMATS.get(out.suffix.lower())
         if fmt is None:
@@ -117,7 +116,6 @@ def build_report(results_dir: PathLike = "results", suite: Optional[str] = None,
         raise UserError(f"{param('stage', stage)}: choose final, tune or all")
     if latex_fit not in FITS:
         raise UserError(f"{param('latex_fit', latex_fit)}: choose {', '.join(FITS)}")
-    check_output_file(out, "out", "table.md")
     for name, figure in (("plot", plot), ("plot_delta_out", plot_delta_out)):
         # --plot-delta-out is checked even without --plot-delta: a bad value is a mistake either way.
         check_output_file(figure, name, "figure.png")

@@ -52,20 +52,16 @@ class Names:
 def registry_names() -> Dict[str, Dict[str, str]]:
     """{"methods": {name: display name}, "backbones": {...}}: built from the registries once per
     version of the code and of the plugins, read back from the code cache afterwards."""
-    from ..code_cache import read_entries, write_entry
-    from ..registry import plugins_fingerprint
+    from ..code_cache import cached
 
-    key = f"names/{plugins_fingerprint()}"
-    cached = read_entries().get(key)
-    if isinstance(cached, dict) and {"methods", "backbones"} <= set(cached):
-        return cached
-    from ..backbones import BACKBONES
-    from ..methods import METHODS
+    def build() -> Dict[str, Dict[str, str]]:
+        from ..backbones import BACKBONES
+        from ..methods import METHODS
 
-    names = {"methods": {name: METHODS.get(name).display_name for name in METHODS.names()},
-             "backbones": {name: BACKBONES.get(name).display_name for name in BACKBONES.names()}}
-    write_entry(key, names)
-    return names
+        return {"methods": {name: METHODS.get(name).display_name for name in METHODS.names()},
+                "backbones": {name: BACKBONES.get(name).display_name for name in BACKBONES.names()}}
+
+    return cached("names", build, lambda value: isinstance(value, dict) and {"methods", "backbones"} <= set(value))
 
 
 def fmt_cell(cell: Optional[Cell], std: bool = True, plus_minus: str = "±") -> str:
