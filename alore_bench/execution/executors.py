@@ -12,6 +12,7 @@ so the records are the same whichever executor wrote them.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import re
@@ -45,8 +46,9 @@ class ExecutorOptions:
             raise UserError(f"{param('address', self.address)}: expected auto, ray://HOST:PORT or HOST:PORT")
 
 
-# Which executors read each option: one given for another executor would be silently ignored.
-APPLIES_TO = {"workers": ("workers",), "per_device": ("workers", "ray"), "address": ("ray",),
+# Which executors read each option: one given for another executor would be silently ignored
+# (`--workers 1` is the local executor).
+APPLIES_TO = {"workers": ("workers", "local"), "per_device": ("workers", "ray"), "address": ("ray",),
               "cpus_per_job": ("ray",)}
 ADDRESS = re.compile(r"auto|(ray://)?[A-Za-z0-9.\-]+:(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]?\d{1,4})")
 
@@ -56,6 +58,8 @@ def executor_options(defaults: Optional[ExecutorOptions] = None, **given: Any) -
     base = defaults or ExecutorOptions()
     chosen = ExecutorOptions(**{name: getattr(base, name) if given.get(name) is None else given[name]
                                 for name in ("kind", "workers", "per_device", "address", "cpus_per_job")})
+    if chosen.kind == "local" and chosen.workers > 1:  # `--workers N` alone means N worker processes
+        chosen = dataclasses.replace(chosen, kind="workers")
     chosen.check()
     for name, kinds in APPLIES_TO.items():
         if given.get(name) is not None and chosen.kind not in kinds:
@@ -290,6 +294,5 @@ EXECUTORS.register("ray", lambda options, device, progress_factory=None, say=Non
 
 
 def make_executor(options: ExecutorOptions, device: str = "cpu", progress_factory=None, say=None) -> Executor:
-    """The executor `options` name (local with more than one worker means workers)."""
-    kind = "workers" if options.kind == "local" and options.workers > 1 else options.kind
-    return EXECUTORS.get(kind)(options, device, progress_factory, say)
+    """The executor `options` name (see `executor_options`: local with more than one worker is workers)."""
+    return EXECUTORS.get(options.kind)(options, device, progress_factory, say)
