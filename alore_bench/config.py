@@ -28,6 +28,19 @@ def config_to_dict(config: Any) -> Dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def allowed_values(annotation: Any) -> str:
+    """What a field accepts, as `list methods --options` shows it: the choices of a Literal, else
+    the type (with 'or none' for Optional)."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return " | ".join(map(str, typing.get_args(annotation)))
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return f"{allowed_values(args[0])} | none"
+    names = {bool: "true | false", int: "integer", float: "number", str: "text"}
+    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check and convert one value to a field's annotated type (str, int, float, bool, Literal)."""
     origin = typing.get_origin(annotation)

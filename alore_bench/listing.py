@@ -71,15 +71,18 @@ def with_weights_found(table: TextTable, data_dir: Optional[Path]) -> TextTable:
 
 
 def method_options_table(match: str) -> TextTable:
-    from .config import field_help
+    import typing
+
+    from .config import allowed_values, field_help
     from .methods import METHODS
 
-    table = TextTable("method options (--opt key=value)", [(c, "left") for c in ("method", "option", "default", "help")])
+    table = TextTable("method options (--opt key=value)",
+                      [(c, "left") for c in ("method", "option", "default", "allowed", "help")])
     for name in METHODS.names(match):
         cls = METHODS.get(name).config_cls
-        helps = field_help(cls)
+        helps, hints = field_help(cls), typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            table.rows.append([name, f.name, repr(f.default), helps.get(f.name, "")])
+            table.rows.append([name, f.name, repr(f.default), allowed_values(hints[f.name]), helps.get(f.name, "")])
     return table
 
 

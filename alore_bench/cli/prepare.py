@@ -34,8 +34,8 @@ def prepare(
     with render.progress_bar() as progress:
         summary = prepare_api(suite, tasks, data_dir, value(source), source_path, force, allow_mismatch, tfds_dir,
                               manual_dir, progress, render.progress_say(progress))
+    missing = [name for name, _ in summary.unavailable]
     render.out(f"{summary.root.name} in {summary.root}: {len(summary.prepared)} prepared, {len(summary.skipped)} "
-               f"already there, {len(summary.unavailable)} not prepared")
-    for name, reason in summary.unavailable:
-        render.say(f"not prepared: {name}: {reason}")
+               f"already there, {len(summary.unavailable)} not prepared"
+               + (f" ({', '.join(missing)}: the reasons are above)" if missing else ""))
     raise typer.Exit(1 if summary.unavailable else 0)

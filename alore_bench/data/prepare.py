@@ -81,7 +81,7 @@ def prepare_suite(suite: Suite, tasks: List[Task], data_dir: Path, options: Prep
                 manifest = prepare_task(task, kind, data_dir, options, progress, say)
             except TaskUnavailable as exc:
                 summary.unavailable.append((task.name, str(exc)))
-                say(f"cannot prepare {suite.name}/{task.name} here: {exc}")
+                say(f"cannot prepare {suite.name}/{task.name} here: {exc}")  # said once: the summary names it
                 continue
         counts = ", ".join(f"{k} {v['count']}" for k, v in manifest["splits"].items())
         summary.prepared.append(task.name)

@@ -22,6 +22,24 @@ NEEDS_TENSORFLOW = ("cifar100", "svhn_cropped", "dsprites", "smallnorb")
 TENSORFLOW_HINT = "pip install 'alore-bench[vtab]' (tensorflow-datasets with tensorflow-cpu)"
 
 
+# What each offline route needs, said where a TFDS preparation cannot go on.
+IMPORT_ROUTES = {
+    "folder": "import a pre-made copy with --source folder PATH",
+    "json": "import the images with VPT's split files with --source json PATH",
+    "archive": "import the original archives with --source archive DIR",
+}
+
+
+def offline_routes(task: Task) -> str:
+    """The suite's own ways around TFDS ('--source folder' for VTAB-1k; json or archive for FGVC,
+    which refuses folder): advice a user can follow as written."""
+    from .suites import SUITES
+
+    sources = SUITES.get(task.suite).sources if task.suite in SUITES else ("folder",)
+    routes = [IMPORT_ROUTES[kind] for kind in sources if kind in IMPORT_ROUTES]
+    return ", or ".join(routes) or "prepare it where the download works"
+
+
 def tensorflow_missing() -> bool:
     import importlib.util
 
@@ -54,8 +72,8 @@ def check_download_hosts(task: Task, builder) -> None:
     if silent:
         raise TaskUnavailable(
             f"cannot reach {', '.join(silent)} to download {task.tfds} (no answer within 5 s); "
-            "offline, import a pre-made copy with --source folder PATH, or prepare it where the host is "
-            "reachable and pass --tfds-dir to that copy")
+            f"offline, {offline_routes(task)}, or prepare it where the host is reachable and pass --tfds-dir to "
+            "that copy")
 
 
 def check_manual_files(task: Task, manual_dir: Path) -> None:
@@ -72,8 +90,8 @@ def open_builder(task: Task, tfds_dir: Optional[Path], manual_dir: Path, progres
     prepared = Path(str(builder.data_path), "dataset_info.json").exists()
     if not prepared and task.tfds.split(":")[0].split("/")[0] in NEEDS_TENSORFLOW and tensorflow_missing():
         raise TaskUnavailable(f"TFDS needs TensorFlow to generate {task.tfds}: {TENSORFLOW_HINT}; or "
-                              "prepare it where TensorFlow exists and point --tfds-dir at that copy, or import a "
-                              "pre-made copy with --source folder PATH")
+                              "prepare it where TensorFlow exists and point --tfds-dir at that copy, or "
+                              f"{offline_routes(task)}")
     if task.manual and not prepared:
         check_manual_files(task, manual_dir)
     elif not prepared:
@@ -86,14 +104,14 @@ def open_builder(task: Task, tfds_dir: Optional[Path], manual_dir: Path, progres
         if exc.name and exc.name.startswith("tensorflow"):
             raise TaskUnavailable(
                 f"TFDS needs TensorFlow to generate {task.tfds} ({TENSORFLOW_HINT}), "
-                "or prepare it where TensorFlow exists and point --tfds-dir at that copy, or import a "
-                "pre-made copy with --source folder PATH") from None
+                f"or prepare it where TensorFlow exists and point --tfds-dir at that copy, or {offline_routes(task)}") \
+                from None
         raise
     except Exception as exc:  # downloads fail in many ways (network, moved URLs, corrupt archives)
         reason = (str(exc).strip().splitlines() or [""])[0][:300]
         raise TaskUnavailable(f"TFDS could not download or prepare {task.tfds} "
-                              f"({type(exc).__name__}: {reason}); fix the download or import a pre-made copy "
-                              "with --source folder PATH") from None
+                              f"({type(exc).__name__}: {reason}); fix the download, or "
+                              f"{offline_routes(task)}") from None
     finally:
         if bar is not None:
             progress.remove_task(bar)

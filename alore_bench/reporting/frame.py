@@ -20,7 +20,7 @@ SETTINGS = ["stage", "lr", "weight_decay", "epochs", "batch_size", "hparams", "p
             "data_source", "data", "precision", "weights", "preset", "variant"]
 BASE_COLUMNS = ["suite", "task", "group", "backbone", "method", "config", "seed", "status", "top1",
                 "trainable_without_head", "trainable", "method_config", "error", "path", "train_seconds", "steps",
-                "peak_bytes", "memory_kind", "inference_total", "backbone_total", "head"]
+                "peak_bytes", "memory_kind", "inference_total", "backbone_total", "head", "point"]
 
 
 def _precision(device: Any) -> Any:
@@ -58,6 +58,9 @@ def record_row(r: Mapping[str, Any]) -> Dict[str, Any]:
         "stage": train.get("stage") or "final", "lr": train.get("lr"), "weight_decay": train.get("weight_decay"),
         "epochs": train.get("epochs"), "batch_size": train.get("batch_size"),
         "hparams": (config.get("hparams") or {}).get("source"),
+        # The grid point a tuned final run took (selected on the tuning stage), as `key=value` text.
+        "point": ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in sorted(((config.get("hparams") or {}).get("point") or {}).items())) or None,
         "protocol": (protocol.get("preset") or {}).get("name"),
         "normalisation": (protocol.get("normalisation") or {}).get("name")
         if isinstance(protocol.get("normalisation"), dict) else protocol.get("normalisation"),

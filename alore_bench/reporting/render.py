@@ -143,6 +143,11 @@ def footnotes(table: SuiteTable) -> List[str]:
                      "stage; mixed = differs between the row's records).")
     notes += protocol_warnings(table)
     for row in table.rows:
+        if row.points:  # what `tuned` stands for, task by task
+            notes.append(f"{row.label} selected on the tuning stage: "
+                         + "; ".join(f"{task} {row.points[task]}" for task in table.suite.task_names
+                                     if task in row.points))
+    for row in table.rows:
         if row.missing:
             notes.append(f"* {row.label} incomplete: " + "; ".join(row.missing))
     for failure in table.failed:

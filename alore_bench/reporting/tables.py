@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,8 @@ class Row:
     preset: Optional[str] = None
     settings: Dict[str, str] = field(default_factory=dict)  # every setting, as shown
     params_per_task: Dict[str, Tuple[Optional[float], Optional[float]]] = field(default_factory=dict)
+    data_per_task: Dict[str, str] = field(default_factory=dict)  # task -> prepared data's key
+    points: Dict[str, str] = field(default_factory=dict)  # tuned rows: task -> the selected grid point
 
     @property
     def label(self) -> str:
@@ -126,13 +128,33 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def data_per_task(records: pd.DataFrame) -> Dict[str, str]:
+    if "data" not in records.columns:
+        return {}
+    return {t: _text(d) for t, d in zip(records["task"], records["data"]) if _text(d) != "—"}
+
+
+def _data_text(pairs: Mapping[str, str]) -> str:
+    return stable_hash(sorted(pairs.items()), length=6) if pairs else "—"
+
+
+def compare_data_on_shared_tasks(rows: Sequence[Row]) -> None:
+    """Rows over different tasks do not differ in data for that alone: each row's `data` setting
+    is named by the tasks whose prepared data differs between rows (the same for all rows, so not
+    shown, when no shared task differs)."""
+    tasks = {t for row in rows for t in row.data_per_task}
+    contested = {t for t in tasks if len({row.data_per_task[t] for row in rows if t in row.data_per_task}) > 1}
+    for row in rows:
+        row.settings["data"] = _data_text({t: d for t, d in row.data_per_task.items() if t in contested}) \
+            if contested else "same"
+
+
 def row_settings(records: pd.DataFrame) -> Dict[str, str]:
     tuned = "tuned" in set(records["hparams"].dropna())
     keys = SETTINGS + sorted(c for c in records.columns if c.startswith("opt."))
     settings = {key: _setting(records[key], tuned) for key in keys if key in records.columns}
     if "data" in records.columns:  # each task has its own data: name the row's whole set of them
-        pairs = sorted({(t, _text(d)) for t, d in zip(records["task"], records["data"]) if _text(d) != "—"})
-        settings["data"] = stable_hash(pairs, length=6) if pairs else "—"
+        settings["data"] = _data_text(data_per_task(records))
     return settings
 
 
@@ -184,7 +206,8 @@ def build_row(key: Tuple[str, str, str], records: pd.DataFrame, suite: Suite) ->
     return Row(key, cells, mean_m("trainable_without_head"), seeds, missing,
                params_with_head_m=mean_m("trainable"), protocol=first.get("protocol"),
                method_config=json.loads(first.get("method_config") or "{}"), preset=first.get("preset"),
-               settings=row_settings(records),
+               settings=row_settings(records), data_per_task=data_per_task(records),
+               points={r["task"]: r["point"] for _, r in per_task.iterrows() if isinstance(r.get("point"), str)},
                params_per_task={r["task"]: (millions(r["trainable_without_head"]), millions(r["trainable"]))
                                 for _, r in per_task.iterrows()})
 
@@ -276,6 +299,7 @@ def suite_table(frame: pd.DataFrame, suite: Suite, tasks: Optional[Sequence[str]
     for key, lost in problems.items():  # rows with no valid record left at all
         failed += [f"{'/'.join(key[:2])}@{key[2]}: {item}" for item in lost]
     partial = (len(restricted.tasks), full) if len(restricted.tasks) < full else None
+    compare_data_on_shared_tasks(rows)
     shared, by_method = varying_settings(rows)
     return SuiteTable(restricted, rows, stage=stage, partial=partial, failed=failed, varying=shared,
                       varying_by_method=by_method, duplicates=duplicates, splits=split)

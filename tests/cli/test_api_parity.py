@@ -64,9 +64,10 @@ def test_run_tune_and_the_tuned_run_write_the_same_records_both_ways(env_data, t
     assert records(cli_dir) == records(api_dir)
     finals = [v for v in records(api_dir).values() if v[2] == "tuned"]
     assert len(finals) == 1  # alore_bench.run used the tuned point, as `alore-bench run` does
-    # Both ways report the same table.
-    assert cli("report", "--results-dir", str(cli_dir), "--format", "md") == \
-        api.report(api_dir, fmt="md").text.replace(str(api_dir), str(cli_dir))
+    # Both ways report the same table, which says what `tuned` took for each task.
+    table = cli("report", "--results-dir", str(cli_dir), "--format", "md")
+    assert table == api.report(api_dir, fmt="md").text.replace(str(api_dir), str(cli_dir))
+    assert f"selected on the tuning stage: textures lr={selection.point['lr']:g}" in table
 
 
 def test_a_study_runs_the_same_jobs_both_ways(env_data, tmp_path):

@@ -132,7 +132,7 @@ def test_failed_tfds_download_is_reported_and_other_tasks_go_on(tmp_path, monkey
     result = invoke("prepare", "--suite", "vtab1k", "--tasks", "cifar,svhn", "--data-dir", str(tmp_path))
     assert result.exit_code == 1
     text = " ".join(result.output.split())
-    assert "cifar100: TFDS could not download or prepare cifar100:3.*.* (ConnectionError" in text
+    assert "vtab1k/cifar100 here: TFDS could not download or prepare cifar100:3.*.* (ConnectionError" in text
     assert "2 not prepared" in text and "--source folder PATH" in text
 
 
@@ -143,7 +143,12 @@ def test_list_methods_with_wildcard_and_options():
     assert result.exit_code == 0, result.output
     assert "peft:vera" in result.output and "alore" not in result.output.split("method options")[0]
     assert "rank_dropout" in result.output
-    assert "experts" in invoke("list", "methods", "--match", "alore", "--options").output
+    alore = invoke("list", "methods", "--match", "alore", "--options").output
+    assert "experts" in alore
+    # Each option's allowed values, read from its annotation: every choice of a Literal, or the type.
+    rules = next(line for line in alore.splitlines() if "│ rules " in line)
+    assert "shared | per_layer | per_site | fixed" in rules
+    assert "integer" in next(line for line in alore.splitlines() if "│ rank " in line)
 
 
 def test_choices_on_the_command_line_are_the_definitions_they_choose_among():

@@ -56,6 +56,23 @@ def test_the_support_matrix_matches_the_budgets_on_each_family():
                 assert cell == ("sites=mlp" if "sites=mlp" in count else "n/a"), (name, backbone, count)
 
 
+def test_the_suites_table_lists_each_suites_sources():
+    from alore_bench.data.suites import SUITES
+
+    rows = re.findall(r"^\| `([a-z0-9_]+)` \| [^|]+ \| ([^|]+) \|$", page("suites.md"), flags=re.M)
+    listed = {name: set(re.findall(r"`([a-z]+)", sources)) for name, sources in rows}
+    assert listed == {name: set(SUITES.get(name).sources) for name in SUITES.names()}
+
+
+def test_the_methods_page_names_every_alore_option():
+    import dataclasses
+
+    text = page("methods.md")
+    section = text[text.index("ALoRE"):]
+    missing = [f.name for f in dataclasses.fields(METHODS.get("alore").config_cls) if f"`{f.name}`" not in section]
+    assert not missing, f"docs/methods.md does not describe ALoRE's {missing}"
+
+
 def test_the_plugin_example_passes_the_contract():
     from alore_bench import conformance
 

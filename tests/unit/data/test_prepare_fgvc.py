@@ -98,7 +98,9 @@ def test_tfds_builders_under_mock_data(tmp_path):
         result = prepare("--source", "tfds", "--data-dir", str(data), "--allow-mismatch")
     assert result.exit_code == 1, result.output  # NABirds has no TFDS builder: reported, not faked
     text = " ".join(result.output.split())
-    assert "4 prepared" in text and "not prepared: nabirds: no TFDS builder exists for it" in text
+    assert "4 prepared" in text and "cannot prepare fgvc/nabirds here: no TFDS builder exists for it" in text
+    assert text.count("no TFDS builder exists") == 1 and "1 not prepared (nabirds: the reasons are above)" in text
+    assert "--source archive DIR" in text  # the route that needs no dead JSON links
     for name in ("cub200", "oxford_flowers", "stanford_dogs", "stanford_cars"):
         manifest = json.loads((data / "fgvc" / name / "manifest.json").read_text())
         counts = {s: manifest["splits"][s]["count"] for s in ("train", "val", "test")}

@@ -206,8 +206,9 @@ def test_a_missing_archive_is_one_line_naming_it_and_the_others_are_prepared(tmp
     result = prepare(archives, data, "oxford_flowers,cub200,stanford_dogs")
     assert result.exit_code == 1
     text = " ".join(result.output.split())
-    assert f"not prepared: oxford_flowers: setid.mat not found in {archives}" in text
-    assert f"not prepared: stanford_dogs: lists.tar (or train_list.mat and test_list.mat) not found in {archives}" in text
+    assert f"cannot prepare fgvc/oxford_flowers here: setid.mat not found in {archives}" in text
+    assert text.count("setid.mat not found") == 1  # each failure is said once, the summary names it
+    assert f"cannot prepare fgvc/stanford_dogs here: lists.tar (or train_list.mat and test_list.mat) not found in {archives}" in text
     assert "1 prepared" in text and (data / "fgvc" / "cub200" / "manifest.json").exists()
 
 

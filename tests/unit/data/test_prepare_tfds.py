@@ -145,7 +145,7 @@ def test_tensorflow_builders_name_the_vtab_extra_and_the_others_go_on(mocked_tfd
                                  "--allow-mismatch"])
     assert result.exit_code == 1
     text = " ".join(result.output.split())
-    assert "svhn: TFDS needs TensorFlow to generate svhn_cropped" in text and "alore-bench[vtab]" in text
+    assert "vtab1k/svhn here: TFDS needs TensorFlow to generate svhn_cropped" in text and "alore-bench[vtab]" in text
     assert (tmp_path / "vtab1k" / "dtd" / "manifest.json").exists()
 
 
@@ -162,5 +162,14 @@ def test_an_unreachable_download_host_fails_fast_naming_it(mocked_tfds, tmp_path
     result = runner.invoke(app, ["prepare", "--suite", "vtab1k", "--tasks", "dtd", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     text = " ".join(result.output.split())
-    assert "not prepared: dtd: cannot reach www.robots.ox.ac.uk to download dtd" in text and "--source folder PATH" in text
+    assert "cannot prepare vtab1k/dtd here: cannot reach www.robots.ox.ac.uk to download dtd" in text and "--source folder PATH" in text
 
+
+
+def test_offline_advice_names_the_routes_the_suite_accepts():
+    from alore_bench.data.tfds_source import offline_routes
+
+    fgvc = offline_routes(SUITES.get("fgvc").tasks[0])
+    assert "--source json PATH" in fgvc and "--source archive DIR" in fgvc
+    assert "folder" not in fgvc  # FGVC refuses --source folder: advice to use it would fail as written
+    assert offline_routes(VTAB.tasks[0]) == "import a pre-made copy with --source folder PATH"

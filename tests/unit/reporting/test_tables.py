@@ -249,3 +249,29 @@ def test_fgvc_reference_rows_match_their_source_and_give_deltas_only_where_compa
     assert next(l for l in lines if l.startswith("| ViT-B/16 | LoRA |")).endswith("| bbbb | n/c |")
     assert "budget 0.295M (published row: 0.77M)" in result.output and "SSF [ref]" in result.output
     assert "Mean (groups)" not in result.output  # FGVC has one group: no such column, no such footnote
+
+
+def test_data_setting_compares_rows_on_their_shared_tasks_only(tmp_path):
+    root = tmp_path / "results"
+    same = {task: {"train800val200": task[0] * 16, "test": task[0] * 16}
+            for task in ("digits", "textures", "count_shapes")}
+    for task in ("digits", "textures"):  # two rows over different tasks, same prepared data where shared
+        write_record(root, "alore", "aaaa", task, 1, 50, protocol="vpt")
+    for task in ("textures", "count_shapes"):
+        write_record(root, "lora", "bbbb", task, 1, 50, protocol="vpt")
+    for path in root.rglob("seed1.json"):
+        record = json.loads(path.read_text())
+        record["protocol"]["data_fingerprint"] = same[record["task"]]
+        path.write_text(json.dumps(record))
+    rows, table, _ = table_rows(root)
+    assert "data" not in table.varying  # textures, the only shared task, has the same data in both
+    # A third row whose textures data differs: now data tells rows apart, named by that task alone.
+    write_record(root, "full", "cccc", "textures", 1, 50, protocol="vpt")
+    path = root / "demo" / "demo_vit" / "full-cccc" / "textures" / "seed1.json"
+    record = json.loads(path.read_text())
+    record["protocol"]["data_fingerprint"] = {"train800val200": "x" * 16, "test": "t" * 16}
+    path.write_text(json.dumps(record))
+    rows, table, _ = table_rows(root)
+    assert "data" in table.varying
+    assert rows["alore@aaaa"].settings["data"] == rows["lora@bbbb"].settings["data"]
+    assert rows["full@cccc"].settings["data"] != rows["alore@aaaa"].settings["data"]
