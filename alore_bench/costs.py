@@ -21,7 +21,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -88,10 +88,11 @@ def _build(settings: BenchSettings, method: str) -> tuple:
     return model.to(device), spec, backbone
 
 
-def _time(fn, device: torch.device, steps: int, quick: float = 0.05, budget: float = 1.0) -> float:
+def _time(fn, device: torch.device, steps: int, quick: float = 0.05, budget: float = 1.0,
+          tick: Callable[[int], None] = lambda n: None) -> float:
     """Median seconds of fn() after one warm-up (torch.utils.benchmark): over `steps` single runs,
     or, for calls under `quick` seconds, over blocks filling `budget` seconds (many more samples,
-    so short calls are not at the mercy of one slow run)."""
+    so short calls are not at the mercy of one slow run). `tick(n)`: n of the `steps` units done."""
     from torch.utils import benchmark
 
     fn()
@@ -99,9 +100,22 @@ def _time(fn, device: torch.device, steps: int, quick: float = 0.05, budget: flo
         torch.cuda.synchronize(device)
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
     first = timer.timeit(1).median
+    tick(1)
     if first < quick:
-        return timer.blocked_autorange(min_run_time=budget).median
-    return statistics.median([first] + [timer.timeit(1).median for _ in range(steps - 1)])
+        median = timer.blocked_autorange(min_run_time=budget).median
+        tick(steps - 1)
+        return median
+    times = [first]
+    for _ in range(steps - 1):
+        times.append(timer.timeit(1).median)
+        tick(1)
+    return statistics.median(times)
+
+
+def units_per_method(steps: int) -> int:
+    """Progress units of one method's measurement: build, FLOPs, the saved-activation count, and
+    `steps` for each of inference, training and merged inference (skipped ones count as done)."""
+    return 3 + 3 * steps
 
 
 def saved_activation_bytes(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> int:
@@ -135,8 +149,22 @@ def _rss_bytes(field_name: str) -> Optional[int]:
     return None
 
 
-def measure(settings: BenchSettings, method: str) -> Dict[str, Any]:
-    """One method's row, measured in this process (the worker)."""
+def measure(settings: BenchSettings, method: str, tick: Callable[[int], None] = lambda n: None) -> Dict[str, Any]:
+    """One method's row, measured in this process (the worker); `tick(n)` reports progress in
+    the units of `units_per_method` (all of them by the time it returns)."""
+    done = [0]
+
+    def step(n: int) -> None:
+        done[0] += n
+        tick(n)
+
+    try:
+        return _measure(settings, method, step)
+    finally:
+        tick(units_per_method(settings.steps) - done[0])  # the phases skipped or cut short
+
+
+def _measure(settings: BenchSettings, method: str, tick: Callable[[int], None]) -> Dict[str, Any]:
     from .engine import autocast
     from .errors import UserError
     from .methods.base import trainable_parameter_count
@@ -158,6 +186,7 @@ def measure(settings: BenchSettings, method: str) -> Dict[str, Any]:
     except UserError as error:
         row.error = str(error)
         return asdict(row)
+    tick(1)
     size = backbone.input_size
     images = torch.randn(settings.batch_size, 3, size, size, device=device)
     labels = torch.randint(0, settings.classes, (settings.batch_size,), device=device)
@@ -174,12 +203,13 @@ def measure(settings: BenchSettings, method: str) -> Dict[str, Any]:
     for p in wanted:
         p.requires_grad_(True)
     row.gflops = counter.get_total_flops() / 1e9
+    tick(1)
 
     def infer() -> None:
         with torch.no_grad(), autocast(device):
             model(images)
 
-    row.infer_ms = _time(infer, device, settings.steps) * 1e3
+    row.infer_ms = _time(infer, device, settings.steps, tick=tick) * 1e3
     if method != "backbone":
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=1e-3)
@@ -195,9 +225,10 @@ def measure(settings: BenchSettings, method: str) -> Dict[str, Any]:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
 
-        row.step_ms = _time(step, device, settings.steps) * 1e3
+        row.step_ms = _time(step, device, settings.steps, tick=tick) * 1e3
         train_mode(model)
         row.saved_bytes = saved_activation_bytes(model, images, labels, device)
+        tick(1)
         if device.type == "cuda":
             row.peak_bytes, row.peak_kind = int(torch.cuda.max_memory_allocated(device)), "cuda_max_allocated"
         else:
@@ -207,30 +238,43 @@ def measure(settings: BenchSettings, method: str) -> Dict[str, Any]:
         if spec is not None and spec.mergeable:
             model.eval()
             model = spec.merge(model)
-            row.merged_ms = _time(infer, device, settings.steps) * 1e3
+            row.merged_ms = _time(infer, device, settings.steps, tick=tick) * 1e3
     return asdict(row)
 
 
 def _worker(settings_dict: Dict[str, Any], method: str, queue) -> None:
+    tick = lambda n: queue.put(("tick", n)) if n else None  # noqa: E731
     try:
-        queue.put(measure(BenchSettings(**settings_dict), method))
+        queue.put(measure(BenchSettings(**settings_dict), method, tick))
     except Exception as error:  # reported in the table, the other methods still run
         queue.put(asdict(BenchRow(method, error=f"{type(error).__name__}: {error}")))
 
 
 def run_bench(settings: BenchSettings, methods: List[str], progress=None) -> Dict[str, Any]:
-    """The reference rows and every method, each in a fresh spawned process; ratios filled in."""
+    """The reference rows and every method, each in a fresh spawned process; ratios filled in.
+    `progress` (rich's Progress or the engine's protocol) gets one bar over all of it, advanced
+    as each process measures."""
+    from .engine import SilentProgress
+
     context = multiprocessing.get_context("spawn")
+    progress = progress or SilentProgress()
+    names = list(REFERENCE_ROWS) + [m for m in methods if m not in REFERENCE_ROWS]
+    bar = progress.add_task(f"bench {settings.backbone}", total=len(names) * units_per_method(settings.steps))
     rows: List[Dict[str, Any]] = []
-    for name in list(REFERENCE_ROWS) + [m for m in methods if m not in REFERENCE_ROWS]:
-        if progress is not None:
-            progress(name)
+    for index, name in enumerate(names):
+        progress.update(bar, description=f"bench {settings.backbone}: {name} ({index + 1} of {len(names)})")
         queue = context.Queue()
         process = context.Process(target=_worker, args=(asdict(settings), name, queue))
         process.start()
-        result = queue.get()
+        while True:
+            message = queue.get()
+            if isinstance(message, tuple):
+                progress.advance(bar, message[1])
+                continue
+            break
         process.join()
-        rows.append(result)
+        rows.append(message)
+    progress.remove_task(bar)
     by_name = {row["method"]: row for row in rows}
 
     def ratio(value, reference) -> Optional[float]:

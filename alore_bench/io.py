@@ -76,6 +76,20 @@ def check_folder_path(folder: Optional[Path], name: str, must_exist: bool = Fals
         raise UserError(f"{where}: cannot be made, {ancestor} is {_kind(ancestor)}; pass a folder")
 
 
+def check_input_file(path: Optional[Path], name: str, suffix: str) -> None:
+    """`path` is an existing regular file named `*<suffix>` (read by a later step; checked first)."""
+    if path is None:
+        return
+    path = Path(path)
+    where = f"{param(name, path)}"
+    if not path.exists():
+        raise UserError(f"{where}: no such file; check the path")
+    if not path.is_file():
+        raise UserError(f"{where}: is {_kind(path)}; give a {suffix} file")
+    if path.suffix.lower() != suffix:
+        raise UserError(f"{where}: expected a {suffix} file")
+
+
 def check_output_file(path: Optional[Path], name: str, example: str) -> None:
     """`path` can be written as a regular file: not a folder, not a device, its folder makeable
     (`example`: a file name to suggest)."""

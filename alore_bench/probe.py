@@ -36,14 +36,22 @@ FEATURE_BATCH = 256
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module, data: SplitData, batcher: DeviceBatcher) -> Tuple[torch.Tensor, torch.Tensor]:
+def extract_features(model: nn.Module, data: SplitData, batcher: DeviceBatcher, progress=None,
+                     label: str = "features") -> Tuple[torch.Tensor, torch.Tensor]:
     """Pre-logit features of a split through the frozen backbone in eval mode (centre crops for
-    ragged splits), as float32 on the batcher's device, with the labels."""
+    ragged splits), as float32 on the batcher's device, with the labels; `progress` follows the
+    batches (the engine's protocol)."""
+    from .engine import SilentProgress
+
+    progress = progress or SilentProgress()
+    bar = progress.add_task(label, total=-(-len(data) // FEATURE_BATCH))
     model.eval()
     features, labels = [], []
     for images, targets in iterate(data, batcher, FEATURE_BATCH, shuffle=False):
         features.append(model.forward_head(model.forward_features(images), pre_logits=True).float())
         labels.append(targets)
+        progress.advance(bar)
+    progress.remove_task(bar)
     return torch.cat(features), torch.cat(labels)
 
 
@@ -149,7 +157,7 @@ def select_c(tune_train: Tuple[torch.Tensor, torch.Tensor], tune_val: Tuple[torc
 
 def run_probe(model: nn.Module, solver: str, config: TrainConfig, seed: int, classes: int,
               splits: Mapping[str, Tuple[str, SplitData]], cache: FeatureCache,
-              batcher: DeviceBatcher) -> Dict[str, Any]:
+              batcher: DeviceBatcher, progress=None, label: str = "probe") -> Dict[str, Any]:
     """Train `model`'s head on cached features and evaluate it. `splits` maps the roles "train" and
     "eval" (and, for lbfgs, "tune_train" and "tune_eval") to (split name, data). Returns the head's
     results: top1 (fraction), eval examples, loss, steps, timings and the penalty selection."""
@@ -159,7 +167,8 @@ def run_probe(model: nn.Module, solver: str, config: TrainConfig, seed: int, cla
     by_split: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}  # a split serving two roles is read once
     for role, (name, data) in splits.items():
         if name not in by_split:
-            feats, hit = cache.load_or_compute(name, data, lambda data=data: extract_features(model, data, batcher)[0])
+            feats, hit = cache.load_or_compute(name, data, lambda data=data, name=name: extract_features(
+                model, data, batcher, progress, f"{label} features {name}")[0])
             labels = torch.from_numpy(np.ascontiguousarray(data.labels)).to(batcher.device)
             by_split[name] = (feats.to(batcher.device), labels)
             cached.append(hit)

@@ -29,7 +29,8 @@ def bench(backbone: str = "vit_b16", methods: Union[str, Sequence[str]] = "alore
           batch_size: Optional[int] = None, steps: int = 5, device: str = "auto", threads: int = 0,
           json_out: Optional[PathLike] = None, progress=None) -> Dict[str, Any]:
     """Measure each method's cost on a backbone with random weights (`alore-bench bench`): the
-    measurements as a dict, also written to `json_out` when given."""
+    measurements as a dict, also written to `json_out` when given. `progress`: a rich Progress (or
+    anything with add_task / advance / update / remove_task) to follow it."""
     import json
 
     from ..backbones import BACKBONES

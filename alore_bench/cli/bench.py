@@ -28,7 +28,7 @@ def bench(
     from ..api import bench as bench_api
     from ..backbones import BACKBONES
 
-    result = bench_api(backbone, methods, batch_size, steps, device, threads, json_out,
-                       progress=lambda name: render.say(f"measuring {name} ..."))
+    with render.progress_bar() as progress:
+        result = bench_api(backbone, methods, batch_size, steps, device, threads, json_out, progress=progress)
     render.console.print(render.bench_table(result, BACKBONES.get(backbone).display_name, steps))
     raise typer.Exit(1 if any(row["error"] for row in result["rows"]) else 0)

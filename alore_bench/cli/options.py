@@ -42,11 +42,11 @@ ExecutorKind = choices("ExecutorKind", EXECUTORS.names())
 LogKind = choices("LogKind", LOGS)
 SourceKind = choices("SourceKind", SOURCES)
 ListKind = choices("ListKind", KINDS)
-# The report's choices are the reporting package's (reporting.build STAGES, FORMATS, render FITS),
+# The report's choices are the reporting package's (reporting.build STAGES, FORMATS, latex FITS),
 # written out here so that `--help` does not import pandas; tests/cli/test_commands.py checks they agree.
 ReportStage = choices("ReportStage", ("final", "tune", "all"))
 ReportFormat = choices("ReportFormat", ("md", "csv", "json", "tex"))
-LatexFit = choices("LatexFit", ("resize", "rotate", "none"))
+LatexFit = choices("LatexFit", ("auto", "split", "rotate", "landscape", "none"))
 
 
 def value(choice: Any) -> Any:
@@ -133,6 +133,7 @@ def with_recipe(exclude: Tuple[str, ...] = ()):
 FLAGS: Dict[str, Any] = {
     "options": "--opt", "use_tuned": ("--tuned", "--no-tuned"), "json_out": "--json", "fmt": "--format",
     "names": "--name", "filters": "--filter", "source_path": "SOURCE_PATH", "what": "WHAT",
+    "footnotes": ("--notes", "--no-notes"),
 }
 
 

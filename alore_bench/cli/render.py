@@ -8,7 +8,6 @@ from typing import Any, Iterable, List, Optional, Sequence
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -41,15 +40,15 @@ def error(message: str) -> None:
     err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=err_console, transient=True,
-                    # Off when stderr is not a terminal: a bar there is noise, and its stop would print
-                    # an empty line before a one-line error.
-                    disable=not err_console.is_terminal)
+def progress_bar():
+    """A bar on stderr in a terminal; off one, plain lines now and then (a bar there is noise, and
+    its stop would print an empty line before a one-line error). See cli/progress.py."""
+    from .progress import progress_bar as make
+
+    return make(err_console)
 
 
-def progress_say(progress: Progress):
+def progress_say(progress):
     """Lines printed above a live progress bar."""
     return lambda line: progress.console.print(_as_flags(line), highlight=False, markup=False, soft_wrap=True)
 

@@ -40,7 +40,18 @@ def report(
     names: Annotated[Optional[List[str]], typer.Option("--name", metavar="NAME=TEXT", help=(
         'display name: method_or_backbone=TEXT (repeatable), e.g. --name lora="LoRA~\\cite{hu2022lora}"'))] = None,
     latex_fit: Annotated[LatexFit, typer.Option("--latex-fit", help=(
-        "resize (to the text width), rotate (headers) or none"))] = LatexFit.resize,
+        "auto (default: the first of split, rotate and a landscape page that takes at most two tabulars), "
+        "split (the columns over stacked tabulars that fit --latex-width), rotate (headers turned, then split), "
+        "landscape (a sidewaystable page, then split) or none (one tabular, as wide as it is); never shrunk "
+        "below \\footnotesize"))] = LatexFit.auto,
+    latex_width: Annotated[str, typer.Option("--latex-width", help=(
+        "the text width LaTeX tables are split to fit, e.g. 5.5in (NeurIPS, ICML), 6.875in (CVPR table*, the "
+        "default) or 17cm"))] = "6.875in",
+    notes: Annotated[bool, typer.Option("--notes/--no-notes", help=(
+        "footnotes under .tex and .md tables (what the columns and marks mean, published rows' sources)"))] = True,
+    bib: Annotated[Optional[Path], typer.Option("--bib", help=(
+        "a .bib file: published rows cite their keys with \\cite (each key must be in it); without it, "
+        "citations are plain text"))] = None,
     efficiency: Annotated[bool, typer.Option("--efficiency", help=(
         "the efficiency table: params, time, memory"))] = False,
     wide: Annotated[bool, typer.Option("--wide", help=(
@@ -54,7 +65,8 @@ def report(
     result = report_api(results_dir, suite=suite, stage=value(stage), fmt=value(fmt), out=out, long=long,
                         compare=compare, with_reference=with_reference, plot=plot, plot_delta=plot_delta,
                         plot_delta_out=plot_delta_out, filters=filters or [], std=std, names=names or [],
-                        latex_fit=value(latex_fit), efficiency=efficiency, say=render.say)
+                        latex_fit=value(latex_fit), latex_width=latex_width, footnotes=notes, bib=bib,
+                        efficiency=efficiency, say=render.say)
     figures = [p for p in result.written if p != out]
     if out is None:
         if result.view == "compare" and result.fmt is None:

@@ -12,6 +12,7 @@ so the records are the same whichever executor wrote them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -111,9 +112,29 @@ class LocalExecutor(Executor):
             return summary
         with self.progress_factory() as progress:
             say = self.say or (lambda m: progress.console.print(m, highlight=False, markup=False))
+            overall = progress.add_task(jobs_label(jobs), total=len(jobs)) if len(jobs) > 1 else None
             for job in jobs:
                 summary.count(run_job(job, progress, say))
+                if overall is not None:
+                    progress.advance(overall)
+            if overall is not None:
+                progress.remove_task(overall)
         return summary
+
+
+def jobs_label(jobs: Sequence[Job], where: str = "") -> str:
+    return f"{len(jobs)} jobs" + (f" on {where}" if where else "")
+
+
+@contextlib.contextmanager
+def jobs_bar(progress_factory: Optional[Callable[[], Any]], jobs: Sequence[Job], where: str):
+    """A bar over jobs that run elsewhere (worker processes, Ray): yields `done()` to call per job."""
+    if progress_factory is None or len(jobs) < 2:
+        yield lambda: None
+        return
+    with progress_factory() as progress:
+        bar = progress.add_task(jobs_label(jobs, where), total=len(jobs))
+        yield lambda: progress.advance(bar)
 
 
 def device_slots(device: str, workers: int, per_device: int) -> List[str]:
@@ -165,8 +186,8 @@ def _work(job: Dict[str, Any]) -> Outcome:
 
 
 class WorkerExecutor(Executor):
-    def __init__(self, workers: int, per_device: int = 1, device: str = "cpu"):
-        self.workers, self.per_device = workers, per_device
+    def __init__(self, workers: int, per_device: int = 1, device: str = "cpu", progress_factory=None):
+        self.workers, self.per_device, self.progress_factory = workers, per_device, progress_factory
         self.slots = device_slots(device, workers, per_device)
         self._pool: Optional[ProcessPoolExecutor] = None  # kept across batches: workers start once
 
@@ -195,10 +216,12 @@ class WorkerExecutor(Executor):
         pool = self._start()
         pending = {pool.submit(_work, job.to_dict()) for job in jobs}
         try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    summary.count(future.result())
+            with jobs_bar(self.progress_factory, jobs, self.describe()) as finished:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        summary.count(future.result())
+                        finished()
         except BaseException:
             for future in pending:
                 future.cancel()
@@ -223,7 +246,7 @@ class RayExecutor(Executor):
     """Ray tasks; `address` None starts a local Ray instance, "auto" joins the running cluster."""
 
     def __init__(self, address: Optional[str] = None, per_device: int = 1, device: str = "cpu",
-                 cpus_per_job: int = 1):
+                 cpus_per_job: int = 1, progress_factory=None):
         try:
             import ray  # noqa: F401
         except ImportError:
@@ -231,6 +254,7 @@ class RayExecutor(Executor):
         if per_device < 1:
             raise UserError(f"{param('per_device', per_device)}: give at least 1 run per GPU")
         self.address, self.per_device, self.device, self.cpus_per_job = address, per_device, device, cpus_per_job
+        self.progress_factory = progress_factory
         self._started = False
 
     def describe(self) -> str:
@@ -267,15 +291,17 @@ class RayExecutor(Executor):
         remote = ray.remote(**options)(_ray_job)
         pending = [remote.remote(job.to_dict(), self.cpus_per_job) for job in jobs]
         try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                try:
-                    summary.count(ray.get(done[0]))
-                except ray.exceptions.RayTaskError as exc:
-                    cause = exc.as_instanceof_cause()
-                    if isinstance(cause, UserError):
-                        raise UserError(cause.template.splitlines()[0]) from None
-                    raise
+            with jobs_bar(self.progress_factory, jobs, self.describe()) as finished:
+                while pending:
+                    done, pending = ray.wait(pending, num_returns=1)
+                    try:
+                        summary.count(ray.get(done[0]))
+                    except ray.exceptions.RayTaskError as exc:
+                        cause = exc.as_instanceof_cause()
+                        if isinstance(cause, UserError):
+                            raise UserError(cause.template.splitlines()[0]) from None
+                        raise
+                    finished()
         except BaseException:
             for ref in pending:
                 ray.cancel(ref)
@@ -288,9 +314,9 @@ EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor", param("execu
 EXECUTORS.register("local", lambda options, device, progress_factory=None, say=None:
                    LocalExecutor(progress_factory, say))
 EXECUTORS.register("workers", lambda options, device, progress_factory=None, say=None:
-                   WorkerExecutor(options.workers, options.per_device, device))
+                   WorkerExecutor(options.workers, options.per_device, device, progress_factory))
 EXECUTORS.register("ray", lambda options, device, progress_factory=None, say=None:
-                   RayExecutor(options.address, options.per_device, device, options.cpus_per_job))
+                   RayExecutor(options.address, options.per_device, device, options.cpus_per_job, progress_factory))
 
 
 def make_executor(options: ExecutorOptions, device: str = "cpu", progress_factory=None, say=None) -> Executor:

@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ..errors import UserError, param
-from ..io import atomic_write_text, check_output_file
+from ..io import atomic_write_text, check_input_file, check_output_file
 from ..paths import PathLike, as_path
 from ..runs.record import load_records
 from .compare import compare_rows, compare_text
 from .efficiency import efficiency_text
 from .frame import apply_filters, parse_filters, records_frame
 from .reference import load_reference
-from .render import FITS, Names, tables_text
+from .latex import DEFAULT_WIDTH, FITS, parse_width, read_bib_keys
+from .render import Names, tables_text
 from .tables import SuiteTable, suite_tables
 
 FORMATS = {".md": "md", ".csv": "csv", ".json": "json", ".tex": "tex"}
@@ -103,10 +104,12 @@ def build_report(results_dir: PathLike = "results", suite: Optional[str] = None,
                  compare: Optional[str] = None, with_reference: bool = False, plot: Optional[PathLike] = None,
                  plot_delta: Optional[str] = None, plot_delta_out: PathLike = "delta.png",
                  filters: Sequence[str] = (), std: Optional[bool] = None, names: Sequence[str] = (),
-                 latex_fit: str = "resize", efficiency: bool = False, say: Callable[[str], None] = print) -> Report:
+                 latex_fit: str = "auto", latex_width: str = DEFAULT_WIDTH, footnotes: bool = True,
+                 bib: Optional[PathLike] = None, efficiency: bool = False,
+                 say: Callable[[str], None] = print) -> Report:
     """The report `alore-bench report` prints or writes. `say` hears warnings and notes as they
     come (unreadable records, suites without published rows, failed runs); they are also in
-    `Report.notes`."""
+    `Report.notes`. `footnotes` off leaves the notes out of .tex and .md tables."""
     results_dir, out = as_path(results_dir), as_path(out)
     plot, plot_delta_out = as_path(plot), as_path(plot_delta_out)
     if not results_dir.is_dir():
@@ -116,6 +119,10 @@ def build_report(results_dir: PathLike = "results", suite: Optional[str] = None,
         raise UserError(f"{param('stage', stage)}: choose final, tune or all")
     if latex_fit not in FITS:
         raise UserError(f"{param('latex_fit', latex_fit)}: choose {', '.join(FITS)}")
+    parse_width(latex_width)
+    bib = as_path(bib)
+    check_input_file(bib, "bib", ".bib")
+    bib_keys = read_bib_keys(bib)
     for name, figure in (("plot", plot), ("plot_delta_out", plot_delta_out)):
         # --plot-delta-out is checked even without --plot-delta: a bad value is a mistake either way.
         check_output_file(figure, name, "figure.png")
@@ -145,7 +152,8 @@ def build_report(results_dir: PathLike = "results", suite: Optional[str] = None,
         report.view = "long"
         report.text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=2) + "\n"
     elif fmt is not None:
-        report.text = tables_text(tables, fmt, std if std is not None else fmt != "tex", display, latex_fit)
+        report.text = tables_text(tables, fmt, std if std is not None else fmt != "tex", display, latex_fit,
+                                  latex_width, footnotes, bib_keys, note)
     if out is not None:
         atomic_write_text(out, report.text or "")
         report.written.append(out)

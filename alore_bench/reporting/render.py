@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import pandas as pd
 
+from .latex import DEFAULT_WIDTH, FITS, latex_escape, to_latex  # noqa: F401 (FITS, latex_escape: re-exported)
 from .reference import reference_deltas
 from .tables import MEAN_GROUPS, MEAN_TASKS, STAGE_LABEL, Cell, SuiteTable
 
@@ -18,7 +19,6 @@ PARAMS = "Params (M)"
 PARAMS_HEAD = "+head (M)"
 PROTOCOL = "Protocol"
 SUITE_NAMES = {"vtab1k": "VTAB-1k", "fgvc": "FGVC", "demo": "demo"}
-FITS = ("resize", "rotate", "none")
 
 
 class Names:
@@ -168,125 +168,13 @@ def title(table: SuiteTable) -> str:
     return f"{SUITE_NAMES.get(table.suite.name, table.suite.name)}, {STAGE_LABEL.get(table.stage, table.stage)}"
 
 
-def to_markdown(table: SuiteTable, std: bool = True, names: Optional[Names] = None) -> str:
+def to_markdown(table: SuiteTable, std: bool = True, names: Optional[Names] = None, notes: bool = True) -> str:
     header, rows = display_rows(table, std, names)
     lines = [f"**{title(table)}**", "", "| " + " | ".join(header) + " |",
              "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    lines += [""] + [f"- {note}" for note in footnotes(table)]
+    lines += [""] + [f"- {note}" for note in footnotes(table)] if notes else []
     return "\n".join(lines) + "\n"
-
-
-# --- LaTeX ------------------------------------------------------------------------------------
-
-LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def latex_escape(text: str) -> str:
-    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text)).replace("±", r"$\pm$").replace("—", "--") \
-        .replace("Δ", r"$\Delta$")
-
-
-def _ranks(values: Sequence[Optional[float]]) -> List[Optional[int]]:
-    """0 for the best value (to 0.1), 1 for the second best; ties share a rank."""
-    values = [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values]
-    distinct = sorted({round(v, 1) for v in values if v is not None}, reverse=True)
-    return [None if v is None else distinct.index(round(v, 1)) for v in values]
-
-
-def to_latex(table: SuiteTable, std: bool = False, names: Optional[Names] = None, fit: str = "resize") -> str:
-    """A booktabs `table` from pandas' Styler: group header row, display names, Params as papers
-    print them, best bold and second underlined per column, published rows below a midrule with
-    their citations, a caption (suite, split, seeds, protocol) and a footnote for every symbol."""
-    names = names or Names()
-    columns = table.columns()
-    multi_backbone = len({r.key[0] for r in table.rows} | {r["backbone"] for r in table.reference}) > 1
-    deltas = reference_deltas(table) if table.reference else {}
-    lead: List[Tuple[str, str]] = [("", "Method")]
-    if multi_backbone:
-        lead.insert(0, ("", "Backbone"))
-    if table.any_varying:
-        lead.append(("", "Settings"))
-    lead.append(("", "Params (M)"))
-    head = [(latex_escape(g), _header(table.column_label(c), fit)) for c, g in columns]
-    if table.reference:
-        head.append(("", r"$\Delta$ vs ref"))
-    texts: List[List[str]] = []
-    means: List[List[Optional[float]]] = []
-    for row in table.rows:
-        method = _name(names, "method", row.key[1]) + (r"$^{*}$" if row.missing else "")
-        cells = [row.cells.get(c) for c, _ in columns]
-        lead_cells = [method] if not multi_backbone else [_name(names, "backbone", row.key[0]), method]
-        if table.any_varying:
-            lead_cells.append(latex_escape(table.settings_text(row)))
-        lead_cells.append(fmt_params(row.params_m).replace("—", "--"))
-        extra = []
-        if table.reference:
-            delta, why = deltas.get(row.key, (None, ""))
-            extra = ["n/c" if delta is None and why else "--" if delta is None else f"{delta:+.1f}"]
-        texts.append(lead_cells + [latex_escape(fmt_cell(c, std)) for c in cells] + extra)
-        means.append([None] * len(lead_cells) + [c.mean if c else None for c in cells] + [None] * len(extra))
-    for ref in table.reference:
-        label = latex_escape(ref["label"]) + (rf"~\cite{{{ref['cite']}}}" if ref.get("cite") else "")
-        lead_cells = [label] if not multi_backbone else [_name(names, "backbone", ref["backbone"]), label]
-        if table.any_varying:
-            lead_cells.append("published")
-        lead_cells.append(fmt_params(ref["params_m"]))
-        cells = [ref["cells"].get(c) for c, _ in columns]
-        texts.append(lead_cells + [latex_escape(fmt_cell(c, False)) for c in cells] + ([""] if table.reference else []))
-        means.append([None] * len(lead_cells) + [c.mean if c else None for c in cells] + [None] * bool(table.reference))
-    frame = pd.DataFrame(texts, columns=pd.MultiIndex.from_tuples(lead + head))
-    numbers = pd.DataFrame(means, columns=frame.columns)
-    props = pd.DataFrame("", index=frame.index, columns=frame.columns)
-    for column in numbers.columns:
-        for i, rank in enumerate(_ranks(list(numbers[column]))):
-            if rank == 0:
-                props.iloc[i, list(numbers.columns).index(column)] = "textbf:--rwrap;"
-            elif rank == 1:
-                props.iloc[i, list(numbers.columns).index(column)] = "underline:--rwrap;"
-    styler = frame.style.hide(axis="index").apply(lambda _frame: props, axis=None)
-    column_format = "l" * len(lead) + "r" * len(head)
-    latex = styler.to_latex(column_format=column_format, hrules=True, multicol_align="c", environment="table*",
-                            position="t", position_float="centering", caption=_caption(table, std),
-                            label=f"tab:{table.suite.name}-{table.stage}")
-    if table.reference and table.rows:  # published rows below their own rule
-        lines = latex.split("\n")
-        body_start = lines.index(r"\midrule") + 1
-        lines.insert(body_start + len(table.rows), r"\midrule")
-        latex = "\n".join(lines)
-    if fit == "resize":
-        latex = latex.replace(r"\begin{tabular}", "\\resizebox{\\textwidth}{!}{%\n\\begin{tabular}") \
-            .replace(r"\end{tabular}", "\\end{tabular}}")
-    notes = r" \par ".join(latex_escape(n) for n in footnotes(table))  # (\\ would read "[ref]" as a length)
-    latex = latex.replace(r"\end{table*}", "\\par\\vspace{2pt}\\parbox{\\textwidth}{\\scriptsize " + notes
-                          + "}\n\\end{table*}")
-    return latex
-
-
-def _header(label: str, fit: str) -> str:
-    text = latex_escape(label)
-    return rf"\rotatebox{{90}}{{{text}}}" if fit == "rotate" else text
-
-
-def _name(names: Names, kind: str, name: str) -> str:
-    """A display name: a user's --name is LaTeX already; a registry's is escaped."""
-    if name in names.overrides:
-        return names.overrides[name]
-    return latex_escape(names.method(name) if kind == "method" else names.backbone(name))
-
-
-def _caption(table: SuiteTable, std: bool) -> str:
-    seeds = sorted({len(r.seeds) for r in table.rows})
-    protocols = sorted({r.protocol for r in table.rows if r.protocol})
-    text = (f"{latex_escape(SUITE_NAMES.get(table.suite.name, table.suite.name))}: top-1 accuracy (\\%) on the "
-            f"{latex_escape(STAGE_LABEL.get(table.stage, table.stage))} split, "
-            + ("mean $\\pm$ std" if std else "mean")
-            + f" over {'/'.join(map(str, seeds)) or '0'} seed(s)"
-            + (f"; protocol {latex_escape(', '.join(protocols))}" if protocols else "")
-            + (f"; {table.partial[0]} of {table.partial[1]} tasks" if table.partial else "")
-            + ". Best per column in \\textbf{bold}, second \\underline{underlined}.")
-    return text
 
 
 # --- CSV (long) and JSON (one document) -------------------------------------------------------
@@ -387,12 +275,14 @@ def to_json(tables: Sequence[SuiteTable], names: Optional[Names] = None) -> str:
 
 
 def tables_text(tables: Sequence[SuiteTable], fmt: str, std: bool = True, names: Optional[Names] = None,
-                fit: str = "resize") -> str:
-    """All tables as one well-formed document of the format."""
+                fit: str = "auto", width: str = DEFAULT_WIDTH, notes: bool = True, bib: Optional[set] = None,
+                warn=None) -> str:
+    """All tables as one well-formed document of the format (LaTeX: `fit` and `width` lay it out,
+    `bib` holds the .bib keys published rows may cite; `notes` off drops the footnotes)."""
     if fmt == "md":
-        return "\n".join(to_markdown(t, std, names) for t in tables)
+        return "\n".join(to_markdown(t, std, names, notes) for t in tables)
     if fmt == "tex":
-        return "\n".join(to_latex(t, std, names, fit) for t in tables)
+        return "\n".join(to_latex(t, std, names, fit, width, notes, bib, warn) for t in tables)
     if fmt == "csv":
         return to_csv(tables, names)
     if fmt == "json":

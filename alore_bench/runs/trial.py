@@ -68,7 +68,8 @@ def build_adapted_model(spec: RunSpec, task, pretrained: Mapping[str, torch.Tens
     return model, backbone_total
 
 
-def probe_task(inputs: TrialInputs, model, method_config: Any, config, batcher: DeviceBatcher) -> Dict[str, Any]:
+def probe_task(inputs: TrialInputs, model, method_config: Any, config, batcher: DeviceBatcher,
+               progress=None) -> Dict[str, Any]:
     """A linear probe of one (task, seed): features cached per backbone, weights, input pipeline and split."""
     spec, task = inputs.spec, inputs.task
     train_split, eval_split = spec.suite_spec.stage_splits(spec.stage)
@@ -82,7 +83,8 @@ def probe_task(inputs: TrialInputs, model, method_config: Any, config, batcher: 
                 "normalisation": [batcher.scale.tolist(), batcher.shift.tolist()],
                 "interpolation": batcher.interpolation, "antialias": batcher.antialias, "input_size": batcher.input_size}
     cache = FeatureCache(spec.data_dir, spec.suite, task.name, identity)
-    return run_probe(model, method_config.solver, config, inputs.seed, task.classes, roles, cache, batcher)
+    return run_probe(model, method_config.solver, config, inputs.seed, task.classes, roles, cache, batcher, progress,
+                     f"{task.name} s{inputs.seed}")
 
 
 def base_record(inputs: TrialInputs, config, method_config) -> Dict[str, Any]:
@@ -141,7 +143,7 @@ def run_trial(inputs: TrialInputs, progress: Progress, adapter_path: Optional[Pa
         record["protocol"]["backbone_mode_in_training"] = "eval" if method.train_mode else "train"
         merge_diff = None
         if method.feature_probe:
-            probe = probe_task(inputs, model, method_config, config, batcher)
+            probe = probe_task(inputs, model, method_config, config, batcher, progress)
             trained = {k: probe[k] for k in ("final_train_loss", "steps", "train_seconds", "history")}
             outcome = EvalOutcome(probe["top1"], probe["eval_examples"], 0.0)
             record["protocol"]["head_training"] = {

@@ -49,6 +49,7 @@ KINDS: Dict[str, List[str]] = {
     "key_value": ["", "novalue", "=x"],
     "compare": ["", "alore", ":", "alore:bogus"],
     "match": ["", "[", "nothing*matches"],
+    "length": ["", "abc", "5", "0in", "-1in", "1e9in", f"{HUGE}pt", "5.5furlong"],
 }
 
 # command -> option -> kind. Flags (booleans) take no value and are not listed.
@@ -67,7 +68,7 @@ OPTIONS: Dict[str, Dict[str, str]] = {
     "report": {"--results-dir": "folder_in", "--suite": "name", "--stage": "choice", "--format": "choice",
                "--out": "file_out", "--compare": "compare", "--plot": "file_out", "--plot-delta": "name",
                "--plot-delta-out": "file_out", "--filter": "key_value", "--name": "key_value",
-               "--latex-fit": "choice"},
+               "--latex-fit": "choice", "--latex-width": "length", "--bib": "file_in"},
     "demo": {"--data-dir": "folder_out", "--results-dir": "folder_out", "--device": "device", "--methods": "names",
              "--seeds": "seeds", "--epochs": "positive_int"},
     "doctor": {"--data-dir": "folder_in", "--results-dir": "folder_in"},

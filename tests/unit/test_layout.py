@@ -25,7 +25,7 @@ LAYERS = [
     {"costs", "checkup", "listing", "conformance"},
     {"api"},
     {"cli"},
-    {"__init__"},
+    {"__init__", "__main__"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 
