@@ -67,9 +67,10 @@ def write_entry(key: str, value: Any) -> None:
 def cached(key: str, build: Callable[[], Any], valid: Optional[Callable[[Any], bool]] = None) -> Any:
     """The entry `key` (per version of the installed plugins too), built and stored when missing or not
     `valid`."""
-    from .registry import plugins_fingerprint
+    from .registry import plugins_fingerprint, registered_here_fingerprint
 
-    key = f"{key}/{plugins_fingerprint()}"
+    key = f"{key}/{plugins_fingerprint()}" + (f"/here-{registered_here_fingerprint()}" if registered_here_fingerprint()
+                                              else "")
     value = read_entries().get(key)
     if value is not None and (valid is None or valid(value)):
         return value

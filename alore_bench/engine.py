@@ -101,6 +101,7 @@ class TrainCheckpoint:
     path: Path
     every: int
     identity: str
+    warn: Callable[[str], None] = lambda line: None  # hears why a checkpoint found is not used
 
     def due(self, epochs_done: int, epochs: int) -> bool:
         return self.every > 0 and epochs_done % self.every == 0 and epochs_done < epochs
@@ -124,21 +125,53 @@ class TrainCheckpoint:
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception:  # a damaged checkpoint is not used: the run starts from the beginning
-            return None
+        except Exception as exc:  # truncated, garbage, or not a torch file
+            return self._ignore(f"unreadable ({type(exc).__name__})")
+        problem = self._problem(state, model)
+        if problem is not None:
+            return self._ignore(problem)
+        # Optimizer and scheduler first, restored if either refuses: nothing is half-loaded.
+        before = (optimizer.state_dict(), scheduler.state_dict())
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        except Exception as exc:
+            optimizer.load_state_dict(before[0])
+            scheduler.load_state_dict(before[1])
+            return self._ignore(f"its optimizer or scheduler state does not fit ({type(exc).__name__})")
         params = dict(model.named_parameters())
-        if not isinstance(state, dict) or state.get("identity") != self.identity or \
-                set(state["params"]) != {n for n, p in params.items() if p.requires_grad}:
-            return None
         with torch.no_grad():
             for name, value in state["params"].items():
                 params[name].copy_(value)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng_cpu"])
         if device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"], device)
         return state
+
+    def _ignore(self, reason: str) -> None:
+        self.warn(f"ignoring the mid-run checkpoint {self.path}: {reason}; training from the first epoch")
+        return None
+
+    def _problem(self, state: Any, model: nn.Module) -> Optional[str]:
+        """Why `state` cannot resume this run (checked before anything is applied), or None."""
+        if not isinstance(state, dict):
+            return "not a checkpoint of this harness"
+        if state.get("identity") != self.identity:
+            return "it belongs to another configuration or seed"
+        for key, kind in (("epoch", int), ("step", int), ("history", list), ("seconds", (int, float)),
+                          ("params", dict), ("optimizer", dict), ("scheduler", dict), ("rng_cpu", torch.Tensor)):
+            if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+                return f"its {key!r} is missing or of the wrong type"
+        if state["rng_cpu"].dtype != torch.uint8:
+            return "its RNG state is not a byte tensor"
+        trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        if set(state["params"]) != set(trainable):
+            return "its parameters are not this model's trainable parameters"
+        for name, value in state["params"].items():
+            if not isinstance(value, torch.Tensor) or value.shape != trainable[name].shape or \
+                    value.dtype != trainable[name].dtype or not torch.isfinite(value).all():
+                return f"its parameter {name} has another shape or type, or non-finite values"
+        return None
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

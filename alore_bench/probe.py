@@ -75,7 +75,10 @@ class FeatureCache:
             try:
                 saved = json.loads(meta.read_text(encoding="utf-8"))
                 if saved.get("images_sha256") == fingerprint and saved.get("count") == len(data):
-                    return torch.from_numpy(np.load(path)), True
+                    cached = np.load(path, allow_pickle=False)
+                    # A file that does not hold one finite feature row per image is not trusted.
+                    if cached.ndim == 2 and cached.shape[0] == len(data) and np.isfinite(cached).all():
+                        return torch.from_numpy(cached), True
             except (OSError, ValueError):
                 pass  # unreadable cache entries are recomputed
         features = compute()

@@ -90,6 +90,15 @@ def plugins_fingerprint() -> str:
     return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:16] if parts else ""
 
 
+# Entries registered in this process by code outside the package (the Python API, a notebook, a
+# test): caches of registry tables include them in their key, so they are never served stale.
+REGISTERED_HERE: List[str] = []
+
+
+def registered_here_fingerprint() -> str:
+    return hashlib.sha256("\n".join(sorted(REGISTERED_HERE)).encode()).hexdigest()[:16] if REGISTERED_HERE else ""
+
+
 class Registry(Generic[T]):
     """Maps names (and aliases) to entries; `register` works as a decorator or a call.
 
@@ -135,8 +144,11 @@ class Registry(Generic[T]):
                 self._aliases[alias] = name
             if _LOADING:
                 self._provenance[name] = dict(_LOADING[-1])
+            elif not str(sys._getframe(depth).f_globals.get("__name__", "")).startswith("alore_bench"):
+                REGISTERED_HERE.append(f"{self.kind}:{name}")
             return obj
 
+        depth = 2 if entry is not None else 1  # the caller of register(), or of the decorator it returned
         return add(entry) if entry is not None else add
 
     def provenance(self, name: str) -> Optional[Dict[str, Any]]:

@@ -67,7 +67,7 @@ class Group(TyperGroup):
         except KeyboardInterrupt as exc:  # before typer turns it into a silent exit code
             terminated = isinstance(exc, Terminated)
             render.say(f"{'terminated' if terminated else 'interrupted'}: rerun the same command to resume "
-                       "(finished runs are kept; nothing half-written is left)")
+                       "(finished work is kept: records, prepared tasks; nothing half-written is left)")
             raise typer.Exit(143 if terminated else 130) from None
 
 

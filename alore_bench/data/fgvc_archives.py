@@ -35,6 +35,7 @@ from .images import decode_rgb
 from .suites import Task
 
 MAX_ARCHIVE_BYTES = 64 * 2**30  # all members of one archive together (NABirds, the largest, is ~9 GB)
+MAX_MEMBERS = 1_000_000  # members of one archive (NABirds, the most, has ~50k): past it, a bomb of tiny files
 Items = List[Tuple[str, int]]  # (path relative to the dataset root, label 0..C-1)
 
 
@@ -63,14 +64,37 @@ def find(directory: Path, name: str, kind: str = "any") -> Optional[Path]:
     return None
 
 
+def decompressed(archive: Path):
+    """The archive as a stream of tar bytes: gzip, bzip2 and xz through their modules, which check
+    the compressed stream's end (tarfile's own stream mode stops quietly at a truncated one)."""
+    import bz2
+    import gzip
+    import lzma
+
+    with open(archive, "rb") as handle:
+        magic = handle.read(6)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.open(archive, "rb")
+    if magic.startswith(b"BZh"):
+        return bz2.open(archive, "rb")
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.open(archive, "rb")
+    return open(archive, "rb")
+
+
 def extract(archive: Path, destination: Path) -> None:
     """Stream the archive's regular files into `destination`: each member read in chunks as the
     archive is decompressed (tarfile's stream mode), paths that leave the root, links and devices
-    refused, a cap per member and in all."""
-    total = 0
+    refused, a cap per member, in all and on the number of members; a truncated archive is refused
+    (its compressed stream is read to its checked end)."""
+    total = members = 0
     try:
-        with tarfile.open(archive, mode="r|*") as tar:
+        with decompressed(archive) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
+                members += 1
+                if members > MAX_MEMBERS:
+                    raise UserError(f"{archive}: more than {MAX_MEMBERS} members, far more than any FGVC dataset has; "
+                                    "refusing the archive")
                 name = member.name
                 normal = posixpath.normpath(name)
                 if name.startswith("/") or normal == ".." or normal.startswith("../") or "\\" in name:
@@ -88,7 +112,9 @@ def extract(archive: Path, destination: Path) -> None:
                 source = tar.extractfile(member)
                 with open(target, "wb") as out:
                     shutil.copyfileobj(source, out, 1 << 20)
-    except (tarfile.TarError, EOFError, OSError) as error:
+            while stream.read(1 << 20):  # to the end: gzip, bz2 and xz check it there
+                pass
+    except (tarfile.TarError, EOFError, OSError, ValueError) as error:
         raise UserError(f"{archive}: not a readable tar archive ({type(error).__name__}: {error})") from None
 
 

@@ -112,7 +112,10 @@ def now_iso() -> str:
 
 
 def load_records(results_dir: Path) -> Tuple[List[Dict[str, Any]], List[Tuple[Path, str]]]:
-    """All readable records under `results_dir`, plus (path, reason) for files that are not."""
+    """All readable records under `results_dir`, plus (path, reason) for files that are not
+    (unreadable, another schema, fields of the wrong type, or not where their fields put them)."""
+    from .record_check import record_problem
+
     records, bad = [], []
     for path in iter_record_files(results_dir):
         try:
@@ -122,6 +125,10 @@ def load_records(results_dir: Path) -> Tuple[List[Dict[str, Any]], List[Tuple[Pa
             continue
         if not isinstance(record, dict) or record.get("schema") != RECORD_SCHEMA:
             bad.append((path, f"not an {RECORD_SCHEMA} record"))
+            continue
+        problem = record_problem(record, path)
+        if problem is not None:
+            bad.append((path, problem))
             continue
         record["_path"] = str(path)
         records.append(record)

@@ -114,7 +114,7 @@ def run_job(job: Job, progress: Progress, say: Callable[[str], None] = lambda li
                                      f"-> {path}")
         splits = artifacts.task_splits(spec.data_dir, task, (train_split, eval_split), fingerprint)
         checkpoint = TrainCheckpoint(path.with_name(f".{path.stem}.ckpt"), spec.checkpoint_every,
-                                     f"{stable_hash(identity)}/seed{job.seed}")
+                                     f"{stable_hash(identity)}/seed{job.seed}", say)
         inputs = TrialInputs(spec, task, job.seed, hparams, stable_hash(identity), pretrained, source, fingerprint,
                              splits, environment(device))
         record = run_trial(inputs, progress, path.with_suffix(".safetensors") if spec.save_adapters else None,

@@ -119,3 +119,57 @@ def test_gradient_clipping_bounds_the_norm_each_step_sees(grad_clip):
 def test_gradient_clipping_must_not_be_negative():
     with pytest.raises(UserError, match="grad_clip"):
         config_from_dict(TrainConfig, {"grad_clip": -1.0}).validate()
+
+
+def checkpoint_world(tmp_path):
+    from alore_bench.engine import TrainCheckpoint, optimizer_and_schedule
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    model[0].requires_grad_(False)
+    config = TrainConfig(epochs=4, batch_size=8, lr=1e-2)
+    optimizer, scheduler = optimizer_and_schedule(model, config, 2)
+    heard = []
+    checkpoint = TrainCheckpoint(tmp_path / ".seed1.ckpt", 1, "abc/seed1", heard.append)
+    checkpoint.save(model, optimizer, scheduler, 2, 4, [{"train_loss": 1.0}], 3.0, torch.device("cpu"))
+    return model, optimizer, scheduler, checkpoint, heard
+
+
+def tamper(path, change):
+    state = torch.load(path, weights_only=True)
+    change(state)
+    torch.save(state, path)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "unreadable"),
+    (lambda p: p.write_bytes(b"not a checkpoint at all"), "unreadable"),
+    (lambda p: tamper(p, lambda s: s.update(identity="other/seed1")), "another configuration"),
+    (lambda p: tamper(p, lambda s: s["params"].update({"1.weight": torch.zeros(5, 5)})), "another shape"),
+    (lambda p: tamper(p, lambda s: s["params"].update({"1.bias": torch.full((2,), float("nan"))})), "non-finite"),
+    (lambda p: tamper(p, lambda s: s.pop("optimizer")), "'optimizer'"),
+    (lambda p: tamper(p, lambda s: s.update(epoch="2")), "'epoch'"),
+    (lambda p: tamper(p, lambda s: s["optimizer"]["param_groups"].append(dict(s["optimizer"]["param_groups"][0]))),
+     "optimizer or scheduler"),
+])
+def test_a_damaged_or_foreign_checkpoint_is_ignored_with_a_warning_and_nothing_half_loaded(tmp_path, damage, reason):
+    model, optimizer, scheduler, checkpoint, heard = checkpoint_world(tmp_path)
+    with torch.no_grad():
+        model[1].weight.add_(1.0)  # differs from the saved state: a half-load would show
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer_before = optimizer.state_dict()
+    damage(checkpoint.path)
+    assert checkpoint.load(model, optimizer, scheduler, torch.device("cpu")) is None
+    assert len(heard) == 1 and str(checkpoint.path) in heard[0] and reason in heard[0], heard
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
+    assert optimizer.state_dict()["param_groups"] == optimizer_before["param_groups"]
+
+
+def test_a_sound_checkpoint_resumes(tmp_path):
+    model, optimizer, scheduler, checkpoint, heard = checkpoint_world(tmp_path)
+    saved = model[1].weight.detach().clone()
+    with torch.no_grad():
+        model[1].weight.zero_()
+    state = checkpoint.load(model, optimizer, scheduler, torch.device("cpu"))
+    assert state is not None and state["epoch"] == 2 and not heard
+    assert torch.equal(model[1].weight, saved)

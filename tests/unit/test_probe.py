@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from typer.testing import CliRunner
@@ -112,3 +113,39 @@ def test_linear_probe_on_real_digits_reaches_logistic_regression(tmp_path):
     again = json.loads(next((tmp_path / "results").rglob("seed43.json")).read_text())
     assert again["protocol"]["head_training"]["features_from_cache"] is True
     assert again["metrics"]["top1"] == record["metrics"]["top1"]
+
+
+class FakeSplit:
+    def __init__(self, count: int, sha: str):
+        self.count, self.manifest = count, {"splits": {"test": {"images_sha256": sha}}}
+
+    def __len__(self):
+        return self.count
+
+
+@pytest.mark.parametrize("change", ["re-prepared", "truncated", "wrong rows", "non-finite", "garbage meta"])
+def test_cached_features_are_recomputed_when_the_data_or_the_cache_file_changed(tmp_path, change):
+    from alore_bench.probe import FeatureCache
+
+    cache = FeatureCache(tmp_path, "demo", "digits", {"backbone": "demo_vit"})
+    computed = []
+
+    def compute():
+        computed.append(1)
+        return torch.ones(4, 3)
+
+    assert cache.load_or_compute("test", FakeSplit(4, "a" * 64), compute)[1] is False
+    assert cache.load_or_compute("test", FakeSplit(4, "a" * 64), compute)[1] is True and len(computed) == 1
+    data = FakeSplit(4, "a" * 64)
+    if change == "re-prepared":  # same size, other images: the manifest's checksum differs
+        data = FakeSplit(4, "b" * 64)
+    elif change == "truncated":
+        cache.path("test").write_bytes(cache.path("test").read_bytes()[:40])
+    elif change == "wrong rows":
+        np.save(cache.path("test"), np.ones((3, 3), dtype=np.float32))
+    elif change == "non-finite":
+        np.save(cache.path("test"), np.full((4, 3), np.nan, dtype=np.float32))
+    else:
+        (cache.folder / "test.json").write_text("{not json")
+    features, hit = cache.load_or_compute("test", data, compute)
+    assert hit is False and len(computed) == 2 and features.shape == (4, 3)

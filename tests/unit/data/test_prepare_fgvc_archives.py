@@ -247,3 +247,59 @@ def test_an_archive_member_escaping_the_root_is_refused(tmp_path):
     assert result.exit_code == 2
     assert "escapes the archive root" in " ".join(result.output.split())
     assert not (tmp_path / "evil.txt").exists() and not list(tmp_path.rglob("evil.txt"))
+
+
+def hostile_tar(path: Path, kind: str) -> None:
+    """CUB's archive with one hostile member (or, for 'truncated', cut in the middle)."""
+    good = {"CUB_200_2011/images.txt": b"1 a.jpg\n", "CUB_200_2011/images/a.jpg": jpeg(1)}
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in good.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo({"absolute": "/tmp/alore-evil.txt", "dotdot": "CUB_200_2011/../../evil.txt"}.get(
+            kind, f"CUB_200_2011/{kind}"))
+        if kind in ("absolute", "dotdot", "big"):
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"bad"))
+        elif kind in ("symlink", "hardlink"):
+            info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+            info.linkname = "/etc/passwd"
+            tar.addfile(info)
+        elif kind in ("device", "fifo"):
+            info.type = tarfile.CHRTYPE if kind == "device" else tarfile.FIFOTYPE
+            info.devmajor, info.devminor = 1, 3
+            tar.addfile(info)
+        elif kind == "many":
+            for i in range(12):
+                member = tarfile.TarInfo(f"CUB_200_2011/images/{i}.jpg")
+                tar.addfile(member, io.BytesIO(b""))
+    if kind == "truncated":
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) * 2 // 3])
+    if kind == "trailer":  # only the gzip trailer (CRC, size) lost: tarfile alone would not notice
+        path.write_bytes(path.read_bytes()[:-8])
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("dotdot", "escapes the archive root"), ("absolute", "escapes the archive root"),
+    ("symlink", "link or special file"), ("hardlink", "link or special file"), ("device", "link or special file"),
+    ("fifo", "link or special file"), ("many", "more than 10 members"), ("big", "over the limits"),
+    ("truncated", "not a readable tar archive"), ("trailer", "not a readable tar archive"),
+])
+def test_a_hostile_archive_is_refused_in_one_line_and_leaves_nothing(tmp_path, monkeypatch, kind, reason):
+    from alore_bench.data import fgvc_archives
+
+    monkeypatch.setattr(fgvc_archives, "MAX_MEMBERS", 10)
+    monkeypatch.setattr(fgvc_archives, "MAX_FILE_BYTES", 2 if kind == "big" else fgvc_archives.MAX_FILE_BYTES)
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    hostile_tar(archives / "CUB_200_2011.tgz", kind)
+    result = prepare(archives, tmp_path / "data", "cub200")
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    text = " ".join(result.output.split())
+    assert reason in text and str(archives / "CUB_200_2011.tgz") in text and "Traceback" not in result.output
+    assert len(lines) <= 2  # the one line, wrapped at most once
+    assert not Path("/tmp/alore-evil.txt").exists() and not list(tmp_path.rglob("evil.txt"))
+    assert not list((tmp_path / "data").rglob("*archives.tmp*"))  # the staging folder is gone
+    assert not (tmp_path / "data" / "fgvc" / "cub200" / "manifest.json").exists()

@@ -309,3 +309,25 @@ def test_precision_is_part_of_what_defines_a_row(tmp_path):
     rows = json.loads(report(root, "--format", "json").output)["demo"]["final"]["rows"]
     assert sorted(r["settings"]["precision"] for r in rows) == ["bf16-autocast", "fp32"]
     assert all(r["seeds"] in ([1], [2]) for r in rows)
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("seed", "42", "field 'seed'"), ("config", "lr=1", "field 'config'"), ("metrics", {"top1": "high"}, "metrics.top1"),
+    ("metrics", {"top1": 4200.0}, "metrics.top1"), ("params", {"trainable_without_head": -5}, "params.trainable"),
+    ("protocol", {"data_fingerprint": "abc"}, "data_fingerprint"), ("task", None, "field 'task'"),
+    ("status", "great", "field 'status'"), ("config_hash", "beefbeef", "edited config_hash"),
+    ("backbone", "vit_b16", "its fields put it at"),
+])
+def test_a_record_of_wrong_types_or_a_forged_hash_is_left_out_and_named(tmp_path, field, value, reason):
+    root = tmp_path / "results"
+    for task, (v, _) in DEMO_TASKS.items():
+        write_record(root, "alore", "al01", task, 1, v)
+    bad = write_record(root, "lora", "lo01", "digits", 1, 99.0)
+    record = json.loads(bad.read_text())
+    record[field] = value
+    bad.write_text(json.dumps(record))
+    result = report(root, "--format", "md")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert str(bad) in text and reason in text  # named: the file and what is wrong with it
+    assert "| LoRA |" not in result.output and "| ALoRE |" in result.output  # left out, the others kept
