@@ -66,14 +66,18 @@ def write_entry(key: str, value: Any) -> None:
 
 def cached(key: str, build: Callable[[], Any], valid: Optional[Callable[[Any], bool]] = None) -> Any:
     """The entry `key` (per version of the installed plugins too), built and stored when missing or not
-    `valid`."""
-    from .registry import plugins_fingerprint, registered_here_fingerprint
+    `valid`. What plugins said while it was built (a plugin that fails to load or clashes) is kept
+    with it and said again when it is read: a warm cache does not hide a broken plugin."""
+    from . import registry
 
-    key = f"{key}/{plugins_fingerprint()}" + (f"/here-{registered_here_fingerprint()}" if registered_here_fingerprint()
-                                              else "")
-    value = read_entries().get(key)
-    if value is not None and (valid is None or valid(value)):
-        return value
+    key = f"{key}/{registry.plugins_fingerprint()}" + (
+        f"/here-{registry.registered_here_fingerprint()}" if registry.registered_here_fingerprint() else "")
+    entry = read_entries().get(key)
+    if isinstance(entry, dict) and set(entry) == {"value", "said"} and (valid is None or valid(entry["value"])):
+        for line in entry["said"]:
+            registry.report_again(line)
+        return entry["value"]
+    before = len(registry.PLUGIN_PROBLEMS)
     value = build()
-    write_entry(key, value)
+    write_entry(key, {"value": value, "said": registry.PLUGIN_PROBLEMS[before:]})
     return value

@@ -34,6 +34,12 @@ def _report(line: str) -> None:
     print(f"alore-bench: {line}", file=sys.stderr)
 
 
+def report_again(line: str) -> None:
+    """A plugin problem read back from a cache (the plugin was not loaded this time): said once."""
+    if line not in PLUGIN_PROBLEMS:
+        _report(line)
+
+
 @contextmanager
 def _plugin(provenance: Dict[str, Any]):
     _LOADING.append(provenance)

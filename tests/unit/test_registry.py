@@ -30,3 +30,20 @@ def test_register_by_name_by_an_entry_that_names_itself_and_as_a_decorator():
         registry.register(Entry("a"))
     with pytest.raises(UserError, match="unknown thing 'd'"):
         registry.get("d")
+
+
+def test_a_cached_table_says_again_what_a_broken_plugin_said_when_it_was_built(tmp_path, monkeypatch, capsys):
+    from alore_bench import code_cache, registry
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(registry, "PLUGIN_PROBLEMS", [])
+
+    def build():
+        registry._report("plugin file /x/bad.py: could not load it (RuntimeError: boom)")
+        return {"rows": [["a"]]}
+
+    assert code_cache.cached("test/said", build) == {"rows": [["a"]]}
+    monkeypatch.setattr(registry, "PLUGIN_PROBLEMS", [])  # a new process: the plugin is not loaded again
+    capsys.readouterr()
+    assert code_cache.cached("test/said", lambda: {"rows": []}) == {"rows": [["a"]]}  # from the cache
+    assert "could not load it (RuntimeError: boom)" in capsys.readouterr().err
