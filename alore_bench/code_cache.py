@@ -64,14 +64,17 @@ def write_entry(key: str, value: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def cached(key: str, build: Callable[[], Any], valid: Optional[Callable[[Any], bool]] = None) -> Any:
+def cached(key: str, build: Callable[[], Any], valid: Optional[Callable[[Any], bool]] = None,
+           registered_here: bool = True) -> Any:
     """The entry `key` (per version of the installed plugins too), built and stored when missing or not
     `valid`. What plugins said while it was built (a plugin that fails to load or clashes) is kept
-    with it and said again when it is read: a warm cache does not hide a broken plugin."""
+    with it and said again when it is read: a warm cache does not hide a broken plugin.
+    `registered_here`: entries registered in this process by code outside the package are part of
+    the key (tables listing every entry); off for lookups that fall back to the live registry."""
     from . import registry
 
-    key = f"{key}/{registry.plugins_fingerprint()}" + (
-        f"/here-{registry.registered_here_fingerprint()}" if registry.registered_here_fingerprint() else "")
+    here = registry.registered_here_fingerprint() if registered_here else ""
+    key = f"{key}/{registry.plugins_fingerprint()}" + (f"/here-{here}" if here else "")
     entry = read_entries().get(key)
     if isinstance(entry, dict) and set(entry) == {"value", "said"} and (valid is None or valid(entry["value"])):
         for line in entry["said"]:

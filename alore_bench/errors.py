@@ -72,6 +72,13 @@ class UserError(Exception):
         return render_fields(self.template, style)
 
 
+class WorkLost(UserError):
+    """Work stopped from outside the harness (a worker process killed, or out of memory): one
+    line and exit code 1, as for a failed run; rerunning resumes."""
+
+    exit_code = 1
+
+
 def unknown_name_error(kind: str, name: str, known: Iterable[str], option: str) -> UserError:
     """An error for an unknown registry name that suggests the closest known names."""
     known = sorted(known)

@@ -18,10 +18,11 @@ import multiprocessing
 import os
 import re
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from ..errors import UserError, param, unknown_name_error
+from ..errors import UserError, WorkLost, param, unknown_name_error
 from ..registry import Registry
 from ..runs.outcome import Outcome, Summary
 from ..runs.spec import Job
@@ -222,6 +223,12 @@ class WorkerExecutor(Executor):
                     for future in done:
                         summary.count(future.result())
                         finished()
+        except BrokenProcessPool:
+            self._pool = None  # a broken pool takes no more work; its live workers exit with it
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise WorkLost(f"a worker process died while running jobs (killed, or out of memory) after "
+                           f"{len(summary.ran)} of {len(jobs)} jobs ran; rerun the same command to resume "
+                           "(finished jobs are kept, the dead worker's job starts again)") from None
         except BaseException:
             for future in pending:
                 future.cancel()

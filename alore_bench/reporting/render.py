@@ -61,7 +61,10 @@ def registry_names() -> Dict[str, Dict[str, str]]:
         return {"methods": {name: METHODS.get(name).display_name for name in METHODS.names()},
                 "backbones": {name: BACKBONES.get(name).display_name for name in BACKBONES.names()}}
 
-    return cached("names", build, lambda value: isinstance(value, dict) and {"methods", "backbones"} <= set(value))
+    # Names of entries registered in this process come from the live registry (Names._registered), so
+    # the key leaves them out: a report in a fresh process finds what this one cached.
+    return cached("names", build, lambda value: isinstance(value, dict) and {"methods", "backbones"} <= set(value),
+                  registered_here=False)
 
 
 def fmt_cell(cell: Optional[Cell], std: bool = True, plus_minus: str = "±") -> str:

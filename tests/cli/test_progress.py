@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_args(demo_data: Path, results: Path):
-    return [sys.executable, "-m", "alore_bench", "run", "--method", "full", "--backbone", "demo_vit",
-            "--suite", "demo", "--tasks", "digits", "--epochs", "2", "--device", "cpu",
+    # A one-epoch run on 1,000 images: long enough for bars and lines, short enough for the fast tier.
+    return [sys.executable, "-m", "alore_bench", "run", "--method", "bitfit", "--backbone", "demo_vit",
+            "--suite", "demo", "--tasks", "digits", "--epochs", "1", "--batch-size", "32", "--device", "cpu",
             "--data-dir", str(demo_data), "--results-dir", str(results)]
 
 

@@ -28,7 +28,6 @@ def command(kind: str, results: Path) -> list:
     return CLI + {
         "run": ["run", "--method", "lora", *small],
         "tune": ["tune", "--method", "lora", *small, "--grid", "lr=1e-3,1e-2"],
-        "study": ["study", "run", str(study), "--results-dir", str(results), "--device", "cpu"],
         "study-workers": ["study", "run", str(study), "--results-dir", str(results), "--device", "cpu", "--workers", "2"],
         # The demo suite into a folder of its own: the claim to watch is the task's, under `results`.
         "prepare": ["prepare", "--suite", "demo", "--data-dir", str(results)],
@@ -49,9 +48,10 @@ def training(results: Path, process: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
+# Each command and each signal at least once (every combination was run by hand for #21's fault
+# battery; CI time is the limit).
 @pytest.mark.parametrize("kind, signum, code, word", [
-    ("run", signal.SIGINT, 130, "interrupted"), ("run", signal.SIGTERM, 143, "terminated"),
-    ("tune", signal.SIGINT, 130, "interrupted"), ("study", signal.SIGTERM, 143, "terminated"),
+    ("run", signal.SIGINT, 130, "interrupted"), ("tune", signal.SIGTERM, 143, "terminated"),
     ("study-workers", signal.SIGINT, 130, "interrupted"), ("prepare", signal.SIGTERM, 143, "terminated"),
 ])
 def test_an_interrupted_command_says_how_to_resume_and_leaves_nothing_half_written(env_data, tmp_path, kind, signum,

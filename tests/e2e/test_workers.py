@@ -37,3 +37,35 @@ def test_run_and_tune_take_the_same_executor_options(env_data, tmp_path):
     final = [r for r in map(lambda p: json.loads(p.read_text()), results.rglob("seed*.json"))
              if r["config"]["train"]["stage"] == "final"]
     assert len(final) == 2 and all(r["config"]["hparams"]["source"] == "tuned" for r in final)
+
+
+def test_a_killed_worker_is_one_line_and_the_same_command_resumes(env_data, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.e2e.test_interrupts import STUDY
+
+    study = tmp_path / "study.toml"
+    study.write_text(STUDY.replace("epochs = 6", "epochs = 2"))
+    results = tmp_path / "results"
+    command = [str(Path(sys.executable).with_name("alore-bench")), "study", "run", str(study), "--results-dir",
+               str(results), "--device", "cpu", "--workers", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "COLUMNS": "200"})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None and not list(results.rglob(".*.claim")):
+        time.sleep(0.05)
+    workers = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    os.kill(int(workers[-1]), signal.SIGKILL)  # the last spawned: a pool worker running a job
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 1, output
+    assert "a worker process died" in output and "rerun the same command to resume" in output
+    assert "Traceback" not in output
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    # All of it: 4 tuning runs (2 tasks x 2 points) and 4 finals (2 tasks x 2 seeds).
+    assert len(list(results.rglob("seed*.json"))) == 8

@@ -331,3 +331,34 @@ def test_a_record_of_wrong_types_or_a_forged_hash_is_left_out_and_named(tmp_path
     text = " ".join(result.output.split())
     assert str(bad) in text and reason in text  # named: the file and what is wrong with it
     assert "| LoRA |" not in result.output and "| ALoRE |" in result.output  # left out, the others kept
+
+
+def test_the_figure_keeps_its_title_says_only_what_it_draws_and_reads_small_budgets(tmp_path):
+    from alore_bench.reporting import records_frame, suite_table
+    from alore_bench.reporting.figures import accuracy_figure
+    from alore_bench.reporting.reference import load_reference
+    from alore_bench.runs.record import load_records
+
+    root = tmp_path / "results"
+    for task, (value, _) in DEMO_TASKS.items():
+        for method, params in (("alore", 4200), ("lora", 8200), ("linear", 0), ("full", 210000)):
+            write_record(root, method, method[:2] + "01", task, 42, value, params=params)
+    table = suite_table(records_frame(load_records(root)[0]), SUITES.get("demo"))
+    figure = accuracy_figure([table])
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    title = ax.title.get_window_extent()
+    box = figure.bbox
+    assert box.x0 <= title.x0 and title.x1 <= box.x1 and title.y1 <= box.y1  # not cut at the edge
+    assert "Demo ViT" in ax.get_title() and "hollow" not in ax.get_title()
+    assert ax.get_legend() is None  # one kind of marker: nothing to tell apart
+    shown = [t.get_text() for t in ax.get_xticklabels() if ax.get_xlim()[0] <= t.get_position()[0] <= ax.get_xlim()[1]]
+    assert {"0", "0.004", "0.008"} <= set(shown) and len(shown) >= 5
+    # With published rows beside ours, the legend names both kinds of marker, and only those.
+    vtab = tmp_path / "vtab"
+    vtab_records(vtab)
+    frame = records_frame(load_records(vtab)[0])
+    with_ref = suite_table(frame, SUITES.get("vtab1k"))
+    with_ref.reference = load_reference(SUITES.get("vtab1k"))
+    legend = accuracy_figure([with_ref]).axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["ours", "published"]

@@ -49,7 +49,7 @@ def results(tmp_path):
         for seed, value in zip((1, 2), values):
             write_record(root, "alore", "aaaa", task, seed, value)
             # Same method, another config: its own row, never averaged with the first.
-            write_record(root, "alore", "bbbb", task, seed, value + 10)
+            write_record(root, "alore", "bbbb", task, seed, value + 5)  # (top-1 stays a percentage)
     for task in ("digits", "textures", "count_shapes"):  # a missing task
         write_record(root, "lora", "cccc", task, 1, 70)
     for task, values in A.items():  # a missing seed: textures lacks seed 2
@@ -81,7 +81,7 @@ def test_means_spreads_and_both_conventions_by_hand(results):
     assert math.isclose(groups.std, abs(217 / 3 - 65) / math.sqrt(2))
     tasks = a.cells[MEAN_TASKS]  # per seed: 62.5 and 70.5: a different number than the groups' convention
     assert tasks.mean == 66.5 and math.isclose(tasks.std, 8 / math.sqrt(2))
-    assert rows["alore@bbbb"].cells["digits"].mean == 65  # other config, other row
+    assert rows["alore@bbbb"].cells["digits"].mean == 60  # other config, other row
 
 
 def test_missing_tasks_and_seeds_are_flagged_not_averaged(results):
@@ -123,9 +123,9 @@ def test_latex_from_styler_booktabs_best_bold_second_underlined(results):
     lines = [l.rstrip(" \\").split(" & ") for l in tex.splitlines() if l.startswith(("ALoRE", "LoRA", "Full"))]
     by_label = {(l[0], l[1]): l for l in lines}  # (method, params) is not unique: find rows by digits value
     digits = {l[0] + "|" + l[2]: l for l in lines}
-    # digits column: lora 70 best, alore@bbbb 65 second, alore@aaaa 55 neither.
+    # digits column: lora 70 best, alore@bbbb 60 second, alore@aaaa 55 neither.
     assert digits[r"LoRA$^{*}$|\textbf{70.0}"]
-    assert digits[r"ALoRE|\underline{65.0}"]
+    assert digits[r"ALoRE|\underline{60.0}"]
     assert digits["ALoRE|55.0"]
     assert digits[r"LoRA$^{*}$|\textbf{70.0}"][8] == "--"  # no Structured mean for an incomplete row
     assert by_label and r"\$^{*}$" not in tex
@@ -179,12 +179,12 @@ def test_compare_paired_and_per_task(results):
     frame = records_frame(records)
     table = suite_table(frame, DEMO)
     result = compare_rows(table, frame, "alore@bbbb:alore@aaaa")
-    assert result["tasks"] == 4 and result["mean_difference"] == 10
+    assert result["tasks"] == 4 and result["mean_difference"] == 5
     assert result["wilcoxon"]["rank_biserial"] == 1.0  # every task favours bbbb
     digits = next(e for e in result["per_task"] if e["task"] == "digits")
-    # x = 60, 70 and y = 50, 60: t = 10 / sqrt(50/2 + 50/2) = sqrt(2); Hedges g = 10/sqrt(50) * (1 - 3/7)
-    assert math.isclose(digits["welch_t"], math.sqrt(2))
-    assert math.isclose(digits["hedges_g"], 10 / math.sqrt(50) * (1 - 3 / 7))
+    # x = 55, 65 and y = 50, 60: t = 5 / sqrt(50/2 + 50/2) = 1/sqrt(2); Hedges g = 5/sqrt(50) * (1 - 3/7)
+    assert math.isclose(digits["welch_t"], 1 / math.sqrt(2))
+    assert math.isclose(digits["hedges_g"], 5 / math.sqrt(50) * (1 - 3 / 7))
     lora = next(e for e in compare_rows(table, frame, "alore@aaaa:lora")["per_task"] if e["task"] == "digits")
     assert lora["welch_t"] is None  # lora has one seed: no t-test
     with pytest.raises(Exception, match="matches several rows"):
@@ -212,7 +212,7 @@ def test_reference_rows_and_delta(tmp_path):
         write_record(root, "lora", "ffff", task.name, 42, lora["cells"][task.name].mean + 1.0, suite="vtab1k",
                      backbone="vit_b16", group=task.group, params=294912, method_config=noah, protocol="noah")
         # The LoRA paper's q,v variant: same budget, another configuration than the published row.
-        write_record(root, "lora", "eeee", task.name, 42, lora["cells"][task.name].mean + 2.0, suite="vtab1k",
+        write_record(root, "lora", "eeee", task.name, 42, min(lora["cells"][task.name].mean + 2.0, 100.0), suite="vtab1k",
                      backbone="vit_b16", group=task.group, params=294912, method_config={**noah, "targets": "q,v"},
                      protocol="vpt")
     result = runner.invoke(app, ["report", "--results-dir", str(root), "--format", "md", "--with-reference"])
@@ -239,7 +239,7 @@ def test_fgvc_reference_rows_match_their_source_and_give_deltas_only_where_compa
     assert {"full", "linear", "vpt_deep", "ssf", "lora"} <= set(reference)
     root = tmp_path / "results"
     for task in fgvc.tasks:
-        write_record(root, "ssf", "aaaa", task.name, 42, reference["ssf"]["cells"][task.name].mean + 0.5, suite="fgvc",
+        write_record(root, "ssf", "aaaa", task.name, 42, reference["ssf"]["cells"][task.name].mean - 0.5, suite="fgvc",
                      backbone="vit_b16", group="FGVC", params=205824, protocol="vpt")
         write_record(root, "lora", "bbbb", task.name, 42, 80.0, suite="fgvc", backbone="vit_b16", group="FGVC",
                      params=294912, method_config={"rank": 8, "targets": "qkv"}, protocol="vpt")
@@ -247,7 +247,7 @@ def test_fgvc_reference_rows_match_their_source_and_give_deltas_only_where_compa
                                  "--with-reference"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert next(l for l in lines if l.startswith("| ViT-B/16 | SSF |")).endswith("| aaaa | +0.5 |")
+    assert next(l for l in lines if l.startswith("| ViT-B/16 | SSF |")).endswith("| aaaa | -0.5 |")
     assert next(l for l in lines if l.startswith("| ViT-B/16 | LoRA |")).endswith("| bbbb | n/c |")
     assert "budget 0.295M (published row: 0.77M)" in result.output and "SSF [ref]" in result.output
     assert "Mean (groups)" not in result.output  # FGVC has one group: no such column, no such footnote
