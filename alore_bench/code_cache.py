@@ -33,7 +33,7 @@ def code_version() -> str:
             versions.append("none")
     digest = hashlib.sha256(" ".join(versions).encode())
     # listing.py builds the tables: a changed layout must not be served from the cache.
-    sources = [*PACKAGE.glob("methods/*.py"), *PACKAGE.glob("backbones/*.py"), PACKAGE / "presets.py",
+    sources = [*PACKAGE.glob("methods/**/*.py"), *PACKAGE.glob("backbones/*.py"), PACKAGE / "presets.py",
                PACKAGE / "listing.py",
                PACKAGE / "data" / "suites.py", *PACKAGE.glob("suite_defs/**/*.toml"),
                *PACKAGE.parent.glob("suites/**/*.toml")]

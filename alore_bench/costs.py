@@ -254,7 +254,7 @@ def run_bench(settings: BenchSettings, methods: List[str], progress=None) -> Dic
     """The reference rows and every method, each in a fresh spawned process; ratios filled in.
     `progress` (rich's Progress or the engine's protocol) gets one bar over all of it, advanced
     as each process measures."""
-    from .engine import SilentProgress
+    from .progress import SilentProgress
 
     context = multiprocessing.get_context("spawn")
     progress = progress or SilentProgress()

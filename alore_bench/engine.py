@@ -22,33 +22,11 @@ from .config import TrainConfig
 from .data.cache import SplitData
 from .data.loader import DeviceBatcher, iterate, num_batches
 from .errors import param
+from .progress import Progress, SilentProgress  # noqa: F401  (importable from here too)
 
 
 class TrainingDiverged(RuntimeError):
     pass
-
-
-class Progress:
-    """What the engine needs from a progress display (rich's Progress fits; `SilentProgress` is a no-op)."""
-
-    def add_task(self, description: str, total: int) -> Any: ...
-    def advance(self, task_id: Any, amount: int = 1) -> None: ...
-    def update(self, task_id: Any, **kwargs: Any) -> None: ...
-    def remove_task(self, task_id: Any) -> None: ...
-
-
-class SilentProgress(Progress):
-    def add_task(self, description: str, total: int) -> int:
-        return 0
-
-    def advance(self, task_id: Any, amount: int = 1) -> None:
-        pass
-
-    def update(self, task_id: Any, **kwargs: Any) -> None:
-        pass
-
-    def remove_task(self, task_id: Any) -> None:
-        pass
 
 
 @dataclass

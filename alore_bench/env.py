@@ -23,19 +23,9 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(choice: str) -> torch.device:
-    from .errors import UserError, param
+    from .devices import device_name
 
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    kind, _sep, index = choice.partition(":")
-    if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
-        raise UserError(f"{param('device', choice)}: choose auto, cpu, cuda or cuda:N")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"{param('device', choice)}: no CUDA device is available here; use {param('device', 'cpu')} or "
-                        f"{param('device', 'auto')}")
-    if index and int(index) >= torch.cuda.device_count():
-        raise UserError(f"{param('device', choice)}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return torch.device(choice)
+    return torch.device(device_name(choice))
 
 
 @lru_cache(maxsize=1)

@@ -41,7 +41,7 @@ def extract_features(model: nn.Module, data: SplitData, batcher: DeviceBatcher, 
     """Pre-logit features of a split through the frozen backbone in eval mode (centre crops for
     ragged splits), as float32 on the batcher's device, with the labels; `progress` follows the
     batches (the engine's protocol)."""
-    from .engine import SilentProgress
+    from .progress import SilentProgress
 
     progress = progress or SilentProgress()
     bar = progress.add_task(label, total=-(-len(data) // FEATURE_BATCH))

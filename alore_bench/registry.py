@@ -124,6 +124,16 @@ class Registry(Generic[T]):
         # Entries made on demand from a name with a prefix (e.g. `timm:<model>`), kept once made.
         self._prefixes: Dict[str, Callable[[str], T]] = {}
         self._made: Dict[str, T] = {}
+        # Entries whose name is known now but that are built on first `get` (e.g. from a library's
+        # schema): listing and checking names stays cheap.
+        self._pending: Dict[str, Callable[[], T]] = {}
+
+    def register_lazy(self, name: str, make: Callable[[], T]) -> None:
+        """Register `name` now and build its entry with `make()` when it is first looked up."""
+        if name in self._entries or name in self._aliases:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._pending[name] = make
+        self._entries[name] = None  # type: ignore[assignment]  (a place in the listing order)
 
     def register_prefix(self, prefix: str, make: Callable[[str], T]) -> None:
         """Names `prefix<rest>` are entries made by `make(name)` (which raises a UserError for a bad name)."""
@@ -196,6 +206,9 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         name = self.canonical(name)
+        if name in self._pending:
+            self._entries[name] = self._pending[name]()
+            del self._pending[name]
         return self._entries[name] if name in self._entries else self._made[name]
 
     def names(self, pattern: str = "*") -> List[str]:

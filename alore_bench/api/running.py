@@ -20,7 +20,7 @@ def prepare(suite: str, tasks: Union[None, str, Sequence[str]] = None, data_dir:
     (prepared, skipped, unavailable with reasons) with `root`, the suite's folder."""
     from ..data.prepare import PrepareOptions, prepare_suite
     from ..data.suites import SUITES
-    from ..engine import SilentProgress
+    from ..progress import SilentProgress
     from ..runs.spec import parse_names
 
     spec = SUITES.get(suite)

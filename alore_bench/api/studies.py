@@ -82,14 +82,14 @@ def study_run(file: PathLike, data_dir: Optional[PathLike] = None, results_dir: 
     """Tune every variant on the tuning stage, select per task, run the final seeds
     (`alore-bench study run`). Idempotent: run it again after an interruption and it does only
     what is missing. Executor arguments given here override the study file's [executor]."""
-    from ..env import resolve_device
+    from ..devices import device_name
     from ..execution.jobs import run_phases
     from ..runs.spec import _log
     from ..study.expand import STAGES, study_specs
     from ..study.studyfile import load_study
 
     study = load_study(as_path(file))
-    resolved = str(resolve_device(device))
+    resolved = device_name(device)
     specs = study_specs(study, data_dir, results_dir, resolved, force, _log(log))
     where = ExecutorChoice(executor, workers, per_device, address, cpus_per_job)
     with where.make(resolved, progress_factory, say, defaults=study.executor) as runner:

@@ -34,11 +34,8 @@ def bench(backbone: str = "vit_b16", methods: Union[str, Sequence[str]] = "alore
     import json
 
     from ..backbones import BACKBONES
-    from ..costs import BenchSettings, run_bench
-    from ..env import resolve_device
+    from ..devices import device_name
     from ..io import atomic_write_text, check_output_file, check_writable_folder
-    from ..methods import METHODS
-    from ..runs.spec import parse_names
 
     spec = BACKBONES.get(backbone)
     chosen = _method_names(methods)
@@ -55,9 +52,11 @@ def bench(backbone: str = "vit_b16", methods: Union[str, Sequence[str]] = "alore
             raise UserError(f"{param('json_out', json_out)}: folder {json_out.resolve().parent} does not exist; "
                             "create it first")
         check_writable_folder(json_out.resolve().parent, "json_out")
-    resolved = resolve_device(device)
-    settings = BenchSettings(backbone=spec.name, device=str(resolved), steps=steps, threads=threads,
-                             batch_size=batch_size or (64 if resolved.type == "cuda" else 8))
+    resolved = device_name(device)
+    from ..costs import BenchSettings, run_bench  # the training stack, once every argument is checked
+
+    settings = BenchSettings(backbone=spec.name, device=resolved, steps=steps, threads=threads,
+                             batch_size=batch_size or (64 if resolved.startswith("cuda") else 8))
     result = run_bench(settings, chosen, progress=progress)
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(result, indent=1))

@@ -1,4 +1,5 @@
-"""Backbone registry: architecture, input pipeline facts and where the pretrained weights come from."""
+"""Backbone registry: architecture, input pipeline facts and where the pretrained weights come from.
+Importing it needs neither torch nor timm: entries name their builders, which import them."""
 
 from __future__ import annotations
 
@@ -6,14 +7,20 @@ import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
 
 from ..errors import UserError, param
 from ..paths import WEIGHTS_ENV
 from ..registry import Registry, entries_of
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+# Normalisations of the published checkpoints: the values of timm.data.constants (IMAGENET_DEFAULT_*
+# and IMAGENET_INCEPTION_*), written out so that the registry imports no timm; a test compares them.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+INCEPTION_MEAN, INCEPTION_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class BackboneSpec:
         return self.display or self.name
 
     def create(self, num_classes: int, drop_path: float = 0.0, device: str | torch.device = "cpu") -> nn.Module:
+        import torch
+
         with torch.device(device):
             return self.build(num_classes=num_classes, drop_path=drop_path)
 

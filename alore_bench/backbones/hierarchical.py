@@ -5,17 +5,14 @@ from __future__ import annotations
 
 from functools import partial
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
-
-from .base import BACKBONES, BackboneSpec
+from .base import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, BackboneSpec
 from .vit import build_timm
 
 
 def published(name: str, display: str, family: str, arch: str, file: str, url: str, tag: str, summary: str,
               imagenet_norm: bool, **extra) -> BackboneSpec:
     """A 224-pixel, bicubic timm architecture with its authors' published weights file."""
-    mean, std = (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD) if imagenet_norm else \
-        (IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD)
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if imagenet_norm else (INCEPTION_MEAN, INCEPTION_STD)
     return BackboneSpec(name=name, display=display, family=family, input_size=224, summary=summary, mean=mean,
                         std=std, interpolation="bicubic", build=partial(build_timm, arch), weight_file=file,
                         weight_url=url, weight_tag=tag, **extra)

@@ -11,7 +11,7 @@ ConvNeXt none (a depthwise convolution)           ConvNeXtBlock.mlp.fc1 (pwconv1
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Literal, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import torch
 from timm.layers import Mlp
@@ -23,8 +23,7 @@ from torch import nn
 
 from ..errors import UserError, param
 
-SiteKind = Literal["attn", "mlp"]
-SiteChoice = Literal["both", "attn", "mlp"]
+from .site_names import SiteChoice, SiteKind  # noqa: F401  (importable from here too)
 
 # Attention modules with a fused qkv nn.Linear and an output `proj`.
 ATTENTION_TYPES = (Attention, WindowAttention)

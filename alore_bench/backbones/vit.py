@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Optional
-
-import timm
-from safetensors.torch import load_file
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
-from timm.models.vision_transformer import VisionTransformer
-from torch import nn
+from typing import TYPE_CHECKING, Optional
 
 from ..errors import UserError, param
-from .base import BACKBONES, BackboneSpec, WeightSource, file_sha256, load_state_dict_checked
+from .base import (BACKBONES, IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, BackboneSpec, WeightSource,
+                   file_sha256, load_state_dict_checked)
+
+if TYPE_CHECKING:
+    from torch import nn
 
 GOOGLE_IN21K = "https://storage.googleapis.com/vit_models/imagenet21k/"
 DEMO_WEIGHTS = Path(__file__).with_name("weights") / "demo_vit.safetensors"
@@ -24,10 +22,14 @@ DEMO_VIT_ARGS = dict(img_size=32, patch_size=4, embed_dim=64, depth=4, num_heads
 
 
 def build_timm(arch: str, num_classes: int, drop_path: float = 0.0, **kwargs) -> nn.Module:
+    import timm
+
     return timm.create_model(arch, pretrained=False, num_classes=num_classes, drop_path_rate=drop_path, **kwargs)
 
 
 def build_demo_vit(num_classes: int, drop_path: float = 0.0) -> nn.Module:
+    from timm.models.vision_transformer import VisionTransformer
+
     return VisionTransformer(num_classes=num_classes, drop_path_rate=drop_path, **DEMO_VIT_ARGS)
 
 
@@ -42,7 +44,7 @@ def google_vit(name: str, display: str, arch: str, file: str, tag: str) -> Backb
     return BackboneSpec(
         name=name, display=display, family="vit", input_size=224,
         summary=f"{display}, ImageNet-21k (Google's original release)",
-        mean=IMAGENET_INCEPTION_MEAN, std=IMAGENET_INCEPTION_STD, interpolation="bicubic",
+        mean=INCEPTION_MEAN, std=INCEPTION_STD, interpolation="bicubic",
         build=partial(build_timm, arch), weight_file=file, weight_url=GOOGLE_IN21K + file, weight_tag=tag)
 
 
@@ -62,6 +64,8 @@ def resolve_demo_vit(weights: Optional[str], data_dir: Path) -> WeightSource:
 
 
 def load_demo_vit(model: nn.Module, source: WeightSource) -> None:
+    from safetensors.torch import load_file
+
     from .checkpoints import read_checkpoint
 
     path = DEMO_WEIGHTS if source.kind == "package" else Path(source.location)
@@ -81,20 +85,20 @@ BACKBONES.register("vit_b16_mocov3", BackboneSpec(
     # facebookresearch/moco-v3 main_lincls.py, main_worker's data loading: `transforms.Normalize(mean=[0.485,
     # 0.456, 0.406], ...)` and the val pipeline `transforms.Resize(256)` (torchvision's default, bilinear).
     # Its save_checkpoint writes {'epoch', 'arch', 'state_dict' (DDP `module.` keys), 'best_acc1', 'optimizer'}.
-    mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, interpolation="bilinear",
+    mean=IMAGENET_MEAN, std=IMAGENET_STD, interpolation="bilinear",
     build=partial(build_timm, "vit_base_patch16_224"), weight_file="linear-vit-b-300ep.pth.tar",
     weight_url="https://dl.fbaipublicfiles.com/moco-v3/vit-b-300ep/linear-vit-b-300ep.pth.tar"))
 BACKBONES.register("vit_b16_mae", BackboneSpec(
     name="vit_b16_mae", display="ViT-B/16 (MAE)", family="vit", input_size=224,
     summary="ViT-B/16, MAE self-supervised on ImageNet-1k, global average pooling with a new fc_norm as MAE fine-tunes",
     # facebookresearch/mae main_finetune.py / util/datasets.py: ImageNet mean/std, bicubic.
-    mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, interpolation="bicubic",
+    mean=IMAGENET_MEAN, std=IMAGENET_STD, interpolation="bicubic",
     build=partial(build_timm, "vit_base_patch16_224", global_pool="avg"), weight_file="mae_pretrain_vit_base.pth",
     weight_url="https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth",
     weight_tag="vit_base_patch16_224.mae", prepare_state=drop_mae_pretraining_parts, new_keys=("fc_norm.",)))
 BACKBONES.register("demo_vit", BackboneSpec(
     name="demo_vit", display="Demo ViT", family="vit", input_size=32,
     summary="tiny ViT (32 px, width 64, 4 blocks) pretrained offline on a synthetic shape task",
-    mean=IMAGENET_INCEPTION_MEAN, std=IMAGENET_INCEPTION_STD, interpolation="bicubic",
+    mean=INCEPTION_MEAN, std=INCEPTION_STD, interpolation="bicubic",
     build=build_demo_vit, resolver=resolve_demo_vit, loader=load_demo_vit,
     weight_tag="demo_vit.synthetic_shapes"))

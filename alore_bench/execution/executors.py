@@ -103,7 +103,7 @@ class LocalExecutor(Executor):
         return "local"
 
     def run(self, jobs: Sequence[Job]) -> Summary:
-        from ..engine import SilentProgress
+        from ..progress import SilentProgress
         from ..runs.runner import run_job
 
         summary = Summary()
@@ -177,7 +177,7 @@ def _worker_say(message: str) -> None:
 
 
 def _work(job: Dict[str, Any]) -> Outcome:
-    from ..engine import SilentProgress
+    from ..progress import SilentProgress
     from ..runs.runner import run_job
 
     job_obj = Job.from_dict(job)
@@ -239,7 +239,7 @@ class WorkerExecutor(Executor):
 def _ray_job(job: Dict[str, Any], threads: int) -> Outcome:
     import torch
 
-    from ..engine import SilentProgress
+    from ..progress import SilentProgress
     from ..runs.runner import run_job
 
     torch.set_num_threads(threads)

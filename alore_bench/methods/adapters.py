@@ -16,16 +16,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
 
 from ..backbones.sites import HookedBlock, has_token_branch, residual_blocks
-from ..config import doc
 from ..errors import UserError, param
-from .base import METHODS, MethodSpec, freeze, replace_submodule, train_head
+from .modules import freeze, replace_submodule, train_head
+from .specs.adapters import AdapterConfig, AdaptFormerConfig  # noqa: F401  (importable from here too)
 
 
 class QuickGELU(nn.Module):
@@ -36,7 +34,6 @@ class QuickGELU(nn.Module):
 
 
 ACTIVATIONS = {"quickgelu": QuickGELU, "gelu": nn.GELU, "relu": nn.ReLU}
-Activation = Literal["quickgelu", "gelu", "relu"]
 
 
 class Bottleneck(nn.Module):
@@ -96,39 +93,6 @@ class ParallelAdapter(nn.Module):
         return branch + self.adapter(stream)
 
 
-def _check_bottleneck(method: str, bottleneck: int, dropout: float) -> None:
-    if bottleneck < 1:
-        raise UserError(f"{method} bottleneck must be at least 1, got {bottleneck}")
-    if not 0 <= dropout < 1:
-        raise UserError(f"{method} dropout must lie in [0, 1), got {dropout}")
-
-
-@dataclass(frozen=True)
-class AdapterConfig:
-    bottleneck: int = doc("hidden width of the bottleneck (NOAH's published row: 8)", default=8)
-    placement: Literal["noah", "houlsby"] = doc(
-        "noah: one adapter on the drop-pathed MLP output of each block (the published 0.16M row); "
-        "houlsby: one after the attention and one after the MLP of each block (Houlsby et al.)", default="noah")
-    act: Activation = doc("activation inside the bottleneck (NOAH: quickgelu)", default="quickgelu")
-    init: Literal["xavier", "zero_up"] = doc(
-        "xavier: NOAH's xavier weights and N(0, 1e-6) biases; zero_up: up-projection zero, so the "
-        "adapted model starts as the backbone", default="xavier")
-    dropout: float = doc("dropout on the hidden layer during training (NOAH: 0.1)", default=0.1)
-
-    def validate(self) -> None:
-        _check_bottleneck("adapter", self.bottleneck, self.dropout)
-
-
-@dataclass(frozen=True)
-class AdaptFormerConfig:
-    bottleneck: int = doc("hidden width of the bottleneck (the published VTAB-1k row: 8, 0.16M)", default=8)
-    scale: float = doc("scale s of the parallel branch", default=0.1)
-    dropout: float = doc("dropout on the hidden layer during training (official: 0.1)", default=0.1)
-
-    def validate(self) -> None:
-        _check_bottleneck("adaptformer", self.bottleneck, self.dropout)
-
-
 def apply_adapter(model: nn.Module, config: AdapterConfig) -> nn.Module:
     blocks = residual_blocks(model)
     if config.placement == "houlsby" and not has_token_branch(blocks[0][2]):
@@ -169,11 +133,3 @@ def block_dtype(block: nn.Module) -> torch.dtype:
     return next(block.parameters()).dtype
 
 
-METHODS.register("adapter", MethodSpec(
-    name="adapter", display="Adapter", config_cls=AdapterConfig, apply=apply_adapter, identity_at_init=False,
-    paper="Houlsby et al. 2019 (ICML), as NOAH's code trains it for the published VTAB-1k row",
-    summary="sequential bottleneck adapter on each block's MLP output (QuickGELU, xavier, bottleneck 8)"))
-METHODS.register("adaptformer", MethodSpec(
-    name="adaptformer", display="AdaptFormer", config_cls=AdaptFormerConfig, apply=apply_adaptformer,
-    paper="Chen et al. 2022, AdaptFormer (NeurIPS)",
-    summary="parallel bottleneck adapter reading each block's residual stream (ReLU, bottleneck 8, scale 0.1)"))

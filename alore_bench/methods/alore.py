@@ -13,48 +13,17 @@ See ../shared/reference/alore.md and the README for what is reconstructed and wh
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 
-from ..backbones.sites import SiteChoice, linear_sites
-from ..config import doc
+from ..backbones.sites import linear_sites
 from ..errors import UserError
-from .base import METHODS, MethodSpec, copy_linear, freeze, merge_modules, replace_submodule, train_head
+from .modules import copy_linear, freeze, merge_modules, replace_submodule, train_head
+from .specs.alore import ALoReConfig  # noqa: F401  (importable from here too)
 
 RULES_ATTR = "alore_rules"
-
-
-@dataclass(frozen=True)
-class ALoReConfig:
-    experts: int = doc("number of low-rank experts n; must divide the token width d", default=4)
-    rank: int = doc("rank r of each expert's factors D_i (m x r) and U_i (r x m)", default=4)
-    scale: float = doc("scale s of the adapter path x + s * dW x (a per-task hyper-parameter)", default=1.0)
-    sites: SiteChoice = doc("which linear inputs to adapt: attn (qkv), mlp (fc1) or both", default="both")
-    rules: Literal["shared", "per_layer", "per_site", "fixed"] = doc(
-        "expert rules S_i: one n x n x n set shared by all sites, one per transformer block, one per site, "
-        "or fixed to identity (with experts=1 this is the single-branch sequential adapter)",
-        default="shared",
-    )
-    rule_init: Literal["identity", "random"] = doc(
-        "initialisation of learned rules: identity plus noise of std rule_noise, or random (uniform, "
-        "bound 1/sqrt(n))", default="identity")
-    rule_noise: float = doc("std of the noise added to the identity initialisation of learned rules", default=0.02)
-    zero_factor: Literal["down", "up"] = doc(
-        "which factor starts at zero so the model starts as the backbone: U_i (down, default) or D_i (up); "
-        "the other gets the fan-in init", default="down")
-    placement: Literal["sequential", "parallel"] = doc(
-        "sequential: x -> W (x + s dW x) (mergeable into W, the paper's); parallel: x -> W x + s dW x with dW "
-        "shaped like W (a PHM update of the weight, KAdaptation-style)", default="sequential")
-    dropout: float = doc("dropout on the adapter path during training", default=0.0)
-
-    def validate(self) -> None:
-        if self.experts < 1 or self.rank < 1:
-            raise UserError(f"ALoRE experts and rank must be at least 1, got experts={self.experts}, rank={self.rank}")
-        if not 0 <= self.dropout < 1:
-            raise UserError(f"ALoRE dropout must lie in [0, 1), got {self.dropout}")
 
 
 class ALoReRules(nn.Module):
@@ -187,14 +156,3 @@ def merge_alore(model: nn.Module) -> nn.Module:
     return model
 
 
-METHODS.register(
-    "alore",
-    MethodSpec(
-        name="alore", display="ALoRE",
-        config_cls=ALoReConfig,
-        apply=apply_alore,
-        merge=merge_alore,
-        paper="Du et al. 2024, ALoRE (arXiv 2412.08341)",
-        summary="low-rank experts aggregated by Kronecker products, sequential and mergeable",
-    ),
-)

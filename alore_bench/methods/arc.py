@@ -13,30 +13,15 @@ merges into qkv / fc1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..backbones.sites import SiteChoice, linear_sites
-from ..config import doc
-from ..errors import UserError
-from .base import METHODS, MethodSpec, fold_input_affine, freeze, merge_modules, replace_submodule, train_head
+from ..backbones.sites import linear_sites
+from .modules import fold_input_affine, freeze, merge_modules, replace_submodule, train_head
+from .specs.arc import ARCConfig  # noqa: F401  (importable from here too)
 
 PROJECTIONS_ATTR = "arc_projections"
-
-
-@dataclass(frozen=True)
-class ARCConfig:
-    dim: int = doc("bottleneck width r of the shared projections (official: 50)", default=50)
-    dropout: float = doc("dropout on the bottleneck during training (official: 0.1)", default=0.1)
-    sites: SiteChoice = doc("attn: ARC_att (attention only); both: ARC (attention and MLP)", default="both")
-
-    def validate(self) -> None:
-        if self.dim < 1:
-            raise UserError(f"arc dim must be at least 1, got {self.dim}")
-        if not 0 <= self.dropout < 1:
-            raise UserError(f"arc dropout must lie in [0, 1), got {self.dropout}")
 
 
 class ARCLinear(nn.Module):
@@ -98,7 +83,3 @@ def merge_arc(model: nn.Module) -> nn.Module:
     return model
 
 
-METHODS.register("arc", MethodSpec(
-    name="arc", display="ARC", config_cls=ARCConfig, apply=apply_arc, merge=merge_arc, identity_at_init=False,
-    paper="Dong et al. 2023, Efficient Adaptation of Large Vision Transformer via Adapter Re-Composing (NeurIPS)",
-    summary="linear adapters with projections shared by all blocks, re-composed per block; mergeable"))

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
 
 from torch import nn
 
-from ..config import doc
 from ..errors import UserError
-from .base import METHODS, MethodSpec, freeze, train_head
+from .modules import freeze, train_head
+from .specs.basic import BitFitConfig, FullConfig, LinearConfig, LNTuneConfig  # noqa: F401  (importable from here too)
 
 
-@dataclass(frozen=True)
-class FullConfig:
-    """Full fine-tuning has no options: every backbone parameter and the head are trained."""
-
-
-@dataclass(frozen=True)
-class LinearConfig:
-    """Linear probing: only the new head is trained, on features of the frozen backbone in eval mode."""
-
-    solver: Literal["lbfgs", "adamw"] = doc(
-        "lbfgs: full-batch logistic regression, L2 strength chosen on the suite's tuning split (VTAB-1k: "
-        "train800 -> val200); adamw: the suite's AdamW recipe on the cached features", default="lbfgs")
+def eval_mode(model: nn.Module) -> None:
+    """The probe's training mode: the frozen backbone stays in eval mode."""
+    model.eval()
 
 
 def apply_full(model: nn.Module, config: FullConfig) -> nn.Module:
@@ -35,40 +24,6 @@ def apply_linear(model: nn.Module, config: LinearConfig) -> nn.Module:
     freeze(model)
     train_head(model)
     return model
-
-
-METHODS.register(
-    "full",
-    MethodSpec(
-        name="full", display="Full fine-tuning",
-        config_cls=FullConfig,
-        apply=apply_full,
-        paper="full fine-tuning (baseline)",
-        summary="all parameters trained",
-    ),
-)
-METHODS.register(
-    "linear",
-    MethodSpec(
-        name="linear", display="Linear probing",
-        config_cls=LinearConfig,
-        apply=apply_linear,
-        paper="linear probing (baseline)",
-        summary="frozen eval-mode backbone, head trained on cached features (L-BFGS by default)",
-        train_mode=nn.Module.eval,
-        feature_probe=True,
-    ),
-)
-
-
-@dataclass(frozen=True)
-class BitFitConfig:
-    """BitFit has no options: every bias term of the backbone and the head are trained."""
-
-
-@dataclass(frozen=True)
-class LNTuneConfig:
-    """LN-Tune has no options: the affine weights and biases of every LayerNorm and the head are trained."""
 
 
 def _train_only(model: nn.Module, parts: list, method: str, what: str) -> nn.Module:
@@ -92,9 +47,3 @@ def apply_ln_tune(model: nn.Module, config: LNTuneConfig) -> nn.Module:
     return _train_only(model, norms, "ln_tune", "affine LayerNorm")
 
 
-METHODS.register("bitfit", MethodSpec(
-    name="bitfit", display="BitFit", config_cls=BitFitConfig, apply=apply_bitfit,
-    paper="Zaken et al. 2022, BitFit (ACL)", summary="bias terms only"))
-METHODS.register("ln_tune", MethodSpec(
-    name="ln_tune", display="LN-Tune", config_cls=LNTuneConfig, apply=apply_ln_tune,
-    paper="Basu et al. 2024, Strong Baselines for Parameter-Efficient Few-Shot Fine-tuning (AAAI), LN-Tune", summary="LayerNorm affine parameters only"))

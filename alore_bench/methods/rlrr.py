@@ -11,7 +11,6 @@ part is a re-parameterisation of a frozen layer, so it merges exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -20,16 +19,10 @@ from timm.layers.attention import Attention
 from torch import nn
 
 from ..backbones.sites import family_of, fuse_qkv, split_qkv
-from ..config import doc
 from ..errors import UserError
-from .base import METHODS, MethodSpec, copy_linear, freeze, merge_modules, replace_submodule, train_head
+from .modules import copy_linear, freeze, merge_modules, replace_submodule, train_head
+from .specs.rlrr import RLRRConfig  # noqa: F401  (importable from here too)
 from .ssf import ScaleShift
-
-
-@dataclass(frozen=True)
-class RLRRConfig:
-    ssf_init_std: float = doc("std of SSF's initialisation around scale 1 and shift 0 after the norms and "
-                              "the patch embedding (official: 0.02)", default=0.02)
 
 
 class RLRRLinear(nn.Module):
@@ -104,7 +97,3 @@ def merge_rlrr(model: nn.Module) -> nn.Module:
     return fuse_qkv(model)
 
 
-METHODS.register("rlrr", MethodSpec(
-    name="rlrr", display="RLRR", config_cls=RLRRConfig, apply=apply_rlrr, merge=merge_rlrr, identity_at_init=False,
-    paper="Dong et al. 2024, Low-Rank Rescaled Vision Transformer Fine-Tuning: A Residual Design Approach (CVPR)",
-    summary="rank-1 residual rescaling of every block linear plus SSF after the norms; mergeable"))

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from timm.layers import LayerNorm2d
 from torch import nn
 
-from ..config import doc
 from ..errors import UserError
-from .base import METHODS, MethodSpec, freeze, merge_modules, replace_submodule, train_head
-
-
-@dataclass(frozen=True)
-class SSFConfig:
-    init_std: float = doc("std of the initialisation around scale 1 and shift 0 (the paper's 0.02; "
-                          "0 starts as an exact identity)", default=0.02)
+from .modules import freeze, merge_modules, replace_submodule, train_head
+from .specs.ssf import SSFConfig  # noqa: F401  (importable from here too)
 
 
 class ScaleShift(nn.Module):
@@ -88,7 +81,3 @@ def merge_ssf(model: nn.Module) -> nn.Module:
     return merge_modules(model, ScaleShift, "ssf")
 
 
-METHODS.register("ssf", MethodSpec(
-    name="ssf", display="SSF", config_cls=SSFConfig, apply=apply_ssf, merge=merge_ssf, identity_at_init=False,
-    paper="Lian et al. 2022, Scaling & Shifting Your Features (NeurIPS)",
-    summary="per-channel scale and shift after every linear, norm and the patch projection; mergeable"))

@@ -250,7 +250,7 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
     spec names its `grid` and `grid_index`: the point's values join the recipe and the options and
     the stage is `tune`. Every input is checked here, before any data or weights are looked at."""
     from ..data.suites import SUITES
-    from ..env import resolve_device
+    from ..devices import device_name
     from ..methods import METHODS
     from ..presets import PRESETS
 
@@ -296,7 +296,7 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
         method=method_spec.name, backbone=backbone_name, suite=suite_spec.name,
         tasks=tuple(t.name for t in suite_spec.select(parse_names(tasks, "tasks"))), seeds=parse_seeds(seeds),
         method_config=method_config, train=train, data_dir=default_data_dir(data_dir),
-        results_dir=as_path(results_dir), device=str(resolve_device(device)), weights=_weights(weights, weights_dir),
+        results_dir=as_path(results_dir), device=device_name(device), weights=_weights(weights, weights_dir),
         preset=PRESETS.get(preset).name if preset else None, grid=grid, grid_index=grid_index,
         use_tuned=use_tuned and grid is None, explicit=explicit, variant=variant, force=force,
         save_adapters=save_adapters, log=_log(log), checkpoint_every=checkpoint_every)

@@ -83,6 +83,20 @@ def test_device_choices_are_checked(choice, message):
     assert resolve_device("cpu") == torch.device("cpu")
 
 
+def test_auto_is_cpu_without_asking_torch_where_no_gpu_can_be(monkeypatch):
+    """`device_name` answers `auto` from the machine's GPU device nodes when there are none, and
+    asks torch (the same answer as before) where there may be one."""
+    from alore_bench import devices
+
+    monkeypatch.setattr(devices, "may_have_gpu", lambda: False)
+    assert devices.device_name("auto") == "cpu" and devices.device_name("cpu") == "cpu"
+    monkeypatch.setattr(devices, "may_have_gpu", lambda: True)
+    assert devices.device_name("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA device is available"):
+            devices.device_name("cuda:0")
+
+
 @pytest.mark.parametrize("grad_clip", [0.0, 1e-3])
 def test_gradient_clipping_bounds_the_norm_each_step_sees(grad_clip):
     """The gradient norm the optimiser steps on is at most grad_clip when it is set (ARC's recipe),

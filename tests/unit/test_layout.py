@@ -11,8 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "alore_bench"
 # Lowest first; a module may import from its own layer and the ones before it.
 LAYERS = [
     {"_version", "errors"},
-    {"paths", "network"},
-    {"io", "config", "registry", "code_cache"},
+    {"paths", "network", "devices"},
+    {"io", "config", "registry", "code_cache", "progress"},
     {"tuning", "protocols", "presets"},
     {"data"},
     {"backbones"},

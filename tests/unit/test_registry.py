@@ -47,3 +47,30 @@ def test_a_cached_table_says_again_what_a_broken_plugin_said_when_it_was_built(t
     capsys.readouterr()
     assert code_cache.cached("test/said", lambda: {"rows": []}) == {"rows": [["a"]]}  # from the cache
     assert "could not load it (RuntimeError: boom)" in capsys.readouterr().err
+
+
+def test_a_lazy_entry_is_listed_at_once_and_built_once_on_first_lookup():
+    registry: Registry[Entry] = Registry("thing", "--thing")
+    built = []
+    registry.register("first", Entry("first"))
+    registry.register_lazy("later", lambda: built.append(1) or Entry("later"))
+    registry.register("last", Entry("last"))
+    assert registry.names() == ["first", "later", "last"] and "later" in registry and not built
+    assert registry.get("later").name == "later" and registry.get("later") is registry.get("later")
+    assert built == [1]
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register_lazy("first", lambda: Entry("first"))
+
+
+def test_lazy_callables_import_on_first_call_compare_by_name_and_pickle():
+    import pickle
+
+    from alore_bench.methods.base import Lazy
+
+    join = Lazy("os.path:join")
+    assert join("a", "b") == "a/b" and join == Lazy("os.path:join") and join != Lazy("os.path:split")
+    assert pickle.loads(pickle.dumps(join))("c", "d") == "c/d"
+    with pytest.raises(ValueError, match="package.module:function"):
+        Lazy("os.path.join")
+    with pytest.raises(AttributeError):
+        Lazy("os.path:no_such_function")()

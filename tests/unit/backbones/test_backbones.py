@@ -84,3 +84,29 @@ def test_demo_pretraining_script_runs_and_fits_demo_vit():
     model = BACKBONES.get("demo_vit").create(num_classes=4)
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert set(missing) == {"head.weight", "head.bias"} and not unexpected
+
+
+def test_the_registry_normalisations_are_timms():
+    """The registry writes timm's normalisation constants out (so it imports no timm): they must be
+    timm's values, and each published entry the one its checkpoint was trained with."""
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
+
+    from alore_bench.backbones import base
+
+    assert (base.IMAGENET_MEAN, base.IMAGENET_STD) == (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
+    assert (base.INCEPTION_MEAN, base.INCEPTION_STD) == (IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD)
+    assert BACKBONES.get("vit_b16").mean == IMAGENET_INCEPTION_MEAN
+    assert BACKBONES.get("swin_b").std == IMAGENET_DEFAULT_STD
+
+
+def test_a_timm_entry_is_the_same_from_timm_and_from_the_cache(tmp_path, monkeypatch):
+    from alore_bench.backbones import timm_any
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    fresh = timm_any.timm_backbone("timm:vit_tiny_patch16_224.augreg_in21k")
+    monkeypatch.setattr(timm_any, "timm_facts", lambda name: pytest.fail("read from timm again"))
+    cached = timm_any.timm_backbone("timm:vit_tiny_patch16_224.augreg_in21k")
+    assert (cached.family, cached.input_size, cached.mean, cached.std, cached.interpolation, cached.summary) == \
+        (fresh.family, fresh.input_size, fresh.mean, fresh.std, fresh.interpolation, fresh.summary) == \
+        ("vit", 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic", fresh.summary)
+    assert cached.create(num_classes=3).num_classes == 3
