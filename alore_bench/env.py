@@ -43,15 +43,23 @@ def git_commit() -> Optional[str]:
     return out.stdout.strip() + ("-dirty" if dirty else "")
 
 
-def environment(device: torch.device) -> Dict[str, Any]:
-    import peft
-    import timm
+def distribution_version(name: str) -> Optional[str]:
+    """An installed distribution's version from its metadata: importing peft only to read its
+    __version__ cost every job about 1.7 s (benchmarks/job_overhead.py)."""
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def environment(device: torch.device) -> Dict[str, Any]:
     info: Dict[str, Any] = {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "timm": timm.__version__,
-        "peft": peft.__version__,
+        "timm": distribution_version("timm"),
+        "peft": distribution_version("peft"),
         "numpy": np.__version__,
         "alore_bench": __version__,
         "git_commit": git_commit(),

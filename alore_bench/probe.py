@@ -3,9 +3,10 @@ features are cached on disk, and only the head is trained on them.
 
 Two solvers (`linear --opt solver=...`):
 - `lbfgs` (default): full-batch multinomial logistic regression with an L2 penalty on the weights,
-  solved with L-BFGS; the penalty is chosen from a grid by training on the suite's tuning split and
-  scoring on its validation split (VTAB-1k: train800 -> val200), then the head is refitted on the
-  run's training split. Never selected on test. Deterministic: every seed gives the same head.
+  solved with L-BFGS to convergence (`logistic.py`); the penalty is chosen from a grid by training
+  on the suite's tuning split and scoring on its validation split (VTAB-1k: train800 -> val200),
+  then the head is refitted on the run's training split. Never selected on test. Deterministic:
+  the head depends on the features only, so it is solved once and every seed's record uses it.
 - `adamw`: the suite's AdamW recipe (same optimiser, schedule, batch order and head init as
   training through the backbone), on the cached features; equal to training the head through the
   frozen eval-mode backbone up to floating-point rounding, and much faster.
@@ -17,7 +18,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, Mapping, Sequence, Tuple
+from typing import Any, Dict, Mapping, Tuple
 
 import numpy as np
 import torch
@@ -28,10 +29,8 @@ from .config import TrainConfig, stable_hash
 from .data.cache import SplitData
 from .data.loader import DeviceBatcher, batch_indices, iterate, num_batches
 from .engine import clipped_step, optimizer_and_schedule
+from .logistic import HeadStore, solve_head
 
-# Inverse L2 strengths searched by the L-BFGS probe, in scikit-learn's convention (loss summed over
-# examples + ||W||^2 / (2 C)); 1.0 is LogisticRegression's default.
-C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 FEATURE_BATCH = 256
 
 
@@ -116,48 +115,6 @@ def train_head_adamw(head: nn.Linear, features: torch.Tensor, labels: torch.Tens
     return {"final_train_loss": epoch_loss, "steps": step, "history": history}
 
 
-def fit_logistic(features: torch.Tensor, labels: torch.Tensor, classes: int, c: float,
-                 max_iter: int = 500) -> Tuple[torch.Tensor, torch.Tensor, float]:
-    """Multinomial logistic regression, sum of losses + ||W||^2 / (2 C) (bias not penalised), by
-    full-batch L-BFGS in float64 from zero; returns (weight, bias, final mean loss)."""
-    x = features.double()
-    y = labels.long()
-    weight = torch.zeros(classes, x.shape[1], dtype=torch.float64, device=x.device, requires_grad=True)
-    bias = torch.zeros(classes, dtype=torch.float64, device=x.device, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9,
-                                  tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
-    count = len(y)
-
-    def closure():
-        optimizer.zero_grad()
-        # Scaled by 1 / N for conditioning; the minimiser is scikit-learn's.
-        loss = (F.cross_entropy(x @ weight.T + bias, y, reduction="sum") + (weight ** 2).sum() / (2 * c)) / count
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    with torch.no_grad():
-        mean_loss = float(F.cross_entropy(x @ weight.T + bias, y))
-    return weight.detach(), bias.detach(), mean_loss
-
-
-def accuracy(weight: torch.Tensor, bias: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> float:
-    with torch.no_grad():
-        logits = features.to(weight.dtype) @ weight.T + bias
-        return float((logits.argmax(dim=-1) == labels).double().mean())
-
-
-def select_c(tune_train: Tuple[torch.Tensor, torch.Tensor], tune_val: Tuple[torch.Tensor, torch.Tensor],
-             classes: int, grid: Sequence[float] = C_GRID) -> Tuple[float, Dict[str, float]]:
-    """The C with the best validation accuracy (ties: the stronger penalty, i.e. the smaller C)."""
-    scores = {}
-    for c in grid:
-        weight, bias, _ = fit_logistic(*tune_train, classes, c)
-        scores[repr(c)] = accuracy(weight, bias, *tune_val)
-    best = max(grid, key=lambda c: (scores[repr(c)], -c))
-    return best, scores
-
-
 def run_probe(model: nn.Module, solver: str, config: TrainConfig, seed: int, classes: int,
               splits: Mapping[str, Tuple[str, SplitData]], cache: FeatureCache,
               batcher: DeviceBatcher, progress=None, label: str = "probe") -> Dict[str, Any]:
@@ -183,15 +140,13 @@ def run_probe(model: nn.Module, solver: str, config: TrainConfig, seed: int, cla
         trained = train_head_adamw(head, *features["train"], config, seed)
         selection = None
     else:
-        best, scores = select_c(features["tune_train"], features["tune_eval"], classes)
-        weight, bias, loss = fit_logistic(*features["train"], classes, best)
+        names = {role: splits[role][0] for role in ("tune_train", "tune_eval", "train")}
+        weight, bias, selection = solve_head(features, classes, names, HeadStore(cache.folder), progress, label)
         with torch.no_grad():
             head.weight.copy_(weight.to(head.weight.dtype))
             head.bias.copy_(bias.to(head.bias.dtype))
-        trained = {"final_train_loss": loss, "steps": None, "history": []}  # one full-batch solve: no epochs
-        selection = {"parameter": "C (inverse L2 strength, scikit-learn convention)", "grid": list(C_GRID),
-                     "selected": best, "scores": scores,
-                     "on": f"{splits['tune_train'][0]} -> {splits['tune_eval'][0]}"}
+        # one full-batch solve: no epochs
+        trained = {"final_train_loss": selection["final_loss"], "steps": None, "history": []}
     train_seconds = time.perf_counter() - start
     head.eval()
     with torch.no_grad():

@@ -89,7 +89,27 @@ class ALoReLinear(nn.Module):
         owner = self._modules.get("rules_module") or self.__dict__["_shared_rules"]
         return owner.weight
 
+    def dense_is_cheaper(self) -> bool:
+        """Per token the factorised product costs n^2 r (m + n + m_out) multiply-adds and the dense one
+        n^2 m m_out (forming dW once per step is negligible). Many experts on narrow blocks (PEViT's
+        32 on a 64-wide ViT: m = 2) make the dense one cheaper; ALoRE's 4 experts never do at ViT
+        widths (m >= 16)."""
+        m, m_out, n, r = self.block, self.out_block, self.experts, self.rank
+        return m * m_out < r * (m + n + m_out)
+
+    def dense_delta(self) -> torch.Tensor:
+        """dW in the compute dtype, (n m_out, n m): dW[(p, a), (q, b)] = sum_i S_i[p, q] (D_i U_i)[a, b]."""
+        experts = self.up @ self.down  # (n, m_out, m)
+        n = self.experts
+        rules = self.rules.to(experts.dtype)
+        return torch.einsum("ipq,iab->paqb", rules, experts).reshape(n * self.out_block, n * self.block)
+
     def delta(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dense_is_cheaper():
+            return x @ self.dense_delta().T
+        return self.factorised_delta(x)
+
+    def factorised_delta(self, x: torch.Tensor) -> torch.Tensor:
         """dW @ x without forming dW. Since everything is linear,
         (dW x)[p] = sum_i D_i (sum_q S_i[p, q] U_i x_q): project each block q to every expert's
         rank-r space, mix blocks with the rules there (n^3 r work per token, not n^2 d), then lift
@@ -104,9 +124,19 @@ class ALoReLinear(nn.Module):
         return out.reshape(*x.shape[:-1], n * self.out_block)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dropped = self.dropout(x)
+        if torch.is_grad_enabled() and not self.base_is_trained():
+            params = (self.down, self.up, self.rules)
+            return RecomputedSite.apply(x, dropped, self, *params)
+        return self.plain_forward(x, dropped)
+
+    def plain_forward(self, x: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
         if self.parallel:
-            return self.base(x) + self.scale * self.delta(self.dropout(x))
-        return self.base(x + self.scale * self.delta(self.dropout(x)))
+            return self.base(x) + self.scale * self.delta(dropped)
+        return self.base(x + self.scale * self.delta(dropped))
+
+    def base_is_trained(self) -> bool:
+        return any(p.requires_grad for p in self.base.parameters())
 
     @torch.no_grad()
     def delta_weight(self) -> torch.Tensor:
@@ -122,6 +152,44 @@ class ALoReLinear(nn.Module):
             return copy_linear(self.base, weight + self.scale * self.delta_weight())
         merged = weight + self.scale * weight @ self.delta_weight()  # W (I + s dW)
         return copy_linear(self.base, merged)
+
+
+class RecomputedSite(torch.autograd.Function):
+    """A site's forward (`ALoReLinear.plain_forward`) that keeps only the adapter's input for the
+    backward. Autograd would keep the expert product's intermediates (the (T, n, n, r) projections,
+    their permuted copies) and, sequentially, the adapted input x + s dW x of the frozen W. The
+    backward needs neither: W is frozen, so the gradient through it is g W whatever its input, and
+    dW x is recomputed from x (a few small matmuls). The same operations in the same order, so the
+    gradients are the ones autograd computes (the golden demo test pins ALoRE's numbers)."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx, x, dropped, site, *params):
+        ctx.site = site
+        ctx.dropped_is_x = dropped is x
+        ctx.save_for_backward(dropped)
+        return site.plain_forward(x, dropped)
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, grad):
+        site = ctx.site
+        (dropped,) = ctx.saved_tensors
+        params = (site.down, site.up, site.rules)
+        trained = [p for p in params if p.requires_grad]
+        with torch.enable_grad():
+            leaf = dropped.detach().requires_grad_(ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
+            delta = site.delta(leaf)
+        through_w = grad @ site.base.weight.to(grad.dtype)  # the gradient at W's input
+        wanted = ([leaf] if leaf.requires_grad else []) + trained
+        grads = iter(torch.autograd.grad(delta, wanted, site.scale * (grad if site.parallel else through_w),
+                                         allow_unused=True) if wanted else ())
+        grad_dropped = next(grads) if leaf.requires_grad else None
+        grad_params = {id(p): next(grads) for p in trained}
+        grad_x = through_w if ctx.needs_input_grad[0] else None
+        if ctx.dropped_is_x and grad_dropped is not None:  # x fed both paths: autograd would sum them
+            grad_x, grad_dropped = grad_x + grad_dropped, None
+        return (grad_x, grad_dropped, None, *(grad_params.get(id(p)) for p in params))
 
 
 def apply_alore(model: nn.Module, config: ALoReConfig) -> nn.Module:

@@ -105,13 +105,16 @@ def test_linear_probe_on_real_digits_reaches_logistic_regression(tmp_path):
     assert record["metrics"]["top1"] >= 100 * reference - 1e-9, (record["metrics"]["top1"], reference)
     assert record["metrics"]["top1"] > 60  # far above the 45% of training through the train-mode backbone
 
-    # A second seed reuses the cached features and, the solver being deterministic, the same head.
+    # A second seed reuses the cached features and the head solved for the first (it depends on the features only).
     result = runner.invoke(app, ["run", "--method", "linear", "--backbone", "demo_vit", "--tasks", "eurosat",
                                  "--seeds", "43", "--data-dir", str(data), "--results-dir", str(tmp_path / "results"),
                                  "--device", "cpu", "--protocol", "noah"])
     assert result.exit_code == 0, result.output
     again = json.loads(next((tmp_path / "results").rglob("seed43.json")).read_text())
     assert again["protocol"]["head_training"]["features_from_cache"] is True
+    first, second = record["protocol"]["head_training"]["selection"], again["protocol"]["head_training"]["selection"]
+    assert first["reused"] is False and first["converged"] is True and second["reused"] is True
+    assert "every seed's record" in second["shared_by_seeds"] and second["selected"] == first["selected"]
     assert again["metrics"]["top1"] == record["metrics"]["top1"]
 
 

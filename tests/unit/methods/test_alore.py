@@ -47,6 +47,24 @@ def test_factorised_forward_equals_dense_kronecker_definition():
     expected = site.base(x + site.scale * x @ dense.T)
     torch.testing.assert_close(site(x), expected)
     torch.testing.assert_close(site.delta_weight(), dense)
+    # Both ways of computing dW x (delta picks the cheaper one for the shapes) are the definition.
+    torch.testing.assert_close(site.factorised_delta(x), x @ dense.T)
+    torch.testing.assert_close(x @ site.dense_delta().T, x @ dense.T)
+
+
+@pytest.mark.parametrize("experts, rank, dense", [(2, 1, False), (12, 1, True)])
+def test_parallel_sites_compute_the_kronecker_update_either_way(experts, rank, dense):
+    # Parallel placement: dW shaped like W (10 x 24 here is not allowed: 12 out so that n divides it).
+    torch.manual_seed(0)
+    config = ALoReConfig(experts=experts, rank=rank, rules="per_site", placement="parallel")
+    site = ALoReLinear(nn.Linear(24, 12), config, ALoReRules(experts, learned=True, noise=0.3), own_rules=True).double()
+    with torch.no_grad():
+        site.down.normal_()
+    assert site.dense_is_cheaper() is dense
+    x = torch.randn(3, 24, dtype=torch.float64)
+    torch.testing.assert_close(site.dense_delta(), site.delta_weight())  # the same kron-sum as the merge's
+    torch.testing.assert_close(site.factorised_delta(x), x @ site.delta_weight().T)
+    torch.testing.assert_close(site(x), site.base(x) + site.scale * x @ site.delta_weight().T)
 
 
 def test_merged_weight_is_w_times_identity_plus_scaled_delta():
