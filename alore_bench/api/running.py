@@ -91,7 +91,8 @@ def run(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Union[None,
         seeds: Any = (42,), options: Any = None, device: str = "auto", data_dir: Optional[PathLike] = None,
         results_dir: PathLike = "results", weights: Optional[str] = None, weights_dir: Optional[PathLike] = None,
         force: bool = False, save_adapters: bool = False, preset: Optional[str] = None, use_tuned: bool = True,
-        log: Sequence[str] = (), checkpoint_every: int = 10, executor: Optional[str] = None,
+        log: Sequence[str] = (), checkpoint_every: int = 10, eval_batch_size: int = 256,
+        executor: Optional[str] = None,
         workers: Optional[int] = None, per_device: Optional[int] = None, address: Optional[str] = None,
         cpus_per_job: Optional[int] = None, progress_factory=None, say: Say = print, **recipe: Any) -> RunResult:
     """Train and evaluate one method on a suite (`alore-bench run`): one record per task and seed.
@@ -100,7 +101,7 @@ def run(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Union[None,
     spec = build_spec(method, backbone, suite, tasks=tasks, seeds=seeds, options=options, device=device,
                       data_dir=data_dir, results_dir=results_dir, weights=weights, weights_dir=weights_dir,
                       force=force, save_adapters=save_adapters, preset=preset, use_tuned=use_tuned, log=log,
-                      checkpoint_every=checkpoint_every, **recipe)
+                      checkpoint_every=checkpoint_every, eval_batch_size=eval_batch_size, **recipe)
     return _execute([spec], ExecutorChoice(executor, workers, per_device, address, cpus_per_job), progress_factory,
                     say)
 
@@ -116,6 +117,7 @@ def tune(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Union[None
          options: Any = None, device: str = "auto", data_dir: Optional[PathLike] = None,
          results_dir: PathLike = "results", weights: Optional[str] = None, weights_dir: Optional[PathLike] = None,
          force: bool = False, preset: Optional[str] = None, log: Sequence[str] = (), checkpoint_every: int = 10,
+         eval_batch_size: int = 256,
          executor: Optional[str] = None, workers: Optional[int] = None, per_device: Optional[int] = None,
          address: Optional[str] = None, cpus_per_job: Optional[int] = None, progress_factory=None,
          say: Say = print, **recipe: Any) -> TuneResult:
@@ -140,7 +142,8 @@ def tune(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Union[None
                         f"{param('grid', 'key=v1,v2')}")
     specs = [build_spec(method, backbone, suite, tasks=tasks, seeds=seeds, options=options, device=device,
                         data_dir=data_dir, results_dir=results_dir, weights=weights, weights_dir=weights_dir,
-                        force=force, preset=preset, log=log, checkpoint_every=checkpoint_every, grid=chosen,
+                        force=force, preset=preset, log=log, checkpoint_every=checkpoint_every,
+                        eval_batch_size=eval_batch_size, grid=chosen,
                         grid_index=index, **recipe) for index in range(len(chosen.points()))]
     points = f"{len(specs)} grid points: " + "; ".join(", ".join(f"{k}={v}" for k, v in point.items())
                                                       for point in chosen.points())

@@ -87,6 +87,9 @@ Log = Annotated[Optional[List[LogKind]], typer.Option("--log", help=(
     "also write training curves: tensorboard (under <results>/tensorboard)"))]
 CheckpointEvery = Annotated[int, typer.Option("--checkpoint-every", help=(
     "save a resumable checkpoint every N epochs (0: never); a killed run resumes from it with the same numbers"))]
+EvalBatchSize = Annotated[int, typer.Option("--eval-batch-size", help=(
+    "images per evaluation batch, independent of the training batch (not part of the configuration: "
+    "evaluation learns nothing)"))]
 
 # The training recipe's fields on the command line: name -> (annotation, default). None: the suite's.
 RECIPE: Dict[str, Tuple[Any, Any]] = {

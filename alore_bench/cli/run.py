@@ -8,9 +8,9 @@ from typing import Annotated, Any, Dict, List, Optional
 import typer
 
 from . import render
-from .options import (Address, Backbone, CheckpointEvery, CpusPerJob, DataDir, Device, Executor, Force, Log, Method,
-                      Opt, PerDevice, Preset, ResultsDir, Seeds, Suite, Tasks, Weights, WeightsDir, Workers, value,
-                      with_recipe)
+from .options import (Address, Backbone, CheckpointEvery, CpusPerJob, DataDir, Device, EvalBatchSize, Executor,
+                      Force, Log, Method, Opt, PerDevice, Preset, ResultsDir, Seeds, Suite, Tasks, Weights, WeightsDir,
+                      Workers, value, with_recipe)
 
 
 def _where(executor, workers, per_device, address, cpus_per_job, log) -> Dict[str, Any]:
@@ -45,6 +45,7 @@ def run(
     cpus_per_job: CpusPerJob = None,
     log: Log = None,
     checkpoint_every: CheckpointEvery = 10,
+    eval_batch_size: EvalBatchSize = 256,
     recipe: Optional[Dict[str, Any]] = None,
 ):
     """Train and evaluate one method on a suite; writes one JSON record per task and seed. A final
@@ -55,6 +56,7 @@ def run(
     result = run_api(method, backbone, suite, tasks=tasks, seeds=seeds, options=opt or [], device=device,
                      data_dir=data_dir, results_dir=results_dir, weights=weights, weights_dir=weights_dir, force=force,
                      save_adapters=save_adapters, preset=preset, use_tuned=tuned, checkpoint_every=checkpoint_every,
+                     eval_batch_size=eval_batch_size,
                      progress_factory=render.progress_bar, say=render.say,
                      **_where(executor, workers, per_device, address, cpus_per_job, log), **recipe)
     render.out(render.run_summary(result))
@@ -86,6 +88,7 @@ def tune(
     cpus_per_job: CpusPerJob = None,
     log: Log = None,
     checkpoint_every: CheckpointEvery = 10,
+    eval_batch_size: EvalBatchSize = 256,
     recipe: Optional[Dict[str, Any]] = None,
 ):
     """Run a hyper-parameter grid on the suite's tuning stage (VTAB-1k: train800 -> val200, never
@@ -95,7 +98,7 @@ def tune(
 
     result = tune_api(method, backbone, suite, tasks=tasks, seeds=seeds, grid=grid, options=opt or [], device=device,
                       data_dir=data_dir, results_dir=results_dir, weights=weights, weights_dir=weights_dir,
-                      force=force, preset=preset, checkpoint_every=checkpoint_every,
+                      force=force, preset=preset, checkpoint_every=checkpoint_every, eval_batch_size=eval_batch_size,
                       progress_factory=render.progress_bar, say=render.say,
                       **_where(executor, workers, per_device, address, cpus_per_job, log), **recipe)
     render.out(render.run_summary(result))

@@ -19,6 +19,8 @@ from ..tuning import Grid, split_point
 
 # Named seed sets: VPT's five final-run seeds (KMnP/vpt tune_vtab.py) and their first three.
 SEED_SETS = {"vpt5": (42, 44, 82, 100, 800), "vpt3": (42, 44, 82)}
+# Larger evaluation batches than this are a typo: 65,536 ViT-B/16 inputs alone are 39 GB in fp32.
+MAX_EVAL_BATCH = 8192
 # Extra logs of training curves; the record's history is always kept.
 LOGS = ("tensorboard",)
 # Seeds as callers give them: "42,44", a named set ("vpt5"), one integer or a list.
@@ -53,6 +55,9 @@ class RunSpec:
     log: Tuple[str, ...] = ()
     # Mid-run checkpoints every this many epochs (0: none); they never change what a run computes.
     checkpoint_every: int = 10
+    # Images per evaluation batch: independent of the training batch and left out of the identity
+    # (evaluation learns nothing; the record keeps the value in `timing`).
+    eval_batch_size: int = 256
     # How `train.protocol` was chosen when the recipe said `auto` ("auto -> noah"); None otherwise.
     protocol_choice: Optional[str] = None
 
@@ -110,6 +115,7 @@ class RunSpec:
                 "grid_index": self.grid_index, "use_tuned": self.use_tuned, "explicit": sorted(self.explicit),
                 "variant": self.variant, "force": self.force, "save_adapters": self.save_adapters,
                 "log": list(self.log), "checkpoint_every": self.checkpoint_every,
+                "eval_batch_size": self.eval_batch_size,
                 "protocol_choice": self.protocol_choice}
 
     @classmethod
@@ -244,7 +250,8 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
                data_dir: Optional[PathLike] = None, results_dir: PathLike = "results", device: str = "auto",
                use_tuned: bool = True, grid: Optional[Grid] = None, grid_index: Optional[int] = None,
                variant: Optional[str] = None, force: bool = False, save_adapters: bool = False,
-               log: Union[None, str, Iterable[str]] = (), checkpoint_every: int = 10) -> RunSpec:
+               log: Union[None, str, Iterable[str]] = (), checkpoint_every: int = 10,
+               eval_batch_size: int = 256) -> RunSpec:
     """The one builder of run specs. `options` are the method's (a dict, `key=value` strings or a
     config object); `recipe` holds TrainConfig fields (None values mean "the suite's"). A tuning
     spec names its `grid` and `grid_index`: the point's values join the recipe and the options and
@@ -290,6 +297,9 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
     if not 0 <= checkpoint_every <= MAX_EPOCHS:
         raise UserError(f"{param('checkpoint_every', checkpoint_every)}: give a number of epochs up to {MAX_EPOCHS}, "
                         "or 0 for no checkpoints")
+    if not 1 <= eval_batch_size <= MAX_EVAL_BATCH:
+        raise UserError(f"{param('eval_batch_size', eval_batch_size)}: give a number of images in "
+                        f"[1, {MAX_EVAL_BATCH}]")
     check_folder_path(default_data_dir(data_dir), "data_dir")
     check_folder_path(as_path(results_dir), "results_dir")
     spec = RunSpec(
@@ -299,7 +309,8 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
         results_dir=as_path(results_dir), device=device_name(device), weights=_weights(weights, weights_dir),
         preset=PRESETS.get(preset).name if preset else None, grid=grid, grid_index=grid_index,
         use_tuned=use_tuned and grid is None, explicit=explicit, variant=variant, force=force,
-        save_adapters=save_adapters, log=_log(log), checkpoint_every=checkpoint_every)
+        save_adapters=save_adapters, log=_log(log), checkpoint_every=checkpoint_every,
+        eval_batch_size=eval_batch_size)
     check_spec(spec)
     return spec
 

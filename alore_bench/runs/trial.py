@@ -159,7 +159,7 @@ def run_trial(inputs: TrialInputs, progress: Progress, adapter_path: Optional[Pa
         if method.mergeable:
             model, merge_diff = merge_and_check(model, method.merge, eval_data, batcher, config.batch_size)
         if not method.feature_probe:
-            outcome = evaluate(model, eval_data, batcher, config.batch_size, progress, f"{task.name} s{seed} eval",
+            outcome = evaluate(model, eval_data, batcher, spec.eval_batch_size, progress, f"{task.name} s{seed} eval",
                                compile_model=config.compile)
         record["protocol"]["eval_model"] = "merged" if method.mergeable else "as_trained"
         record["metrics"] = {"top1": 100.0 * outcome.top1, "final_train_loss": trained["final_train_loss"],
@@ -167,7 +167,8 @@ def run_trial(inputs: TrialInputs, progress: Progress, adapter_path: Optional[Pa
         record["params"] = {"trainable": trainable, "trainable_without_head": trainable - head, "head": head,
                             "backbone_total": backbone_total, "inference_total": total_parameter_count(model)}
         record["timing"] = {"train_seconds": trained["train_seconds"], "eval_seconds": outcome.seconds,
-                            "steps": trained["steps"], "resumed_from_epoch": trained.get("resumed_from_epoch")}
+                            "steps": trained["steps"], "resumed_from_epoch": trained.get("resumed_from_epoch"),
+                            "eval_batch_size": None if method.feature_probe else spec.eval_batch_size}
         record["history"] = trained["history"]
         record["memory"] = memory.read()
         record["status"] = "ok"

@@ -62,7 +62,7 @@ OPTIONS: Dict[str, Dict[str, str]] = {
             "--weights-dir": "folder_in", "--opt": "opt", "--preset": "name", "--executor": "choice",
             "--workers": "positive_int", "--per-device": "positive_int", "--address": "address",
             "--cpus-per-job": "positive_int", "--log": "choice", "--checkpoint-every": "count_or_zero",
-            "--epochs": "positive_int", "--batch-size": "positive_int", "--lr": "positive_float",
+            "--eval-batch-size": "positive_int", "--epochs": "positive_int", "--batch-size": "positive_int", "--lr": "positive_float",
             "--weight-decay": "float_or_zero", "--stage": "choice", "--protocol": "choice",
             "--normalisation": "choice"},
     "report": {"--results-dir": "folder_in", "--suite": "name", "--stage": "choice", "--format": "choice",

@@ -60,6 +60,24 @@ def test_compiled_model_gives_the_eager_logits_on_cpu():
     assert outcome.top1 == 1.0  # the compiled evaluation agrees with eager predictions on every image
 
 
+def test_evaluation_counts_on_the_device_and_reads_the_count_once(monkeypatch):
+    model = make_tiny_vit(num_classes=3).eval()
+    images = np.random.default_rng(2).integers(0, 256, size=(11, 16, 16, 3), dtype=np.uint8)
+    batcher = DeviceBatcher(16, NORM, torch.device("cpu"))
+    with torch.no_grad():
+        predicted = model(batcher(images)).argmax(-1).numpy()
+    labels = predicted.copy()
+    labels[[0, 5, 10]] = (labels[[0, 5, 10]] + 1) % 3  # three images wrong, in different batches
+    split = SplitData(Task("t", "s", "g", 3, {}), "test", images, labels, {})
+    reads = []
+    real_int = torch.Tensor.__int__
+    monkeypatch.setattr(torch.Tensor, "__int__", lambda self: reads.append(1) or real_int(self))
+    monkeypatch.setattr(torch.Tensor, "item", lambda self: pytest.fail("evaluation read a value per batch"))
+    top1 = {size: evaluate(model, split, batcher, size, SilentProgress()).top1 for size in (2, 4, 11, 256)}
+    assert top1 == {size: 8 / 11 for size in (2, 4, 11, 256)}  # the batch size changes nothing
+    assert len(reads) == 4  # one read per evaluation, however many batches
+
+
 def test_compile_is_a_recorded_recipe_setting(env_data, tmp_path):
     assert config_from_dict(TrainConfig, {"compile": True}, "test").compile is True
     with pytest.raises(UserError):

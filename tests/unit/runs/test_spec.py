@@ -62,6 +62,8 @@ def test_every_input_is_checked_by_the_builder(tmp_path):
         build(tasks=",")
     with pytest.raises(UserError, match="checkpoint_every=-1"):
         build(checkpoint_every=-1)
+    with pytest.raises(UserError, match=r"eval_batch_size=0: give a number of images in \[1, 8192\]"):
+        build(eval_batch_size=0)
     with pytest.raises(UserError, match="unknown log 'tb'"):
         build(log=["tb"])
     grid = make_grid({"lr": [1e-3, 1e-2]}, build().method_spec, "test")
