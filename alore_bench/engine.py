@@ -241,13 +241,18 @@ def evaluate(model: nn.Module, data: SplitData, batcher: DeviceBatcher, batch_si
     return EvalOutcome(top1=hits / len(data), examples=len(data), seconds=time.perf_counter() - start)
 
 
+# Images of the merge check: a wrong merge moves every image's logits, so a few show it; two
+# ViT-B/16 forwards of a 64-image batch took 20 s of a CPU job's fixed cost.
+MERGE_CHECK_IMAGES = 8
+
+
 @torch.no_grad()
 def merge_and_check(model: nn.Module, merge: Callable[[nn.Module], nn.Module], data: SplitData,
-                    batcher: DeviceBatcher, batch_size: int) -> tuple[nn.Module, float]:
+                    batcher: DeviceBatcher) -> tuple[nn.Module, float]:
     """Merge the method into the backbone; return the merged model and the largest logit change
-    on the first evaluation batch (fp32), which must be rounding-sized."""
+    on the first MERGE_CHECK_IMAGES evaluation images, which must be rounding-sized."""
     model.eval()
-    images, _ = next(iterate(data, batcher, batch_size, shuffle=False))
+    images, _ = next(iterate(data, batcher, MERGE_CHECK_IMAGES, shuffle=False))
     before = model(images).float()
     merged = merge(model)
     after = merged(images).float()

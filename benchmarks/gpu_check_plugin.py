@@ -5,6 +5,7 @@ nothing).
 
 - `gpu_check`: 1,000 training (train800val200) and 10,000 test images at 224 px, 100 classes.
 - `gpu_check_smoke`: 100 training and 200 test images at 32 px, for `gpu_check.sh --smoke` on CPU.
+- `overhead224`: 16 training and 16 test images at 224 px, for benchmarks/job_overhead.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from alore_bench.data.demo import GENERATORS
 from alore_bench.data.suites import SUITES, Suite, Task
 
-SIZES = {"gpu_check": (224, 800, 200, 10_000), "gpu_check_smoke": (32, 80, 20, 200)}
+SIZES = {"gpu_check": (224, 800, 200, 10_000), "gpu_check_smoke": (32, 80, 20, 200), "overhead224": (224, 8, 8, 16)}
 CLASSES = 100
 
 

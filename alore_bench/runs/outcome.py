@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 STATUSES = ("ran", "skipped", "busy", "failed")
 
@@ -20,6 +20,7 @@ class Outcome:
     path: Path
     lines: Tuple[str, ...] = ()
     error: Optional[str] = None
+    phases: Mapping[str, float] = field(default_factory=dict)  # seconds per phase (runs.phases)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from . import artifacts
 from .hparams import Hparams, for_job
 from .logs import write_tensorboard
 from .outcome import Outcome
+from .phases import PhaseClock
 from .record import (data_fingerprint, previous_outcome, read_record, record_path, seeds_from_other_data,
                      spec_identity, write_record)
 from .spec import Job, RunSpec, resolve_protocol
@@ -69,6 +70,7 @@ def reusable(spec: RunSpec, path: Path, fingerprint: Mapping[str, Any], hparams:
 def run_job(job: Job, progress: Progress, say: Callable[[str], None] = lambda line: None) -> Outcome:
     """Run one job in this process. `say` hears the lines of the job as they happen (they are also
     in the outcome)."""
+    clock = PhaseClock()
     task = job.spec.suite_spec.select([job.task])[0]
     manifest = read_manifest(job.spec.data_dir, task)
     spec = resolve_protocol(job.spec, {task.name: manifest["source"]["kind"]})  # as preflight did
@@ -86,7 +88,7 @@ def run_job(job: Job, progress: Progress, say: Callable[[str], None] = lambda li
 
     def finish(status: str, line: str, error: Optional[str] = None) -> Outcome:
         say(line)
-        return Outcome(status, path, tuple(lines + [line]), error)
+        return Outcome(status, path, tuple(lines + [line]), error, dict(clock.seconds))
 
     outcome = reusable(spec, path, fingerprint, hparams)
     if outcome == "same" and not spec.force:
@@ -102,7 +104,9 @@ def run_job(job: Job, progress: Progress, say: Callable[[str], None] = lambda li
                         f"data for {task.name}; seed {job.seed} would join them in one row: pass "
                         f"{param('force', True)} {param('seeds', f'{shown},{job.seed}')} to rerun them all, or use "
                         f"another {param('results_dir')}")
+    clock.mark("resolve")
     pretrained = artifacts.pretrained_state(spec.backbone_spec, source)
+    clock.mark("weights")
     claim = Claim.acquire(path, wait=job.wait, job={
         "suite": spec.suite, "backbone": spec.backbone, "variant": spec.variant, "method": spec.method,
         "stage": spec.stage, "task": task.name, "seed": job.seed})
@@ -112,11 +116,15 @@ def run_job(job: Job, progress: Progress, say: Callable[[str], None] = lambda li
         if not spec.force and reusable(spec, path, fingerprint, hparams) == "same":
             return finish("skipped", f"skip {task.name} seed {job.seed}: finished meanwhile by another process "
                                      f"-> {path}")
+        clock.mark("claim")
         splits = artifacts.task_splits(spec.data_dir, task, (train_split, eval_split), fingerprint)
+        clock.mark("data")
         checkpoint = TrainCheckpoint(path.with_name(f".{path.stem}.ckpt"), spec.checkpoint_every,
                                      f"{stable_hash(identity)}/seed{job.seed}", say)
+        env = environment(device)
+        clock.mark("environment")
         inputs = TrialInputs(spec, task, job.seed, hparams, stable_hash(identity), pretrained, source, fingerprint,
-                             splits, environment(device))
+                             splits, env, clock)
         record = run_trial(inputs, progress, path.with_suffix(".safetensors") if spec.save_adapters else None,
                            checkpoint)
         if spec.grid is not None:  # a tuning run: where it sits in its grid
@@ -127,11 +135,12 @@ def run_job(job: Job, progress: Progress, say: Callable[[str], None] = lambda li
         written, rescue_line = save_record(path, spec.results_dir, record)
         if written == path:
             checkpoint.remove()  # the record holds the result now
+        clock.mark("record")
     if rescue_line:
         lines.append(rescue_line)
         say(rescue_line)
     if written != path:
-        return Outcome("failed", path, tuple(lines), f"not written; kept in {written}")
+        return Outcome("failed", path, tuple(lines), f"not written; kept in {written}", dict(clock.seconds))
     if record["status"] == "ok":
         return finish("ran", f"{task.name} seed {job.seed}: top-1 {record['metrics']['top1']:.2f} "
                              f"(train {record['timing']['train_seconds']:.1f}s) -> {path}")

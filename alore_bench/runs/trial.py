@@ -4,7 +4,7 @@ record with every protocol choice that changes numbers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -20,6 +20,8 @@ from ..env import seed_everything
 from ..methods.base import head_parameter_count, save_adapter, total_parameter_count, trainable_parameter_count
 from ..probe import FeatureCache, run_probe
 from ..protocols import PROTOCOLS
+from . import artifacts
+from .phases import PhaseClock
 from .hparams import Hparams, method_config_for, train_config_for
 from .record import RECORD_SCHEMA, now_iso
 from .spec import RunSpec
@@ -39,6 +41,7 @@ class TrialInputs:
     fingerprint: Mapping[str, Any]
     splits: Tuple[SplitData, SplitData]
     env: Mapping[str, Any]
+    clock: PhaseClock = field(default_factory=PhaseClock)  # the job's phases, marked as the trial goes
 
 
 def augment_of(suite_augment: Optional[str], flip: bool) -> Optional[str]:
@@ -61,8 +64,8 @@ def plugin_provenance(spec: RunSpec) -> Dict[str, Any]:
 
 def build_adapted_model(spec: RunSpec, task, pretrained: Mapping[str, torch.Tensor], method_config: Any,
                         drop_path: float) -> tuple:
-    model = spec.backbone_spec.create(num_classes=task.classes, drop_path=drop_path)
-    load_state_dict_checked(model, pretrained, spec.backbone)
+    model = artifacts.seeded_backbone(spec.backbone_spec, task.classes, drop_path, pretrained,
+                                      lambda built, state: load_state_dict_checked(built, state, spec.backbone))
     backbone_total = total_parameter_count(model) - head_parameter_count(model)
     model = spec.method_spec.apply(model, method_config)
     return model, backbone_total
@@ -142,6 +145,7 @@ def run_trial(inputs: TrialInputs, progress: Progress, adapter_path: Optional[Pa
         record["protocol"]["channels_last"] = channels_last
         record["protocol"]["backbone_mode_in_training"] = "eval" if method.train_mode else "train"
         merge_diff = None
+        inputs.clock.mark("build")
         if method.feature_probe:
             probe = probe_task(inputs, model, method_config, config, batcher, progress)
             trained = {k: probe[k] for k in ("final_train_loss", "steps", "train_seconds", "history")}
@@ -153,14 +157,17 @@ def run_trial(inputs: TrialInputs, progress: Progress, adapter_path: Optional[Pa
         else:
             trained = train(model, train_data, batcher, config, seed, progress, f"{task.name} s{seed} train",
                             train_mode=method.set_train_mode, checkpoint=checkpoint)
+        inputs.clock.mark("train")
         if adapter_path is not None:  # what the method trained, before any merge, with its config
             save_adapter(model, adapter_path, method.name, method_config)
             record["adapter_file"] = adapter_path.name
         if method.mergeable:
-            model, merge_diff = merge_and_check(model, method.merge, eval_data, batcher, config.batch_size)
+            model, merge_diff = merge_and_check(model, method.merge, eval_data, batcher)
+        inputs.clock.mark("merge")
         if not method.feature_probe:
             outcome = evaluate(model, eval_data, batcher, spec.eval_batch_size, progress, f"{task.name} s{seed} eval",
                                compile_model=config.compile)
+        inputs.clock.mark("evaluate")
         record["protocol"]["eval_model"] = "merged" if method.mergeable else "as_trained"
         record["metrics"] = {"top1": 100.0 * outcome.top1, "final_train_loss": trained["final_train_loss"],
                              "eval_examples": outcome.examples, "merge_max_abs_logit_diff": merge_diff}
@@ -171,6 +178,8 @@ def run_trial(inputs: TrialInputs, progress: Progress, adapter_path: Optional[Pa
                             "eval_batch_size": None if method.feature_probe else spec.eval_batch_size}
         record["history"] = trained["history"]
         record["memory"] = memory.read()
+        # Seconds per phase of this job until now (the record's own writing comes after).
+        record["timing"]["phases"] = dict(inputs.clock.seconds)
         record["status"] = "ok"
     except (TrainingDiverged, torch.cuda.OutOfMemoryError) as exc:
         record["status"] = "failed"

@@ -17,7 +17,7 @@ LAYERS = [
     {"data"},
     {"backbones"},
     {"methods"},
-    {"engine", "env", "params", "probe", "demo_pretrain"},
+    {"engine", "env", "params", "logistic", "probe", "demo_pretrain"},
     {"runs"},
     {"execution"},
     {"study"},
