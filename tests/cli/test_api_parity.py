@@ -73,7 +73,7 @@ def test_run_tune_and_the_tuned_run_write_the_same_records_both_ways(env_data, t
 def test_a_study_runs_the_same_jobs_both_ways(env_data, tmp_path):
     study = tmp_path / "study.toml"
     study.write_text('name = "mini"\nsuite = "demo"\ntasks = ["textures"]\nbackbones = ["demo_vit"]\n'
-                     'seeds = [42]\n[recipe]\nepochs = 1\n[variants.linear]\ngrid = { lr = [1e-3] }\n')
+                     'seeds = [42]\n[recipe]\nepochs = 1\n[variants.lora]\ngrid = { lr = [1e-3] }\n')
     out = cli("study", "run", str(study), "--results-dir", str(tmp_path / "cli"), "--device", "cpu")
     result = api.study_run(study, results_dir=tmp_path / "api", device="cpu", say=quiet)
     assert result.ok and f"{result.summary.line()}" in out

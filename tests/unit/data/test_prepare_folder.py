@@ -65,7 +65,7 @@ def test_full_size_folder_imports_with_official_counts_and_trains(tmp_path):
     np.testing.assert_array_equal(np.round(images[:, 4, 4, 0] / 85.0).astype(int), labels)
     run = runner.invoke(app, ["run", "--method", "linear", "--backbone", "demo_vit", "--tasks", "kitti",
                               "--data-dir", str(data), "--results-dir", str(tmp_path / "r"), "--epochs", "1",
-                              "--device", "cpu", "--protocol", "noah"])
+                              "--device", "cpu", "--protocol", "noah", "--opt", "solver=adamw"])
     assert run.exit_code == 0, run.output
     record = json.loads(next((tmp_path / "r").rglob("seed42.json")).read_text())
     assert record["metrics"]["eval_examples"] == 711 and record["protocol"]["data_source"]["kind"] == "folder"
@@ -221,7 +221,7 @@ def test_folder_data_runs_under_noah_by_default_and_an_explicit_mismatch_is_refu
     data = tmp_path / "data"
     assert prepare(tmp_path / "vtab-1k", data, "--tasks", "dtd").exit_code == 0
     base = ["run", "--method", "linear", "--backbone", "demo_vit", "--suite", "vtab1k", "--tasks", "dtd",
-            "--data-dir", str(data), "--epochs", "1", "--device", "cpu"]
+            "--data-dir", str(data), "--epochs", "1", "--device", "cpu", "--opt", "solver=adamw"]
     run = runner.invoke(app, base + ["--results-dir", str(tmp_path / "auto")])
     assert run.exit_code == 0, run.output
     record = json.loads(next((tmp_path / "auto").rglob("seed42.json")).read_text())
