@@ -46,3 +46,4 @@ def _suite(name: str) -> Suite:
 GENERATORS["gpu_check_random"] = random_splits
 for _name in SIZES:
     SUITES.register(_name, _suite(_name))
+

@@ -88,22 +88,6 @@ def prepare(data: Path, suites: List[str]) -> None:
         ab.prepare(suite, data_dir=data, say=lambda line: None)
 
 
-def write_random_vit_b16(data: Path) -> None:
-    """ViT-B/16 with random weights in the layout of Google's published ViT-B_16.npz (21,843-way
-    head included), where the backbone looks for it: the real loading and conversion run."""
-    sys.path.insert(0, str(HERE.parent))
-    from tests.support.families import write_google_vit_npz
-    from alore_bench.backbones import BACKBONES
-    from alore_bench.paths import weights_folder
-
-    import torch
-
-    torch.manual_seed(0)
-    folder = weights_folder(data)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_google_vit_npz(BACKBONES.get("vit_b16").create(num_classes=0), folder / "ViT-B_16.npz")
-
-
 def vtab_data_open(data: Path) -> Dict[str, Any]:
     """Seconds to open and verify the `gpu_check` task's splits (10,000 224-px test images), as a
     worker does once per task."""
@@ -163,6 +147,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="alore-overhead-"))
     data = work / "data"
     prepare(data, ["demo", "overhead224"])
+    from random_weights import write_random_vit_b16
+
     write_random_vit_b16(data)
     columns: Dict[str, Dict[str, float]] = {}
     for backbone in CASES:
