@@ -61,7 +61,7 @@ FULL = Mode(device="cuda", backbone="vit_b16", suite="gpu_check", epochs=2, pack
             evaluation=["--backbone", "vit_b16", "--images", "10000", "--batch-size", "256"])
 SMOKE = Mode(device="cpu", backbone="demo_vit", suite="gpu_check_smoke", epochs=1, packing=(1, 2), compile_epochs=2,
              demo=["--methods", "lora", "--epochs", "1"],
-             bench=["--backbone", "demo_vit", "--methods", "alore,linear", "--steps", "2"],
+             bench=["--backbone", "demo_vit", "--methods", "linear", "--steps", "2"],
              tests=["tests/unit/test_engine.py", "-k", "evaluation or compiled or channels_last"],
              evaluation=["--smoke"])
 
