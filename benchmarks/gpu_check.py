@@ -32,8 +32,10 @@ from random_weights import write_random_vit_b16  # noqa: E402
 
 TRAIN_IMAGES = {suite: train + val for suite, (_size, train, val, _test) in SIZES.items()}
 CLI = str(Path(sys.executable).with_name("alore-bench"))
-# Dense bf16 tensor-core peaks (vendor data sheets, TFLOP/s without sparsity), by a word of the device name.
-BF16_PEAK_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "A10G": 70.0, "L4": 121.0}
+# Dense bf16 tensor-core peaks (vendor data sheets, TFLOP/s without sparsity), by a word of the device
+# name; longer names first, so an L40S is not read as an L40 or an L4.
+BF16_PEAK_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "L40": 181.0, "A10G": 70.0,
+                    "L4": 121.0}
 # Gradient passes per image and forward: full fine-tuning computes weight and activation gradients
 # (about 3x the forward), PETL methods activation gradients through the frozen backbone (about 2x),
 # the linear probe only embeds (1x).

@@ -90,8 +90,8 @@ def _from_cache(backbone, num_classes: int, drop_path: float, pretrained: Mappin
     except Exception:  # a family whose constructor computes on its tensors: build it the slow way
         return None
     tensors = _tensors(model)
-    if set(tensors) != set(rest) | (set(tensors) & set(pretrained)) or any(
-            tensors[name].shape != value.shape for name, value in rest.items() if name in tensors):
+    uncovered = set(tensors) - set(rest) - set(pretrained)  # would keep to_empty's garbage
+    if uncovered or not set(rest) <= set(tensors) or any(tensors[n].shape != v.shape for n, v in rest.items()):
         return None
     load(model, pretrained)
     with torch.no_grad():

@@ -19,6 +19,8 @@ from ..tuning import Grid, split_point
 
 # Named seed sets: VPT's five final-run seeds (KMnP/vpt tune_vtab.py) and their first three.
 SEED_SETS = {"vpt5": (42, 44, 82, 100, 800), "vpt3": (42, 44, 82)}
+# Images per evaluation batch unless given (an execution setting: see RunSpec.eval_batch_size).
+EVAL_BATCH_SIZE = 256
 # Larger evaluation batches than this are a typo: 65,536 ViT-B/16 inputs alone are 39 GB in fp32.
 MAX_EVAL_BATCH = 8192
 # Extra logs of training curves; the record's history is always kept.
@@ -57,7 +59,7 @@ class RunSpec:
     checkpoint_every: int = 10
     # Images per evaluation batch: independent of the training batch and left out of the identity
     # (evaluation learns nothing; the record keeps the value in `timing`).
-    eval_batch_size: int = 256
+    eval_batch_size: int = EVAL_BATCH_SIZE
     # How `train.protocol` was chosen when the recipe said `auto` ("auto -> noah"); None otherwise.
     protocol_choice: Optional[str] = None
 
@@ -251,7 +253,7 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
                use_tuned: bool = True, grid: Optional[Grid] = None, grid_index: Optional[int] = None,
                variant: Optional[str] = None, force: bool = False, save_adapters: bool = False,
                log: Union[None, str, Iterable[str]] = (), checkpoint_every: int = 10,
-               eval_batch_size: int = 256) -> RunSpec:
+               eval_batch_size: int = EVAL_BATCH_SIZE) -> RunSpec:
     """The one builder of run specs. `options` are the method's (a dict, `key=value` strings or a
     config object); `recipe` holds TrainConfig fields (None values mean "the suite's"). A tuning
     spec names its `grid` and `grid_index`: the point's values join the recipe and the options and
