@@ -80,7 +80,7 @@ def check_shape_and_identity(spec: MethodSpec, config: Any) -> str:
         out = adapted(x)
         assert out.shape == (4, CLASSES), f"logits of shape {tuple(out.shape)}, expected (4, {CLASSES})"
         same = torch.allclose(out, base(x), rtol=0, atol=1e-6)
-    if spec.identity_at_init:
+    if spec.starts_as_backbone(config):
         assert same, "identity_at_init is declared but the adapted model does not start as the backbone"
         return "logits of the right shape; starts as the backbone (declared)"
     assert not same, "identity_at_init=False is declared but the adapted model starts as the backbone"

@@ -3,9 +3,12 @@
 - `adapter`: the single sequential adapter per block of NOAH's code, the source of the published
   "Adapter" 0.16M row (NOAH `model/supernet_vision_transformer_timm.py` Block.forward, line 365:
   `x = x + self.adapter(self.drop_path(self.mlp(self.norm2(x))))`; `model/module/adapter_super.py`:
-  QuickGELU, xavier-uniform weights, N(0, 1e-6) biases, dropout after the activation (line 70),
-  output `identity + up(dropout(act(down(x))))`; dropout 0.1 from `supernet_train_prompt.py` line
+  QuickGELU, dropout after the activation (line 70), output `identity + up(dropout(act(down(x))))`; dropout 0.1 from `supernet_train_prompt.py` line
   209, --drop_rate_adapter, not overridden by `configs/Adapter/VTAB/slurm_train_adapter_vtab.sh`).
+  Its weights start trunc-normal with std 0.02 and zero biases: the module's own init_weights
+  (xavier-uniform, N(0, 1e-6) biases; `--opt init=xavier`) is overwritten when
+  `VisionTransformer.__init__` calls `init_weights`, whose `self.apply(_init_vit_weights)` resets
+  every nn.Linear (supernet_vision_transformer_timm.py, `_init_vit_weights`, non-jax branch).
   Houlsby et al.'s two-adapters-per-block placement is `--opt placement=houlsby`.
 - `adaptformer`: AdaptFormer's parallel adapter (ShoufaChen/AdaptFormer `models/custom_modules.py`
   Block.forward: it reads the residual stream x before norm2 and is added outside drop-path;
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+from timm.layers import trunc_normal_
 import torch
 from torch import nn
 
@@ -52,7 +56,11 @@ class Bottleneck(nn.Module):
 
     @torch.no_grad()
     def reset(self, init: str) -> None:
-        if init == "xavier":  # NOAH adapter_super.py init_weights
+        if init == "noah":  # NOAH _init_vit_weights over every nn.Linear
+            for linear in (self.down, self.up):
+                trunc_normal_(linear.weight, std=0.02)
+                nn.init.zeros_(linear.bias)
+        elif init == "xavier":  # NOAH adapter_super.py init_weights
             for linear in (self.down, self.up):
                 nn.init.xavier_uniform_(linear.weight)
                 nn.init.normal_(linear.bias, std=1e-6)

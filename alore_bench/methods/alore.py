@@ -97,19 +97,20 @@ class ALoReLinear(nn.Module):
         m, m_out, n, r = self.block, self.out_block, self.experts, self.rank
         return m * m_out < r * (m + n + m_out)
 
-    def dense_delta(self) -> torch.Tensor:
+    def dense_delta(self, rules: Optional[torch.Tensor] = None) -> torch.Tensor:
         """dW in the compute dtype, (n m_out, n m): dW[(p, a), (q, b)] = sum_i S_i[p, q] (D_i U_i)[a, b]."""
         experts = self.up @ self.down  # (n, m_out, m)
         n = self.experts
-        rules = self.rules.to(experts.dtype)
+        rules = (self.rules if rules is None else rules).to(experts.dtype)
         return torch.einsum("ipq,iab->paqb", rules, experts).reshape(n * self.out_block, n * self.block)
 
-    def delta(self, x: torch.Tensor) -> torch.Tensor:
+    def delta(self, x: torch.Tensor, rules: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """dW @ x; `rules` (the tensor S) defaults to the site's own."""
         if self.dense_is_cheaper():
-            return x @ self.dense_delta().T
-        return self.factorised_delta(x)
+            return x @ self.dense_delta(rules).T
+        return self.factorised_delta(x, rules)
 
-    def factorised_delta(self, x: torch.Tensor) -> torch.Tensor:
+    def factorised_delta(self, x: torch.Tensor, rules: Optional[torch.Tensor] = None) -> torch.Tensor:
         """dW @ x without forming dW. Since everything is linear,
         (dW x)[p] = sum_i D_i (sum_q S_i[p, q] U_i x_q): project each block q to every expert's
         rank-r space, mix blocks with the rules there (n^3 r work per token, not n^2 d), then lift
@@ -118,7 +119,8 @@ class ALoReLinear(nn.Module):
         blocks = x.reshape(-1, n, m)  # (T, q, m)
         down = self.down.permute(2, 0, 1).reshape(m, n * r)  # U stacked: (m, i r)
         low = (blocks @ down).view(-1, n, n, r)  # (T, q, i, r) = U_i x_q
-        mixed = torch.einsum("ipq,tqir->tpir", self.rules.to(low.dtype), low)  # sum_q S_i[p, q] U_i x_q
+        rules = self.rules if rules is None else rules
+        mixed = torch.einsum("ipq,tqir->tpir", rules.to(low.dtype), low)  # sum_q S_i[p, q] U_i x_q
         up = self.up.permute(0, 2, 1).reshape(n * r, self.out_block)  # D stacked: (i r, m_out)
         out = mixed.reshape(-1, n, n * r) @ up  # (T, p, m_out) = sum_i D_i (.)
         return out.reshape(*x.shape[:-1], n * self.out_block)
@@ -164,22 +166,25 @@ class RecomputedSite(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx, x, dropped, site, *params):
+    def forward(ctx, x, dropped, site, down, up, rules):
         ctx.site = site
         ctx.dropped_is_x = dropped is x
-        ctx.save_for_backward(dropped)
+        # The rules as given: a parameter, a buffer, or a tensor computed from parameters (KAdaptation's
+        # rank-1 rules); the backward differentiates through this tensor, autograd takes it from there.
+        ctx.save_for_backward(dropped, rules)
         return site.plain_forward(x, dropped)
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad):
         site = ctx.site
-        (dropped,) = ctx.saved_tensors
-        params = (site.down, site.up, site.rules)
+        dropped, rules = ctx.saved_tensors
+        rules_leaf = rules.detach().requires_grad_(ctx.needs_input_grad[5])
+        params = (site.down, site.up, rules_leaf)
         trained = [p for p in params if p.requires_grad]
         with torch.enable_grad():
             leaf = dropped.detach().requires_grad_(ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
-            delta = site.delta(leaf)
+            delta = site.delta(leaf, rules_leaf)
         through_w = grad @ site.base.weight.to(grad.dtype)  # the gradient at W's input
         wanted = ([leaf] if leaf.requires_grad else []) + trained
         grads = iter(torch.autograd.grad(delta, wanted, site.scale * (grad if site.parallel else through_w),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import importlib
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Union
 
 from ..config import config_from_dict, config_to_dict, parse_opts
 from ..errors import param
@@ -69,8 +69,9 @@ class MethodSpec:
     summary: str
     merge: Optional[Callable[[nn.Module], nn.Module]] = None
     # Whether the adapted model computes exactly the backbone's function before training
-    # (false where the paper's initialisation is not an identity, e.g. SSF, or prompts are added).
-    identity_at_init: bool = True
+    # (false where the paper's initialisation is not an identity, e.g. SSF, or prompts are added);
+    # a callable of the config where an option decides it (LoRA's `init`).
+    identity_at_init: Union[bool, Callable[[Any], bool]] = True
     # How the model is put into training mode each epoch; None is model.train(). VPT's official
     # training keeps the frozen backbone in eval mode (no drop-path, no dropout in it).
     train_mode: Optional[Callable[[nn.Module], None]] = None
@@ -91,6 +92,12 @@ class MethodSpec:
             model.train()
         else:
             self.train_mode(model)
+
+    def starts_as_backbone(self, config: Any) -> bool:
+        """Whether `apply(model, config)` computes the backbone's function before any training."""
+        if callable(self.identity_at_init):
+            return bool(self.identity_at_init(config))
+        return self.identity_at_init
 
     @property
     def mergeable(self) -> bool:

@@ -2,10 +2,13 @@
 
 Default: the variant behind the published VTAB-1k "LoRA" 0.29M row, NOAH's code (the timm model
 its VTAB runs build, `model/supernet_vision_transformer_timm.py` Attention, lines 225-228, 242 and
-278): one rank-8 update of the fused qkv projection, B A x with A = nn.Linear(d, r) kaiming-uniform
-(peft's init), B zero, no scaling, dropout 0.1 on the LoRA input (`supernet_train_prompt.py` line
+278): one rank-8 update of the fused qkv projection, B A x, no scaling, dropout 0.1 on the LoRA input (`supernet_train_prompt.py` line
 207, --drop_rate_LoRA, not overridden by `configs/LoRA/VTAB/slurm_train_lora_vtab.sh`; rank 8 from
-`experiments/LoRA/ViT-B_prompt_lora_8.yaml`). `--opt targets=q,v` puts separate adapters on q and
+`experiments/LoRA/ViT-B_prompt_lora_8.yaml`). A and B start trunc-normal with std 0.02: the module
+code gives A kaiming-uniform and B zero (lines 225-228), but `VisionTransformer.__init__` then calls
+`init_weights` (`self.apply(_init_vit_weights)`), which resets every nn.Linear, LoRA_a and LoRA_b
+among them, to trunc_normal_(std=.02) with zero bias, and the npz loader never touches them; so
+NOAH trained from a non-zero B. `--opt init=zero_b` is the LoRA paper's start. `--opt targets=q,v` puts separate adapters on q and
 v as the LoRA paper does (same budget, a different method); the fused projection is split into
 q, k, v layers for that and fused again when merging."""
 
@@ -15,6 +18,8 @@ from typing import List, Tuple
 
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.tuners_utils import BaseTunerLayer
+from timm.layers import trunc_normal_
+import torch
 from torch import nn
 
 from ..backbones.sites import SiteChoice, fuse_qkv, linear_sites, split_qkv
@@ -59,10 +64,22 @@ def apply_lora(model: nn.Module, config: LoRAConfig) -> nn.Module:
     peft_config = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
                              target_modules=targets, bias="none")
     model = inject_adapter_in_model(peft_config, model)
+    if config.init == "noah":
+        noah_init(model)
     freeze(model)
     train_peft_layers(model)
     train_head(model)
     return model
+
+
+@torch.no_grad()
+def noah_init(model: nn.Module) -> None:
+    """Every LoRA A and B as NOAH's `_init_vit_weights` leaves an nn.Linear: trunc-normal, std 0.02
+    (model/supernet_vision_transformer_timm.py, `init_weights`; its LoRA layers have no bias)."""
+    for _name, layer in peft_layers(model):
+        for factors in (layer.lora_A, layer.lora_B):
+            for linear in factors.values():
+                trunc_normal_(linear.weight, std=0.02)
 
 
 def merge_peft(model: nn.Module) -> nn.Module:

@@ -7,6 +7,12 @@ shift zero); the layer norms, the patch embedding and the final norm are followe
 and shift (lines 138-145, 169-175, 222-229, 253-263: N(1, 0.02) and N(0, 0.02)). q, k and v are
 separate layers there, so timm's fused qkv is split for it and fused again when merging. Every
 part is a re-parameterisation of a frozen layer, so it merges exactly.
+
+Its "drop-path" is element-wise dropout: RLRRBlock's `drop_path1` and `drop_path2` are
+`nn.Dropout(p=drop_path)` on each residual branch (networks.py lines 166-167), at rates
+`torch.linspace(0, drop_path, num_blocks)` (line 217), timm's stochastic-depth rule. So the recipe's
+drop_path rate builds timm's DropPath modules at those rates, and apply replaces each by an
+nn.Dropout of the same rate (`--opt residual_drop=drop_path` keeps timm's per-sample DropPath).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.layers import Mlp
+from timm.layers import DropPath, Mlp
 from timm.layers.attention import Attention
 from torch import nn
 
@@ -83,12 +89,21 @@ def apply_rlrr(model: nn.Module, config: RLRRConfig) -> nn.Module:
         raise UserError(f"rlrr found no ViT attention or MLP blocks in {type(model).__name__}")
     split_qkv(model)
     freeze(model)
+    if config.residual_drop == "dropout":
+        residual_dropout(model)
     for name in linears:
         replace_submodule(model, name, RLRRLinear(model.get_submodule(name)))
     for name, channels, channel_dim in scale_shifts:
         replace_submodule(model, name, ScaleShift(model.get_submodule(name), channels, channel_dim, config.ssf_init_std))
     train_head(model)
     return model
+
+
+def residual_dropout(model: nn.Module) -> None:
+    """Every timm DropPath (per-sample stochastic depth) becomes element-wise nn.Dropout of its rate."""
+    names = [name for name, module in model.named_modules() if isinstance(module, DropPath)]
+    for name in names:
+        replace_submodule(model, name, nn.Dropout(p=model.get_submodule(name).drop_prob))
 
 
 def merge_rlrr(model: nn.Module) -> nn.Module:

@@ -25,9 +25,10 @@ class AdapterConfig:
         "noah: one adapter on the drop-pathed MLP output of each block (the published 0.16M row); "
         "houlsby: one after the attention and one after the MLP of each block (Houlsby et al.)", default="noah")
     act: Activation = doc("activation inside the bottleneck (NOAH: quickgelu)", default="quickgelu")
-    init: Literal["xavier", "zero_up"] = doc(
-        "xavier: NOAH's xavier weights and N(0, 1e-6) biases; zero_up: up-projection zero, so the "
-        "adapted model starts as the backbone", default="xavier")
+    init: Literal["noah", "xavier", "zero_up"] = doc(
+        "noah: trunc-normal weights with std 0.02 and zero biases, as NOAH's model init leaves them (the "
+        "published row); xavier: the xavier weights and N(0, 1e-6) biases of NOAH's adapter module; zero_up: "
+        "up-projection zero, so the adapted model starts as the backbone", default="noah")
     dropout: float = doc("dropout on the hidden layer during training (NOAH: 0.1)", default=0.1)
 
     def validate(self) -> None:
@@ -42,10 +43,13 @@ class AdaptFormerConfig:
     def validate(self) -> None:
         _check_bottleneck("adaptformer", self.bottleneck, self.dropout)
 
+def adapter_starts_as_backbone(config: AdapterConfig) -> bool:
+    return config.init == "zero_up"
+
 METHODS.register("adapter", MethodSpec(
-    name="adapter", display="Adapter", config_cls=AdapterConfig, apply=Lazy("alore_bench.methods.adapters:apply_adapter"), identity_at_init=False,
+    name="adapter", display="Adapter", config_cls=AdapterConfig, apply=Lazy("alore_bench.methods.adapters:apply_adapter"), identity_at_init=adapter_starts_as_backbone,
     paper="Houlsby et al. 2019 (ICML), as NOAH's code trains it for the published VTAB-1k row",
-    summary="sequential bottleneck adapter on each block's MLP output (QuickGELU, xavier, bottleneck 8)"))
+    summary="sequential bottleneck adapter on each block's MLP output (QuickGELU, bottleneck 8, NOAH's init)"))
 
 METHODS.register("adaptformer", MethodSpec(
     name="adaptformer", display="AdaptFormer", config_cls=AdaptFormerConfig, apply=Lazy("alore_bench.methods.adapters:apply_adaptformer"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Literal, Tuple
 
 from ...backbones.site_names import SiteChoice
 from ...config import doc
@@ -20,6 +20,10 @@ class LoRAConfig:
                             default="attn")
     targets: str = doc("attention targets: qkv (one LoRA on the fused projection, NOAH's published row) or a "
                        "comma list of q, k, v (separate LoRAs, e.g. q,v as in the LoRA paper)", default="qkv")
+    init: Literal["noah", "zero_b"] = doc(
+        "noah: A and B trunc-normal with std 0.02, as NOAH's model init leaves them (the published row); "
+        "zero_b: A kaiming-uniform, B zero (the LoRA paper; the adapted model starts as the backbone)",
+        default="noah")
 
     def validate(self) -> None:
         attention_targets(self.targets)
@@ -37,6 +41,10 @@ def attention_targets(targets: str) -> Tuple[str, ...]:
         raise UserError(f"{param('options', f'targets={targets}')}: use qkv, or a comma list of distinct q, k, v (e.g. targets=q,v)")
     return tuple(p for p in ("q", "k", "v") if p in parts)
 
+def starts_as_backbone(config: LoRAConfig) -> bool:
+    return config.init == "zero_b"
+
+
 METHODS.register(
     "lora",
     MethodSpec(
@@ -44,6 +52,7 @@ METHODS.register(
         config_cls=LoRAConfig,
         apply=Lazy("alore_bench.methods.lora:apply_lora"),
         merge=Lazy("alore_bench.methods.lora:merge_peft"),
+        identity_at_init=starts_as_backbone,
         paper="Hu et al. 2022, LoRA (ICLR)",
         summary="rank-8 update of the fused qkv weight (NOAH's published row) through peft; mergeable",
     ),

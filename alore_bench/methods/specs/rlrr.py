@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ...config import doc
 from ..base import METHODS, Lazy, MethodSpec
@@ -12,6 +13,10 @@ from ..base import METHODS, Lazy, MethodSpec
 class RLRRConfig:
     ssf_init_std: float = doc("std of SSF's initialisation around scale 1 and shift 0 after the norms and "
                               "the patch embedding (official: 0.02)", default=0.02)
+    residual_drop: Literal["dropout", "drop_path"] = doc(
+        "what the recipe's drop_path rate does on each residual branch: dropout (element-wise nn.Dropout at "
+        "the per-block rate, as RLRR's networks.py drop_path1/drop_path2) or drop_path (timm's per-sample "
+        "stochastic depth)", default="dropout")
 
 METHODS.register("rlrr", MethodSpec(
     name="rlrr", display="RLRR", config_cls=RLRRConfig, apply=Lazy("alore_bench.methods.rlrr:apply_rlrr"), merge=Lazy("alore_bench.methods.rlrr:merge_rlrr"), identity_at_init=False,

@@ -222,7 +222,7 @@ def test_method_on_family(method, family):
     adapted.eval()
     out = adapted(x)
     assert out.shape == (2, 5)
-    if spec.identity_at_init:
+    if spec.starts_as_backbone(config):
         torch.testing.assert_close(out, reference(x), rtol=1e-5, atol=1e-5)
     assert 0 < trainable_parameter_count(adapted) <= sum(p.numel() for p in adapted.parameters())
     adapted.train()

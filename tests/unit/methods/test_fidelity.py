@@ -115,11 +115,18 @@ def test_adapter_follows_the_drop_pathed_mlp_output_with_noah_init():
     torch.testing.assert_close(adapter_in[0], mlp_out[0])
     bottleneck = wrapper.adapter
     assert type(bottleneck.act).__name__ == "QuickGELU"
-    xavier = math.sqrt(6 / (64 + 8))
+    # NOAH's VisionTransformer.init_weights resets every nn.Linear, the adapter's too: trunc-normal
+    # std 0.02, zero biases (model/supernet_vision_transformer_timm.py, _init_vit_weights).
     for linear in (bottleneck.down, bottleneck.up):
+        assert abs(linear.weight.std().item() - 0.02) < 0.003 and linear.weight.abs().max() < 0.1
+        assert torch.count_nonzero(linear.bias) == 0
+    assert bottleneck.dropout.p == 0.1  # NOAH's --drop_rate_adapter
+    # The adapter module's own init (overwritten in NOAH's model) stays as an option.
+    module_init = adapted("adapter", model=tiny(embed_dim=64, num_heads=2), init="xavier").blocks[0].channel_hook.adapter
+    xavier = math.sqrt(6 / (64 + 8))
+    for linear in (module_init.down, module_init.up):
         assert linear.weight.abs().max() <= xavier and linear.weight.abs().max() > 0.8 * xavier
         assert 0 < linear.bias.abs().max() < 1e-5
-    assert bottleneck.dropout.p == 0.1  # NOAH's --drop_rate_adapter
     # Houlsby's placement adds a second adapter after attention.
     houlsby = adapted("adapter", placement="houlsby")
     assert trainable_parameter_count(houlsby) > trainable_parameter_count(adapted("adapter"))
@@ -333,9 +340,14 @@ def test_repadapter_biases_and_dropout_on_the_hidden_layer():
 def test_lora_default_is_noahs_fused_qkv_and_qv_variant_merges():
     model = adapted("lora", model=tiny(embed_dim=64, num_heads=2))
     layer = model.blocks[0].attn.qkv
-    a = layer.lora_A["default"].weight  # nn.Linear(d, r) kaiming-uniform: bound 1/sqrt(d)
+    # NOAH's init_weights leaves LoRA_a and LoRA_b trunc-normal with std 0.02: B is not zero.
+    for factor in (layer.lora_A["default"].weight, layer.lora_B["default"].weight):
+        assert abs(factor.std().item() - 0.02) < 0.003 and factor.abs().max() < 0.1
+    assert not METHODS.get("lora").starts_as_backbone(METHODS.get("lora").default_config())
+    paper = adapted("lora", model=tiny(embed_dim=64, num_heads=2), init="zero_b").blocks[0].attn.qkv
+    a = paper.lora_A["default"].weight  # nn.Linear(d, r) kaiming-uniform: bound 1/sqrt(d)
     assert a.abs().max() <= 1 / math.sqrt(64) and a.abs().max() > 0.8 / math.sqrt(64)
-    assert torch.count_nonzero(layer.lora_B["default"].weight) == 0
+    assert torch.count_nonzero(paper.lora_B["default"].weight) == 0
     assert layer.lora_dropout["default"].p == 0.1  # NOAH's --drop_rate_LoRA on the LoRA input
     assert layer.scaling["default"] == 1.0
     qv = adapted("lora", targets="q,v")
@@ -439,7 +451,9 @@ def test_arc_rlrr_kadaptation_budgets_on_vit_b16():
     assert vit_b16_trainable_without_head("arc") == 2 * 768 * 50 + 24 * (50 + 768)
     per_block = 4 * (768 * 3) + (768 + 2 * 3072) + (3072 + 2 * 768) + 2 * 2 * 768
     assert vit_b16_trainable_without_head("rlrr") == 12 * per_block + 4 * 768
-    assert vit_b16_trainable_without_head("kadaptation") == 12 * 2 * 2 * 768 + 2 * 32**3
+    # PEViT's formula (vision_benchmark/evaluation/model.py): per layer q and v fast factors
+    # 32 x (24 x 1 + 1 x 24) each and the bias b (768); two rank-1 rule sets of 32 x 32 x 1 + 32 x 1 x 32.
+    assert vit_b16_trainable_without_head("kadaptation") == 12 * (2 * 32 * (24 + 24) + 768) + 2 * (2 * 32 * 32) == 50_176
 
 
 # --- VPT's training recipe ---

@@ -76,9 +76,10 @@ def expected_trainable(name: str, config, model: nn.Module) -> int:
         hidden = fc1[0].out_features
         per_block = 3 * (d + 2 * d) + (d + 2 * d) + (d + 2 * hidden) + (hidden + 2 * d) + 2 * 2 * d
         return depth * per_block + 2 * d + 2 * d + head  # + SSF after the patch projection and final norm
-    if name == "kadaptation":  # per target: n (r m + m r) fast factors; n^3 rules per target kind
+    if name == "kadaptation":  # per target: n (r m + m r) fast factors; a bias per layer; rules per target kind
         parts = len(config.targets.split(","))
-        return depth * parts * 2 * d * config.rank + parts * config.experts**3 + head
+        rules = 2 * config.experts**2 if config.rules == "rank1" else config.experts**3  # l_i r_i^T or dense
+        return depth * (parts * 2 * d * config.rank + (d if config.bias else 0)) + parts * rules + head
     if name.startswith("peft:"):
         layers = {"attn": qkv, "mlp": fc1, "both": qkv + fc1}[config.sites]
         if name == "peft:loha":  # two Hadamard-multiplied low-rank pairs
