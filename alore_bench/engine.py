@@ -166,11 +166,14 @@ def clipped_step(optimizer: torch.optim.Optimizer, parameters, max_norm: float) 
 def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: TrainConfig, seed: int,
           progress: Progress, label: str = "train",
           train_mode: Optional[Callable[[nn.Module], None]] = None,
-          checkpoint: Optional[TrainCheckpoint] = None) -> Dict[str, Any]:
+          checkpoint: Optional[TrainCheckpoint] = None,
+          after_epoch: Optional[Callable[[int], None]] = None) -> Dict[str, Any]:
     """Train the model's trainable parameters in place; returns loss and timing facts and the
     per-epoch history (mean train loss, the learning rate at the epoch's end, seconds so far).
     `train_mode` puts the model into training mode (default: model.train()); with `checkpoint`,
-    a matching checkpoint is resumed and new ones are written every few epochs."""
+    a matching checkpoint is resumed and new ones are written every few epochs. `after_epoch(n)`
+    runs after epoch n (a diagnostic: it may evaluate; its time is left out of the training time,
+    and training mode is restored after it)."""
     device = batcher.device
     optimizer, scheduler = optimizer_and_schedule(model, config, num_batches(len(data), config.batch_size))
     total_steps = num_batches(len(data), config.batch_size) * config.epochs
@@ -212,6 +215,11 @@ def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: Tra
         progress.update(bar, description=f"{label} loss {epoch_loss:.3f}")
         if checkpoint is not None and checkpoint.due(epoch + 1, config.epochs):
             checkpoint.save(model, optimizer, scheduler, epoch + 1, step, history, time.perf_counter() - start, device)
+        if after_epoch is not None:
+            paused = time.perf_counter()
+            after_epoch(epoch + 1)
+            (train_mode or nn.Module.train)(model)
+            start += time.perf_counter() - paused
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start

@@ -91,7 +91,7 @@ def run(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Union[None,
         seeds: Any = (42,), options: Any = None, device: str = "auto", data_dir: Optional[PathLike] = None,
         results_dir: PathLike = "results", weights: Optional[str] = None, weights_dir: Optional[PathLike] = None,
         force: bool = False, save_adapters: bool = False, preset: Optional[str] = None, use_tuned: bool = True,
-        log: Sequence[str] = (), checkpoint_every: int = 10, eval_batch_size: int = 256,
+        log: Sequence[str] = (), checkpoint_every: int = 10, eval_batch_size: int = 256, test_every: int = 0,
         executor: Optional[str] = None,
         workers: Optional[int] = None, per_device: Optional[int] = None, address: Optional[str] = None,
         cpus_per_job: Optional[int] = None, progress_factory=None, say: Say = print, **recipe: Any) -> RunResult:
@@ -101,7 +101,8 @@ def run(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Union[None,
     spec = build_spec(method, backbone, suite, tasks=tasks, seeds=seeds, options=options, device=device,
                       data_dir=data_dir, results_dir=results_dir, weights=weights, weights_dir=weights_dir,
                       force=force, save_adapters=save_adapters, preset=preset, use_tuned=use_tuned, log=log,
-                      checkpoint_every=checkpoint_every, eval_batch_size=eval_batch_size, **recipe)
+                      checkpoint_every=checkpoint_every, eval_batch_size=eval_batch_size, test_every=test_every,
+                      **recipe)
     return _execute([spec], ExecutorChoice(executor, workers, per_device, address, cpus_per_job), progress_factory,
                     say)
 

@@ -91,6 +91,11 @@ EvalBatchSize = Annotated[int, typer.Option("--eval-batch-size", help=(
     "images per evaluation batch, independent of the training batch (not part of the configuration: "
     "evaluation learns nothing)"))]
 
+TestEvery = Annotated[int, typer.Option("--test-every", help=(
+    "diagnostic, off at 0: evaluate the test split every N epochs of a final run and keep the curve in the "
+    "record (diagnostics.test_curve); no selection, table or delta reads it, only "
+    "`report --diagnostic best-of-test`"))]
+
 # The training recipe's fields on the command line: name -> (annotation, default). None: the suite's.
 RECIPE: Dict[str, Tuple[Any, Any]] = {
     "epochs": (Annotated[Optional[int], typer.Option("--epochs", help="training epochs")], None),

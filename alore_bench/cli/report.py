@@ -54,6 +54,9 @@ def report(
         "citations are plain text"))] = None,
     efficiency: Annotated[bool, typer.Option("--efficiency", help=(
         "the efficiency table: params, time, memory"))] = False,
+    diagnostic: Annotated[Optional[str], typer.Option("--diagnostic", help=(
+        "best-of-test: after the last-epoch tables, a separate test-selected table (not valid for claims) of runs "
+        "made with --test-every, with the per-task difference"))] = None,
     wide: Annotated[bool, typer.Option("--wide", help=(
         "the terminal table with every column (default: fitted to the terminal's width, saying what it left "
         "out; files always get every column)"))] = False,
@@ -66,7 +69,7 @@ def report(
                         compare=compare, with_reference=with_reference, plot=plot, plot_delta=plot_delta,
                         plot_delta_out=plot_delta_out, filters=filters or [], std=std, names=names or [],
                         latex_fit=value(latex_fit), latex_width=latex_width, footnotes=notes, bib=bib,
-                        efficiency=efficiency, say=render.say)
+                        efficiency=efficiency, diagnostic=diagnostic, say=render.say)
     figures = [p for p in result.written if p != out]
     if out is None:
         if result.view == "compare" and result.fmt is None:

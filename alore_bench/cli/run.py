@@ -9,8 +9,8 @@ import typer
 
 from . import render
 from .options import (Address, Backbone, CheckpointEvery, CpusPerJob, DataDir, Device, EvalBatchSize, Executor,
-                      Force, Log, Method, Opt, PerDevice, Preset, ResultsDir, Seeds, Suite, Tasks, Weights, WeightsDir,
-                      Workers, value, with_recipe)
+                      Force, Log, Method, Opt, PerDevice, Preset, ResultsDir, Seeds, Suite, Tasks, TestEvery, Weights,
+                      WeightsDir, Workers, value, with_recipe)
 
 
 def _where(executor, workers, per_device, address, cpus_per_job, log) -> Dict[str, Any]:
@@ -46,6 +46,7 @@ def run(
     log: Log = None,
     checkpoint_every: CheckpointEvery = 10,
     eval_batch_size: EvalBatchSize = 256,
+    test_every: TestEvery = 0,
     recipe: Optional[Dict[str, Any]] = None,
 ):
     """Train and evaluate one method on a suite; writes one JSON record per task and seed. A final
@@ -56,7 +57,7 @@ def run(
     result = run_api(method, backbone, suite, tasks=tasks, seeds=seeds, options=opt or [], device=device,
                      data_dir=data_dir, results_dir=results_dir, weights=weights, weights_dir=weights_dir, force=force,
                      save_adapters=save_adapters, preset=preset, use_tuned=tuned, checkpoint_every=checkpoint_every,
-                     eval_batch_size=eval_batch_size,
+                     eval_batch_size=eval_batch_size, test_every=test_every,
                      progress_factory=render.progress_bar, say=render.say,
                      **_where(executor, workers, per_device, address, cpus_per_job, log), **recipe)
     render.out(render.run_summary(result))

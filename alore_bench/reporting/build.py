@@ -14,6 +14,7 @@ from ..io import atomic_write_text, check_input_file, check_output_file
 from ..paths import PathLike, as_path
 from ..runs.record import load_records
 from .compare import compare_rows, compare_text
+from .diagnostics import DIAGNOSTICS, best_of_test_text
 from .efficiency import efficiency_text
 from .frame import apply_filters, parse_filters, records_frame
 from .reference import load_reference
@@ -31,7 +32,7 @@ class Report:
     tables: List[SuiteTable]
     frame: Any  # pandas.DataFrame of the (filtered) records
     names: Names
-    view: str = "tables"  # tables | compare | efficiency | long
+    view: str = "tables"  # tables | compare | efficiency | long | diagnostic
     fmt: Optional[str] = None  # None: the caller renders `tables` / `compare` for a terminal
     text: Optional[str] = None  # the output in `fmt`, when one was chosen
     std: Optional[bool] = None
@@ -105,11 +106,13 @@ def build_report(results_dir: PathLike = "results", suite: Optional[str] = None,
                  plot_delta: Optional[str] = None, plot_delta_out: PathLike = "delta.png",
                  filters: Sequence[str] = (), std: Optional[bool] = None, names: Sequence[str] = (),
                  latex_fit: str = "auto", latex_width: str = DEFAULT_WIDTH, footnotes: bool = True,
-                 bib: Optional[PathLike] = None, efficiency: bool = False,
+                 bib: Optional[PathLike] = None, efficiency: bool = False, diagnostic: Optional[str] = None,
                  say: Callable[[str], None] = print) -> Report:
     """The report `alore-bench report` prints or writes. `say` hears warnings and notes as they
     come (unreadable records, suites without published rows, failed runs); they are also in
-    `Report.notes`. `footnotes` off leaves the notes out of .tex and .md tables."""
+    `Report.notes`. `footnotes` off leaves the notes out of .tex and .md tables. `diagnostic`
+    "best-of-test" adds, after the last-epoch tables, the test-selected table of runs made with
+    `test_every` (reporting/diagnostics.py); nothing else reads their test curves."""
     results_dir, out = as_path(results_dir), as_path(out)
     plot, plot_delta_out = as_path(plot), as_path(plot_delta_out)
     if not results_dir.is_dir():
@@ -120,6 +123,10 @@ def build_report(results_dir: PathLike = "results", suite: Optional[str] = None,
     if latex_fit not in FITS:
         raise UserError(f"{param('latex_fit', latex_fit)}: choose {', '.join(FITS)}")
     parse_width(latex_width)
+    if diagnostic is not None and diagnostic not in DIAGNOSTICS:
+        raise UserError(f"{param('diagnostic', diagnostic)}: choose {', '.join(DIAGNOSTICS)}")
+    if diagnostic is not None and fmt == "tex":
+        raise UserError(f"{param('diagnostic', diagnostic)} is not for papers: use {param('fmt', 'md')}, csv or json")
     bib = as_path(bib)
     check_input_file(bib, "bib", ".bib")
     bib_keys = read_bib_keys(bib)
@@ -142,6 +149,14 @@ def build_report(results_dir: PathLike = "results", suite: Optional[str] = None,
             raise UserError(f"{param('compare')} needs one table: add {param('suite')} (and {param('stage')})")
         report.view, report.compare = "compare", compare_rows(tables[0], frame, compare)
         report.text = compare_text(report.compare, fmt) if fmt else None
+    elif diagnostic is not None:
+        report.view = "diagnostic"
+        diagnostic_text = best_of_test_text(frame, fmt or "md")
+        if fmt in (None, "md"):  # beside the last-epoch tables, as a separate table
+            last_epoch = tables_text(tables, "md", std if std is not None else True, display, latex_fit, latex_width,
+                                     footnotes, bib_keys, note)
+            diagnostic_text = last_epoch + "\n" + diagnostic_text
+        report.text = diagnostic_text
     elif efficiency:
         report.view = "efficiency"
         report.text = efficiency_text(tables, frame, display, fmt or "md")

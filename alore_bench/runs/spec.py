@@ -60,6 +60,10 @@ class RunSpec:
     # Images per evaluation batch: independent of the training batch and left out of the identity
     # (evaluation learns nothing; the record keeps the value in `timing`).
     eval_batch_size: int = EVAL_BATCH_SIZE
+    # A diagnostic, off at 0: the test split evaluated every this many epochs of a final run, stored
+    # as the record's `diagnostics.test_curve`; outside the identity (it changes nothing a run
+    # computes) and read by nothing but `report --diagnostic best-of-test`.
+    test_every: int = 0
     # How `train.protocol` was chosen when the recipe said `auto` ("auto -> noah"); None otherwise.
     protocol_choice: Optional[str] = None
 
@@ -117,7 +121,7 @@ class RunSpec:
                 "grid_index": self.grid_index, "use_tuned": self.use_tuned, "explicit": sorted(self.explicit),
                 "variant": self.variant, "force": self.force, "save_adapters": self.save_adapters,
                 "log": list(self.log), "checkpoint_every": self.checkpoint_every,
-                "eval_batch_size": self.eval_batch_size,
+                "eval_batch_size": self.eval_batch_size, "test_every": self.test_every,
                 "protocol_choice": self.protocol_choice}
 
     @classmethod
@@ -253,7 +257,7 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
                use_tuned: bool = True, grid: Optional[Grid] = None, grid_index: Optional[int] = None,
                variant: Optional[str] = None, force: bool = False, save_adapters: bool = False,
                log: Union[None, str, Iterable[str]] = (), checkpoint_every: int = 10,
-               eval_batch_size: int = EVAL_BATCH_SIZE) -> RunSpec:
+               eval_batch_size: int = EVAL_BATCH_SIZE, test_every: int = 0) -> RunSpec:
     """The one builder of run specs. `options` are the method's (a dict, `key=value` strings or a
     config object); `recipe` holds TrainConfig fields (None values mean "the suite's"). A tuning
     spec names its `grid` and `grid_index`: the point's values join the recipe and the options and
@@ -302,6 +306,7 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
     if not 1 <= eval_batch_size <= MAX_EVAL_BATCH:
         raise UserError(f"{param('eval_batch_size', eval_batch_size)}: give a number of images in "
                         f"[1, {MAX_EVAL_BATCH}]")
+    _check_test_every(test_every, method_spec, train)
     check_folder_path(default_data_dir(data_dir), "data_dir")
     check_folder_path(as_path(results_dir), "results_dir")
     spec = RunSpec(
@@ -312,9 +317,21 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
         preset=PRESETS.get(preset).name if preset else None, grid=grid, grid_index=grid_index,
         use_tuned=use_tuned and grid is None, explicit=explicit, variant=variant, force=force,
         save_adapters=save_adapters, log=_log(log), checkpoint_every=checkpoint_every,
-        eval_batch_size=eval_batch_size)
+        eval_batch_size=eval_batch_size, test_every=test_every)
     check_spec(spec)
     return spec
+
+
+def _check_test_every(test_every: int, method_spec, train: TrainConfig) -> None:
+    if not 0 <= test_every <= MAX_EPOCHS:
+        raise UserError(f"{param('test_every', test_every)}: give a number of epochs up to {MAX_EPOCHS}, or 0 for "
+                        "no test curve")
+    if test_every and train.stage != "final":
+        raise UserError(f"{param('test_every', test_every)} evaluates the test split, which a {train.stage} run must "
+                        "not see: use it on final runs only")
+    if test_every and method_spec.feature_probe:
+        raise UserError(f"{param('test_every', test_every)}: {method_spec.name} fits its head in one solve, it has "
+                        "no epochs to evaluate after")
 
 
 def resolve_protocol(spec: RunSpec, kinds: Mapping[str, str]) -> RunSpec:

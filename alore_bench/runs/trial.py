@@ -120,6 +120,26 @@ def base_record(inputs: TrialInputs, config, method_config) -> Dict[str, Any]:
     }, norm
 
 
+class TestCurve:
+    """The best-of-test diagnostic: top-1 of the model as it trains, on the final run's test split,
+    after every `every`-th epoch. Nothing selects on it: only `report --diagnostic best-of-test`
+    reads `diagnostics.test_curve` (tests/unit/reporting/test_diagnostics.py guards that)."""
+
+    def __init__(self, every: int, model, data, batcher, batch_size: int, progress: Progress, label: str):
+        self.every, self.model, self.data, self.batcher = every, model, data, batcher
+        self.batch_size, self.progress, self.label = batch_size, progress, label
+        self.points: list = []
+
+    def __call__(self, epoch: int) -> None:
+        if epoch % self.every == 0:
+            outcome = evaluate(self.model, self.data, self.batcher, self.batch_size, self.progress, self.label)
+            self.points.append({"epoch": epoch, "top1": 100.0 * outcome.top1})
+
+    def describe(self, split: str) -> dict:
+        return {"test_curve": self.points, "test_every": self.every, "split": split, "model": "as_training",
+                "note": "test-selected numbers are not valid for claims; no selection or table reads this"}
+
+
 def run_trial(inputs: TrialInputs, progress: Progress, adapter_path: Optional[Path] = None,
               checkpoint: Optional[TrainCheckpoint] = None) -> Dict[str, Any]:
     spec, task, seed = inputs.spec, inputs.task, inputs.seed
@@ -155,8 +175,14 @@ def run_trial(inputs: TrialInputs, progress: Progress, adapter_path: Optional[Pa
                 "features_from_cache": probe["features_from_cache"], "selection": probe["selection"],
                 "augment": None if spec.suite_spec.augment is None else "none (features of centre crops)"}
         else:
+            curve = TestCurve(spec.test_every, model, eval_data, batcher, spec.eval_batch_size, progress,
+                              f"{task.name} s{seed} test curve") if spec.test_every else None
             trained = train(model, train_data, batcher, config, seed, progress, f"{task.name} s{seed} train",
-                            train_mode=method.set_train_mode, checkpoint=checkpoint)
+                            train_mode=method.set_train_mode, checkpoint=checkpoint, after_epoch=curve)
+            if curve is not None:
+                # A run resumed from a mid-run checkpoint has the points from its resumed epoch on.
+                record["diagnostics"] = {**curve.describe(record["protocol"]["eval_split"]),
+                                         "resumed_from_epoch": trained.get("resumed_from_epoch")}
         inputs.clock.mark("train")
         if adapter_path is not None:  # what the method trained, before any merge, with its config
             save_adapter(model, adapter_path, method.name, method_config)

@@ -62,13 +62,13 @@ OPTIONS: Dict[str, Dict[str, str]] = {
             "--weights-dir": "folder_in", "--opt": "opt", "--preset": "name", "--executor": "choice",
             "--workers": "positive_int", "--per-device": "positive_int", "--address": "address",
             "--cpus-per-job": "positive_int", "--log": "choice", "--checkpoint-every": "count_or_zero",
-            "--eval-batch-size": "positive_int", "--epochs": "positive_int", "--batch-size": "positive_int", "--lr": "positive_float",
+            "--eval-batch-size": "positive_int", "--test-every": "count_or_zero", "--epochs": "positive_int", "--batch-size": "positive_int", "--lr": "positive_float",
             "--weight-decay": "float_or_zero", "--stage": "choice", "--protocol": "choice",
             "--normalisation": "choice"},
     "report": {"--results-dir": "folder_in", "--suite": "name", "--stage": "choice", "--format": "choice",
                "--out": "file_out", "--compare": "compare", "--plot": "file_out", "--plot-delta": "name",
                "--plot-delta-out": "file_out", "--filter": "key_value", "--name": "key_value",
-               "--latex-fit": "choice", "--latex-width": "length", "--bib": "file_in"},
+               "--latex-fit": "choice", "--latex-width": "length", "--bib": "file_in", "--diagnostic": "choice"},
     "demo": {"--data-dir": "folder_out", "--results-dir": "folder_out", "--device": "device", "--methods": "names",
              "--seeds": "seeds", "--epochs": "positive_int"},
     "doctor": {"--data-dir": "folder_in", "--results-dir": "folder_in"},
@@ -86,7 +86,8 @@ OPTIONS: Dict[str, Dict[str, str]] = {
 }
 # tune has run's options but these, and --grid.
 OPTIONS["tune"] = {**{k: v for k, v in OPTIONS["run"].items()
-                      if k not in ("--save-adapters", "--tuned", "--lr", "--weight-decay", "--stage", "--normalisation")},
+                      if k not in ("--save-adapters", "--tuned", "--lr", "--weight-decay", "--stage", "--normalisation",
+                                   "--test-every")},
                    "--grid": "grid"}
 # Values that are good for one option though bad for its kind: (command, option, value).
 GOOD: set = set()

@@ -5,23 +5,24 @@ from __future__ import annotations
 import json
 
 from alore_bench.cli import app
+from tests.support.studies import demo_study
 from tests.unit.execution.test_executors import records, runner, write_study
 
 
 def test_worker_processes_write_the_records_of_the_local_executor(env_data, tmp_path):
     """(The Ray executor gets the same check on the whole demo study in CI: .ci/check_study.)"""
-    study = write_study(tmp_path)
+    study = write_study(tmp_path, demo_study("workers", lora=False))  # ALoRE's variant: 4 jobs (CI time)
     local = runner.invoke(app, ["study", "run", str(study), "--results-dir", str(tmp_path / "local"), "--device", "cpu"])
     assert local.exit_code == 0, local.output
     workers = runner.invoke(app, ["study", "run", str(study), "--results-dir", str(tmp_path / "workers"),
                                   "--device", "cpu", "--workers", "2"])
     assert workers.exit_code == 0, workers.output
     expected = records(tmp_path / "local")
-    assert len(expected) == 7 and all(status == "ok" for _h, _t, status in expected.values())
+    assert len(expected) == 4 and all(status == "ok" for _h, _t, status in expected.values())
     assert records(tmp_path / "workers") == expected  # same files, same configuration hashes, same top-1
     again = runner.invoke(app, ["study", "run", str(study), "--results-dir", str(tmp_path / "workers"),
                                 "--device", "cpu", "--workers", "2"])
-    assert again.exit_code == 0 and "0 run, 7 skipped, 0 failed" in again.output
+    assert again.exit_code == 0 and "0 run, 4 skipped, 0 failed" in again.output
 
 
 def test_run_and_tune_take_the_same_executor_options(env_data, tmp_path):
