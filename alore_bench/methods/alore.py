@@ -132,10 +132,11 @@ class ALoReLinear(nn.Module):
             return RecomputedSite.apply(x, dropped, self, *params)
         return self.plain_forward(x, dropped)
 
-    def plain_forward(self, x: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
+    def plain_forward(self, x: torch.Tensor, dropped: torch.Tensor,
+                      rules: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self.parallel:
-            return self.base(x) + self.scale * self.delta(dropped)
-        return self.base(x + self.scale * self.delta(dropped))
+            return self.base(x) + self.scale * self.delta(dropped, rules)
+        return self.base(x + self.scale * self.delta(dropped, rules))
 
     def base_is_trained(self) -> bool:
         return any(p.requires_grad for p in self.base.parameters())
@@ -172,7 +173,7 @@ class RecomputedSite(torch.autograd.Function):
         # The rules as given: a parameter, a buffer, or a tensor computed from parameters (KAdaptation's
         # rank-1 rules); the backward differentiates through this tensor, autograd takes it from there.
         ctx.save_for_backward(dropped, rules)
-        return site.plain_forward(x, dropped)
+        return site.plain_forward(x, dropped, rules)  # the rules as given: computed rules are formed once
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
