@@ -51,6 +51,11 @@ def render_fields(template: str, style: Callable[[str, Any], str]) -> str:
     return _FIELD.sub(lambda m: style(m.group(1), _decode(m.group(2))), template)
 
 
+def say_plain(line: str) -> None:
+    """The Python API's default `say`: the line printed, its fields named as keywords."""
+    print(render_fields(line, python_style))
+
+
 def has_value(value: Any) -> bool:
     """Whether a decoded field came with a value (for styles other than python_style)."""
     return value is not _UNSET

@@ -133,7 +133,11 @@ def backbones_table(match: str = "*") -> TextTable:
         norm = "0.5 / 0.5" if tuple(spec.mean) == (0.5, 0.5, 0.5) else "ImageNet mean / std"
         file = spec.weight_file if spec.resolver is None else "(in the package)"
         table.rows.append([name, f"{backbone_size(name) / 1e6:.1f}M", f"{spec.input_size} px {spec.interpolation}",
-                           norm, file, spec.weight_tag, spec.summary])
+                           norm, file, spec.weight_tag, spec.summary
+                           + (f" (--weights {spec.release}, the default)" if spec.releases else "")])
+        for release in spec.releases:  # the same architecture's other published files
+            table.rows.append([f"{name} --weights {release.name}", "", "", "", release.file, release.tag,
+                               release.summary])
     return table
 
 
@@ -141,10 +145,11 @@ def presets_table(match: str = "*") -> TextTable:
     from .presets import PRESETS
 
     table = TextTable("presets (run --preset NAME): published per-task settings",
-                      [(c, "left") for c in ("preset", "method", "suite", "per task", "source")])
+                      [(c, "left") for c in ("preset", "method", "suite", "per task", "published with", "source")])
     for name in PRESETS.names(match):
         preset = PRESETS.get(name)
         keys = sorted({k for options in preset.tasks.values() for k in options if k != "recipe"})
         keys += [f"recipe.{k}" for k in sorted(preset.recipe_keys())]
-        table.rows.append([name, preset.method, preset.suite, ", ".join(keys), preset.source])
+        published = ", ".join(param(k, v) for k, v in preset.published.items()) or "—"
+        table.rows.append([name, preset.method, preset.suite, ", ".join(keys), published, preset.source])
     return table

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
-from ..errors import UserError
-from ..errors import param
+from ..errors import UserError, param, say_plain
 from ..paths import PathLike, as_path, default_data_dir
 
 Say = Callable[[str], None]
@@ -15,7 +14,7 @@ Say = Callable[[str], None]
 def prepare(suite: str, tasks: Union[None, str, Sequence[str]] = None, data_dir: Optional[PathLike] = None,
             source: Optional[str] = None, source_path: Optional[PathLike] = None, force: bool = False,
             allow_mismatch: bool = False, tfds_dir: Optional[PathLike] = None, manual_dir: Optional[PathLike] = None,
-            progress=None, say: Say = print):
+            progress=None, say: Say = say_plain):
     """Build a suite's verified data cache (`alore-bench prepare`); returns the summary
     (prepared, skipped, unavailable with reasons) with `root`, the suite's folder."""
     from ..data.prepare import PrepareOptions, prepare_suite
@@ -94,7 +93,7 @@ def run(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Union[None,
         log: Sequence[str] = (), checkpoint_every: int = 10, eval_batch_size: int = 256, test_every: int = 0,
         executor: Optional[str] = None,
         workers: Optional[int] = None, per_device: Optional[int] = None, address: Optional[str] = None,
-        cpus_per_job: Optional[int] = None, progress_factory=None, say: Say = print, **recipe: Any) -> RunResult:
+        cpus_per_job: Optional[int] = None, progress_factory=None, say: Say = say_plain, **recipe: Any) -> RunResult:
     """Train and evaluate one method on a suite (`alore-bench run`): one record per task and seed.
     A final run uses the hyper-parameters `tune` selected for this configuration when its records
     are in the results dir (`use_tuned`)."""
@@ -121,7 +120,7 @@ def tune(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Union[None
          eval_batch_size: int = 256,
          executor: Optional[str] = None, workers: Optional[int] = None, per_device: Optional[int] = None,
          address: Optional[str] = None, cpus_per_job: Optional[int] = None, progress_factory=None,
-         say: Say = print, **recipe: Any) -> TuneResult:
+         say: Say = say_plain, **recipe: Any) -> TuneResult:
     """Run a hyper-parameter grid on the suite's tuning stage (VTAB-1k: train800 -> val200, never
     test), one record per point, task and seed, resumable; returns the point each task selects,
     read from the records. `grid`: {key: [values]} or `key=v1,v2` strings; default the suite's."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..errors import UserError
-from ..errors import param
+from ..errors import UserError, param, say_plain
 from ..paths import PathLike, as_path
 from .running import ExecutorChoice, Say
 
@@ -78,7 +77,7 @@ def study_run(file: PathLike, data_dir: Optional[PathLike] = None, results_dir: 
               device: str = "auto", force: bool = False, executor: Optional[str] = None,
               workers: Optional[int] = None, per_device: Optional[int] = None, address: Optional[str] = None,
               cpus_per_job: Optional[int] = None, log: Sequence[str] = (), progress_factory=None,
-              say: Say = print) -> StudyResult:
+              say: Say = say_plain) -> StudyResult:
     """Tune every variant on the tuning stage, select per task, run the final seeds
     (`alore-bench study run`). Idempotent: run it again after an interruption and it does only
     what is missing. Executor arguments given here override the study file's [executor]."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from ..errors import FieldStyle, UserError, param, python_style
+from ..errors import FieldStyle, UserError, param, python_style, say_plain
 from ..paths import PathLike, as_path, default_data_dir
 from .running import RunResult, Say, run
 
@@ -153,7 +153,7 @@ class DemoResult:
 
 def demo(data_dir: Optional[PathLike] = None, results_dir: PathLike = "results", device: str = "auto",
          methods: Union[str, Sequence[str]] = DEMO_METHODS, seeds: Any = (42,), epochs: Optional[int] = None,
-         progress_factory=None, say: Say = print, done: Optional[Any] = None) -> DemoResult:
+         progress_factory=None, say: Say = say_plain, done: Optional[Any] = None) -> DemoResult:
     """Offline in minutes: prepare the demo suite, run each method on demo_vit, tabulate.
     `done(result)` hears each method's result as it finishes."""
     from ..api.running import build_spec

@@ -30,9 +30,25 @@ class WeightSource:
     kind: str  # "npz", "safetensors", "timm-hub", "package"
     location: str  # a file path or a timm tag
     sha256: Optional[str] = None
+    # The published release the file is (`original`, `augreg`, ...), known by its file name or tag.
+    release: Optional[str] = None
 
     def describe(self) -> Dict[str, Any]:
-        return {"kind": self.kind, "location": self.location, "sha256": self.sha256}
+        described = {"kind": self.kind, "location": self.location, "sha256": self.sha256}
+        if self.release:  # absent for backbones without named releases (their records are unchanged)
+            described["release"] = self.release
+        return described
+
+
+@dataclass(frozen=True)
+class WeightRelease:
+    """One published weights file of a backbone's architecture, chosen with `--weights NAME`."""
+
+    name: str
+    file: str  # its published file name, looked for in the weights folder
+    url: str = ""
+    tag: str = ""  # timm's equivalent hub tag ("" when timm has none)
+    summary: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,21 @@ class BackboneSpec:
     # The name tables print (reports: `--name` overrides it).
     display: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The default weights' release name (recorded; "" for backbones with one file), and other
+    # published releases of the same architecture (`--weights NAME`).
+    release: str = ""
+    releases: Tuple[WeightRelease, ...] = ()
+
+    @property
+    def default_release(self) -> WeightRelease:
+        return WeightRelease(self.release, self.weight_file, self.weight_url, self.weight_tag, self.summary)
+
+    def all_releases(self) -> Tuple[WeightRelease, ...]:
+        """The default release first, then the others (none for backbones without names)."""
+        return ((self.default_release,) if self.release else ()) + tuple(self.releases)
+
+    def named_release(self, name: Optional[str]) -> Optional[WeightRelease]:
+        return next((r for r in self.all_releases() if name and r.name == name), None)
 
     @property
     def display_name(self) -> str:
@@ -86,6 +117,9 @@ class BackboneSpec:
 
         if weights == "timm":
             return self.hub_source()
+        release = self.named_release(weights)
+        if release is not None:  # a release by name: its published file in the weights folder
+            return self._release_source(release, weights_folder(data_dir))
         if weights:
             path = Path(weights).expanduser()
             if path.is_dir() and self.weight_file:
@@ -95,25 +129,34 @@ class BackboneSpec:
                 if Path(weights).expanduser().is_dir():  # a folder (--weights DIR or --weights-dir) without the file
                     raise UserError(f"{weights}: no {self.weight_file or 'weights file'} in this folder (from {param('weights')} "
                                     f"or {param('weights_dir')}); download it{self._from_url()} there")
+                if self.all_releases() and Path(weights).name == weights and not Path(weights).suffix:
+                    names = ", ".join(r.name for r in self.all_releases())
+                    raise UserError(f"{param('weights', weights)}: backbone {self.name} has no release {weights} "
+                                    f"(its releases: {names}) and no such file exists; name a release or give a path")
                 raise UserError(f"{param('weights', weights)}: no such file{expected}; give the path to the file"
                                 f"{', or ' + param('weights', 'timm') + ' for timm tag ' + self.weight_tag if self.weight_tag else ''}")
             return self._file_source(path)
-        folder = weights_folder(data_dir)
-        if self.weight_file and (folder / self.weight_file).is_file():
-            return self._file_source(folder / self.weight_file)
-        if self.weight_tag:
+        return self._release_source(self.default_release, weights_folder(data_dir))
+
+    def _release_source(self, release: WeightRelease, folder: Path) -> WeightSource:
+        """A release's file from the weights folder, else its timm tag from the hub's cache, else one line."""
+        if release.file and (folder / release.file).is_file():
+            return self._file_source(folder / release.file)
+        if release.tag:
             from .checkpoints import cached_hub_file
 
-            cached = cached_hub_file(self.weight_tag)
+            cached = cached_hub_file(release.tag)
             if cached is not None:
-                return WeightSource("timm-hub", self.weight_tag, file_sha256(cached))
-        if not self.weight_file:
+                return WeightSource("timm-hub", release.tag, file_sha256(cached), release.name or None)
+        named = f" release {release.name}" if release.name and release.name != self.release else ""
+        if not release.file:
             raise UserError(f"backbone {self.name}: no published weights file; pass {param('weights', 'PATH')}"
-                            f"{' or ' + param('weights', 'timm') + ' (tag ' + self.weight_tag + ')' if self.weight_tag else ''}")
-        raise UserError(f"backbone {self.name}: pretrained weights {self.weight_file} not found in {folder}; "
-                        f"download it{self._from_url()} into that folder ({param('weights_dir')} or ${WEIGHTS_ENV} "
-                        f"choose the folder), or pass {param('weights', 'PATH')}"
-                        f"{', or ' + param('weights', 'timm') + ' for tag ' + self.weight_tag if self.weight_tag else ''}")
+                            f"{' or ' + param('weights', 'timm') + ' (tag ' + release.tag + ')' if release.tag else ''}")
+        url = f" from {release.url}" if release.url else ""
+        hub = f", or {param('weights', 'timm')} for tag {release.tag}" if release.tag and not named else ""
+        raise UserError(f"backbone {self.name}{named}: pretrained weights {release.file} not found in {folder}; "
+                        f"download it{url} into that folder ({param('weights_dir')} or ${WEIGHTS_ENV} "
+                        f"choose the folder), or pass {param('weights', 'PATH')}{hub}")
 
     def _from_url(self) -> str:
         return f" from {self.weight_url}" if self.weight_url else ""
@@ -122,7 +165,9 @@ class BackboneSpec:
         from .checkpoints import check_container, checkpoint_kind
 
         check_container(path)
-        return WeightSource(checkpoint_kind(path), str(path.resolve()), file_sha256(path))
+        # A published file keeps its name: the release it is, by that name (the checksum is its identity).
+        release = next((r.name for r in self.all_releases() if r.file == path.name), None)
+        return WeightSource(checkpoint_kind(path), str(path.resolve()), file_sha256(path), release)
 
     def hub_source(self, tag: Optional[str] = None) -> WeightSource:
         """timm's hub weights: from the local cache, or the hub when it answers (fails in seconds otherwise)."""
@@ -133,13 +178,14 @@ class BackboneSpec:
             raise UserError(f"{param('weights', 'timm')}: backbone {self.name} has no timm equivalent; pass "
                             f"{param('weights', 'PATH')}"
                             f"{' to ' + self.weight_file if self.weight_file else ''}")
+        release = next((r.name for r in self.all_releases() if r.tag == tag), None)
         cached = cached_hub_file(tag)
         if cached is not None:
-            return WeightSource("timm-hub", tag, file_sha256(cached))
+            return WeightSource("timm-hub", tag, file_sha256(cached), release)
         if not hub_reachable():
             raise UserError(f"{param('weights', 'timm')}: the Hugging Face hub is not reachable from here and timm tag "
                             f"{tag} is not in its cache; pass {param('weights', 'PATH')}{' to ' + self.weight_file if self.weight_file else ''}")
-        return WeightSource("timm-hub", tag)
+        return WeightSource("timm-hub", tag, release=release)
 
     def load_weights(self, model: nn.Module, source: WeightSource) -> None:
         """Load resolved weights into a built model; the classifier head stays as built."""

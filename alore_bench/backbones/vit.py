@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from ..errors import UserError, param
-from .base import (BACKBONES, IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, BackboneSpec, WeightSource,
-                   file_sha256, load_state_dict_checked)
+from .base import (BACKBONES, IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, BackboneSpec, WeightRelease,
+                   WeightSource, file_sha256, load_state_dict_checked)
 
 if TYPE_CHECKING:
     from torch import nn
 
 GOOGLE_IN21K = "https://storage.googleapis.com/vit_models/imagenet21k/"
+# "How to train your ViT?" (Steiner et al. 2022): the same architectures retrained on ImageNet-21k
+# with AugReg. SSF's `vit_base_patch16_224_in21k` is this file, not the original release
+# (dongzelian/SSF models/vision_transformer.py, default_cfgs, lines 121-123), at 0.5/0.5 and bicubic.
+GOOGLE_AUGREG = "https://storage.googleapis.com/vit_models/augreg/"
 DEMO_WEIGHTS = Path(__file__).with_name("weights") / "demo_vit.safetensors"
 # demo_vit: 32 x 32 inputs, 4 x 4 patches (64 tokens), width 64, 4 blocks. Small enough to train
 # the whole demo on two CPU cores in minutes, wide enough for 4 ALoRE experts.
@@ -40,12 +44,17 @@ def drop_mae_pretraining_parts(state: dict) -> dict:
     return {k: v for k, v in state.items() if not k.startswith(("norm.", "decoder", "mask_token"))}
 
 
-def google_vit(name: str, display: str, arch: str, file: str, tag: str) -> BackboneSpec:
+def google_vit(name: str, display: str, arch: str, file: str, tag: str, augreg: str = "") -> BackboneSpec:
+    """A Google ViT: the original ImageNet-21k release by default (`--weights original`), and the
+    AugReg ImageNet-21k release of the same architecture (`--weights augreg`) where there is one."""
+    releases = (WeightRelease("augreg", augreg, GOOGLE_AUGREG + augreg, arch + ".augreg_in21k",
+                              f"{display}, ImageNet-21k with AugReg (Steiner et al. 2022)"),) if augreg else ()
     return BackboneSpec(
         name=name, display=display, family="vit", input_size=224,
         summary=f"{display}, ImageNet-21k (Google's original release)",
         mean=INCEPTION_MEAN, std=INCEPTION_STD, interpolation="bicubic",
-        build=partial(build_timm, arch), weight_file=file, weight_url=GOOGLE_IN21K + file, weight_tag=tag)
+        build=partial(build_timm, arch), weight_file=file, weight_url=GOOGLE_IN21K + file, weight_tag=tag,
+        release="original" if augreg else "", releases=releases)
 
 
 def resolve_demo_vit(weights: Optional[str], data_dir: Path) -> WeightSource:
@@ -74,9 +83,11 @@ def load_demo_vit(model: nn.Module, source: WeightSource) -> None:
 
 
 VIT_B16_TAG = "vit_base_patch16_224.orig_in21k"
-BACKBONES.register("vit_b16", google_vit("vit_b16", "ViT-B/16", "vit_base_patch16_224", "ViT-B_16.npz", VIT_B16_TAG))
+BACKBONES.register("vit_b16", google_vit("vit_b16", "ViT-B/16", "vit_base_patch16_224", "ViT-B_16.npz", VIT_B16_TAG,
+                                         augreg="B_16-i21k-300ep-lr_0.001-aug_medium1-wd_0.1-do_0.0-sd_0.0.npz"))
 BACKBONES.register("vit_l16", google_vit("vit_l16", "ViT-L/16", "vit_large_patch16_224", "ViT-L_16.npz",
-                                         "vit_large_patch16_224.orig_in21k"))
+                                         "vit_large_patch16_224.orig_in21k",
+                                         augreg="L_16-i21k-300ep-lr_0.001-aug_medium1-wd_0.1-do_0.1-sd_0.1.npz"))
 BACKBONES.register("vit_h14", google_vit("vit_h14", "ViT-H/14", "vit_huge_patch14_224", "ViT-H_14.npz",
                                          "vit_huge_patch14_224.orig_in21k"))
 BACKBONES.register("vit_b16_mocov3", BackboneSpec(

@@ -60,7 +60,8 @@ DataDir = Annotated[Optional[Path], typer.Option(
 ResultsDir = Annotated[Path, typer.Option("--results-dir", help="the folder of result records (read and written)")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")]
 Weights = Annotated[Optional[str], typer.Option("--weights", help=(
-    "pretrained weights file (or a folder holding the published file), or `timm` for the equivalent timm hub tag"))]
+    "pretrained weights file (or a folder holding the published file), a release by name (vit_b16: `original`, "
+    "`augreg`; see `list backbones`), or `timm` for the equivalent timm hub tag"))]
 WeightsDir = Annotated[Optional[Path], typer.Option("--weights-dir", help=(
     "folder of the published weight files, found by name (default $ALORE_BENCH_WEIGHTS or <data dir>/weights)"))]
 

@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..runs.outcome import Summary
 from ..runs.preflight import Checked, clean_leftovers, preflight, source_kinds
-from ..runs.spec import Job, RunSpec, resolve_protocol
+from ..runs.spec import Job, RunSpec, preset_difference_lines, resolve_protocol
 from .executors import Executor, LocalExecutor
 
 Say = Callable[[str], None]
@@ -28,6 +28,8 @@ def check_specs(specs: Sequence[RunSpec], say: Say) -> List[RunSpec]:
     the specs as they run (protocol `auto` resolved)."""
     for line in clean_leftovers(list(specs)):
         say(line)
+    for line in dict.fromkeys(line for spec in specs for line in preset_difference_lines(spec)):
+        say(line)  # once per command, however many grid points or variants share it
     seen: Dict[Tuple, Checked] = {}
     resolved = []
     for spec in specs:

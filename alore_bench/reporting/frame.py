@@ -20,7 +20,9 @@ SETTINGS = ["stage", "lr", "weight_decay", "epochs", "batch_size", "hparams", "p
             "data_source", "data", "precision", "weights", "preset", "variant"]
 BASE_COLUMNS = ["suite", "task", "group", "backbone", "method", "config", "seed", "status", "top1",
                 "trainable_without_head", "trainable", "method_config", "error", "path", "train_seconds", "steps",
-                "peak_bytes", "memory_kind", "inference_total", "backbone_total", "head", "point"]
+                "peak_bytes", "memory_kind", "inference_total", "backbone_total", "head", "point",
+                # What a published row's delta must share with ours (reference.comparability).
+                "release", "mean_std", "selection"]
 
 
 def _precision(device: Any) -> Any:
@@ -34,6 +36,31 @@ def _weights(protocol: Mapping[str, Any]) -> Any:
         return None
     location = weights.get("location")
     return Path(location).name if location else weights.get("kind")
+
+
+def _release(backbone: Any, protocol: Mapping[str, Any]) -> Any:
+    """The weight release a record trained from: recorded, or (records from before releases were
+    recorded) known by the published file's name."""
+    weights = protocol.get("weights") or {}
+    if weights.get("release"):
+        return weights["release"]
+    location = weights.get("location")
+    if not location or not isinstance(backbone, str):
+        return None
+    from ..backbones import BACKBONES
+
+    spec = BACKBONES.get(backbone) if backbone in BACKBONES else None
+    name = Path(location).name
+    return next((r.name for r in spec.all_releases() if name in (r.file, r.tag)), None) if spec else None
+
+
+def _mean_std(protocol: Mapping[str, Any]) -> Any:
+    """The normalisation by its values: imagenet, half (0.5 / 0.5), other; None when unrecorded."""
+    norm = protocol.get("normalisation")
+    if not isinstance(norm, Mapping) or "mean" not in norm:
+        return None
+    mean = [round(float(v), 3) for v in norm["mean"]]
+    return {(0.485, 0.456, 0.406): "imagenet", (0.5, 0.5, 0.5): "half"}.get(tuple(mean), "other")
 
 
 def record_row(r: Mapping[str, Any]) -> Dict[str, Any]:
@@ -71,6 +98,9 @@ def record_row(r: Mapping[str, Any]) -> Dict[str, Any]:
         "weights": _weights(protocol),
         "preset": (config.get("preset") or {}).get("name"),
         "variant": r.get("variant"),
+        "release": _release(r.get("backbone"), protocol), "mean_std": _mean_std(protocol),
+        # alore-bench has always evaluated the last epoch (records before the field was written too).
+        "selection": protocol.get("selection") or "last_epoch",
     }
     for key, value in (config.get("method") or {}).items():
         row[f"opt.{key}"] = json.dumps(value) if isinstance(value, (dict, list)) else value

@@ -39,24 +39,50 @@ def load_reference(suite: Suite) -> List[Dict[str, Any]]:
                     "protocol": entry["protocol"], "cells": cells, "ref_id": f"R{i + 1}",
                     "protocol_preset": text("protocol_preset"), "config": json.loads(text("config") or "{}"),
                     "preset": text("preset"), "cite": text("cite"),
+                    # What the row was trained with beyond its options: a delta needs all of them shared.
+                    "normalisation": text("normalisation"), "weights": text("weights"), "selection": text("selection"),
+                    "selection_source": text("selection_source"),
                     # The budget the official code trains where the published count uses another convention.
                     "code_params_m": float(entry["code_params_m"]) if text("code_params_m") else float(entry["params_m"])})
     return out
 
 
+def _row_mean_std(row: Row) -> Optional[str]:
+    """The row's normalisation by its values; for records that did not keep them, the protocol's."""
+    if row.mean_std is not None:
+        return row.mean_std
+    from ..protocols import PROTOCOLS
+
+    if row.protocol and row.protocol in PROTOCOLS.names() and PROTOCOLS.get(row.protocol).normalisation == "imagenet":
+        return "imagenet"
+    return None
+
+
 def comparability(row: Row, ref: Mapping[str, Any]) -> str:
     """Why `row` is not the configuration `ref` was trained with ('' when it is): its options, its
-    per-task preset and its budget (to 0.01M) must match the reference's."""
+    per-task preset, its budget (to 0.01M), and the protocol, normalisation, weight release and
+    model selection the published row names must all match; every difference is given."""
+    reasons = []
     wrong = [f"{k}={row.method_config.get(k)!r} (published: {v!r})" for k, v in ref["config"].items()
              if row.method_config.get(k) != v]
     if wrong:
-        return "options " + ", ".join(wrong)
+        reasons.append("options " + ", ".join(wrong))
     if (ref.get("preset") or None) != (row.preset or None):
-        return f"preset {row.preset or 'none'} (published row: {ref.get('preset') or 'none'})"
+        reasons.append(f"preset {row.preset or 'none'} (published row: {ref.get('preset') or 'none'})")
     if row.params_m is None or round(row.params_m, 2) != round(ref["code_params_m"], 2):
-        return f"budget {row.params_m if row.params_m is None else round(row.params_m, 3)}M " \
-               f"(published row: {ref['code_params_m']}M)"
-    return ""
+        reasons.append(f"budget {row.params_m if row.params_m is None else round(row.params_m, 3)}M "
+                       f"(published row: {ref['code_params_m']}M)")
+    for what, ours, theirs in (("protocol", row.protocol, ref.get("protocol_preset")),
+                               ("normalisation", _row_mean_std(row), ref.get("normalisation")),
+                               ("weights", row.release, ref.get("weights")),
+                               ("selection", row.selection, ref.get("selection"))):
+        if theirs and ours != theirs:
+            reasons.append(f"{what} {_words(ours)} (published row: {_words(theirs)})")
+    return "; ".join(reasons)
+
+
+def _words(value: Optional[str]) -> str:
+    return "unrecorded" if value is None else value.replace("_", " ")
 
 
 def reference_deltas(table: SuiteTable) -> Dict[Tuple[str, str, str], Tuple[Optional[float], str]]:

@@ -162,8 +162,10 @@ def footnotes(table: SuiteTable) -> List[str]:
             if delta is None and why:
                 notes.append(f"n/c {'/'.join(key[:2])}@{key[2]}: not comparable with its reference row: {why}")
         for ref in table.reference:
+            trained = "".join(f"; {what}: {ref[what].replace('_', ' ')}" for what in ("weights", "selection")
+                              if ref.get(what))
             notes.append(f"[ref] {ref['ref_id']} {ref['label']}: {ref['source']} ({ref['table']}); "
-                         f"protocol: {ref['protocol']}")
+                         f"protocol: {ref['protocol']}{trained}")
     return notes
 
 

@@ -44,6 +44,10 @@ class Row:
     params_per_task: Dict[str, Tuple[Optional[float], Optional[float]]] = field(default_factory=dict)
     data_per_task: Dict[str, str] = field(default_factory=dict)  # task -> prepared data's key
     points: Dict[str, str] = field(default_factory=dict)  # tuned rows: task -> the selected grid point
+    # What a published row's delta must share (None: unrecorded; "mixed": differs between records).
+    release: Optional[str] = None
+    mean_std: Optional[str] = None
+    selection: Optional[str] = None
 
     @property
     def label(self) -> str:
@@ -202,8 +206,13 @@ def build_row(key: Tuple[str, str, str], records: pd.DataFrame, suite: Suite) ->
     def millions(value: Any) -> Optional[float]:
         return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value) / 1e6
 
+    def one(column: str) -> Optional[str]:
+        values = set(records[column].dropna()) if column in records.columns else set()
+        return None if not values else values.pop() if len(values) == 1 else "mixed"
+
     first = records.iloc[0]
     return Row(key, cells, mean_m("trainable_without_head"), seeds, missing,
+               release=one("release"), mean_std=one("mean_std"), selection=one("selection"),
                params_with_head_m=mean_m("trainable"), protocol=first.get("protocol"),
                method_config=json.loads(first.get("method_config") or "{}"), preset=first.get("preset"),
                settings=row_settings(records), data_per_task=data_per_task(records),

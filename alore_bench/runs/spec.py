@@ -66,6 +66,8 @@ class RunSpec:
     test_every: int = 0
     # How `train.protocol` was chosen when the recipe said `auto` ("auto -> noah"); None otherwise.
     protocol_choice: Optional[str] = None
+    # Where the caller's settings differ from the preset's published ones: (setting, published, used).
+    preset_differences: Tuple[Tuple[str, str, Optional[str]], ...] = ()
 
     # The registry entries the names stand for (looked up once per spec).
     @cached_property
@@ -122,7 +124,8 @@ class RunSpec:
                 "variant": self.variant, "force": self.force, "save_adapters": self.save_adapters,
                 "log": list(self.log), "checkpoint_every": self.checkpoint_every,
                 "eval_batch_size": self.eval_batch_size, "test_every": self.test_every,
-                "protocol_choice": self.protocol_choice}
+                "protocol_choice": self.protocol_choice,
+                "preset_differences": [list(d) for d in self.preset_differences]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunSpec":
@@ -135,7 +138,8 @@ class RunSpec:
                       "train": config_from_dict(TrainConfig, data["train"], "spec train"),
                       "data_dir": Path(data["data_dir"]), "results_dir": Path(data["results_dir"]),
                       "grid": Grid(tuple((k, tuple(v)) for k, v in grid.items())) if grid is not None else None,
-                      "explicit": frozenset(data["explicit"]), "log": tuple(data["log"])})
+                      "explicit": frozenset(data["explicit"]), "log": tuple(data["log"]),
+                      "preset_differences": tuple(tuple(d) for d in data.get("preset_differences", ()))})
 
 
 @dataclass(frozen=True)
@@ -228,14 +232,16 @@ def _option_names(options: Any) -> List[str]:
     return [str(item).partition("=")[0].strip() for item in options]
 
 
-def _weights(weights: Optional[str], weights_dir: Optional[PathLike]) -> Optional[str]:
-    """`weights` wins; `weights_dir` is a folder in which the backbone's published file is found by name."""
-    if weights is not None or weights_dir is None:
+def _weights(weights: Optional[str], weights_dir: Optional[PathLike], backbone) -> Optional[str]:
+    """`weights` wins; `weights_dir` is a folder in which the backbone's published file (or the
+    file of the release `weights` names) is found by name."""
+    release = backbone.named_release(weights)
+    if (weights is not None and release is None) or weights_dir is None:
         return None if weights is None else str(weights)
     folder = as_path(weights_dir)
     if not folder.is_dir():
         raise UserError(f"{param('weights_dir', folder)}: no such folder")
-    return str(folder.resolve())
+    return str(folder.resolve() / release.file) if release is not None else str(folder.resolve())
 
 
 def _log(log: Union[None, str, Iterable[str]]) -> Tuple[str, ...]:
@@ -265,13 +271,17 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
     from ..data.suites import SUITES
     from ..devices import device_name
     from ..methods import METHODS
-    from ..presets import PRESETS
+    from ..presets import PRESETS, published_choice
 
     method_spec, suite_spec = METHODS.get(method), SUITES.get(suite)
     from ..backbones import BACKBONES
 
     backbone_name = BACKBONES.canonical(backbone)
     given = {k: v for k, v in dict(recipe or {}).items() if v is not None}
+    # The preset's published protocol, normalisation and weights, where the caller gave none.
+    published = published_choice(PRESETS.get(preset) if preset else None, BACKBONES.get(backbone_name), given, weights)
+    suite_recipe = {**suite_spec.recipe_for(method_spec.name), **published.recipe}
+    weights = weights if weights is not None else published.weights
     point_train, point_method = {}, {}
     if grid is not None:
         if grid_index is None or not 0 <= grid_index < len(grid.points()):
@@ -285,15 +295,15 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
                             "give it in one place")
         given = {**given, **point_train, "stage": "tune"}
     if grid is None:
-        train = make_train_config(suite_spec.recipe_for(method_spec.name), given)
+        train = make_train_config(suite_recipe, given)
         method_config = _method_config(method_spec, options, point_method)
     else:
         # The fixed values first, so that a mistake in them is not blamed on the grid point.
-        make_train_config(suite_spec.recipe_for(method_spec.name), {k: v for k, v in given.items()
+        make_train_config(suite_recipe, {k: v for k, v in given.items()
                                                                       if k not in point_train})
         _method_config(method_spec, options, {})
         try:
-            train = make_train_config(suite_spec.recipe_for(method_spec.name), given)
+            train = make_train_config(suite_recipe, given)
             method_config = _method_config(method_spec, options, point_method)
         except UserError as error:
             point = ", ".join(f"{k}={v}" for k, v in grid.points()[grid_index].items())
@@ -313,11 +323,12 @@ def build_spec(method: str, backbone: str, suite: str = "vtab1k", *, tasks: Unio
         method=method_spec.name, backbone=backbone_name, suite=suite_spec.name,
         tasks=tuple(t.name for t in suite_spec.select(parse_names(tasks, "tasks"))), seeds=parse_seeds(seeds),
         method_config=method_config, train=train, data_dir=default_data_dir(data_dir),
-        results_dir=as_path(results_dir), device=device_name(device), weights=_weights(weights, weights_dir),
+        results_dir=as_path(results_dir), device=device_name(device),
+        weights=_weights(weights, weights_dir, BACKBONES.get(backbone_name)),
         preset=PRESETS.get(preset).name if preset else None, grid=grid, grid_index=grid_index,
         use_tuned=use_tuned and grid is None, explicit=explicit, variant=variant, force=force,
         save_adapters=save_adapters, log=_log(log), checkpoint_every=checkpoint_every,
-        eval_batch_size=eval_batch_size, test_every=test_every)
+        eval_batch_size=eval_batch_size, test_every=test_every, preset_differences=published.differences)
     check_spec(spec)
     return spec
 
@@ -332,6 +343,13 @@ def _check_test_every(test_every: int, method_spec, train: TrainConfig) -> None:
     if test_every and method_spec.feature_probe:
         raise UserError(f"{param('test_every', test_every)}: {method_spec.name} fits its head in one solve, it has "
                         "no epochs to evaluate after")
+
+
+def preset_difference_lines(spec: RunSpec) -> Tuple[str, ...]:
+    """One line per setting in which the run differs from what its preset was published with."""
+    from ..presets import PublishedChoice
+
+    return PublishedChoice({}, None, spec.preset_differences).lines(spec.preset, spec.backbone) if spec.preset else ()
 
 
 def resolve_protocol(spec: RunSpec, kinds: Mapping[str, str]) -> RunSpec:

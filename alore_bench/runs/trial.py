@@ -90,6 +90,19 @@ def probe_task(inputs: TrialInputs, model, method_config: Any, config, batcher: 
                      f"{task.name} s{inputs.seed}")
 
 
+def preset_of(spec) -> Optional[Dict[str, Any]]:
+    """The preset as recorded: name, source, hash, what it was published with, and where this run
+    differs from that (absent when it does not)."""
+    if spec.preset_spec is None:
+        return None
+    described = spec.preset_spec.describe()
+    if spec.preset_differences:
+        # run None: the backbone has no such release, so its default weights were used.
+        described["differences"] = {key: {"published": published, "run": used if used is not None else "default"}
+                                    for key, published, used in spec.preset_differences}
+    return described
+
+
 def base_record(inputs: TrialInputs, config, method_config) -> Dict[str, Any]:
     """The record before the trial: what runs, on what, under which protocol."""
     spec, task, backbone = inputs.spec, inputs.task, inputs.spec.backbone_spec
@@ -104,7 +117,7 @@ def base_record(inputs: TrialInputs, config, method_config) -> Dict[str, Any]:
         "method": spec.method, "variant": spec.variant, "seed": inputs.seed, "config_hash": inputs.config_hash,
         "config": {"method": config_to_dict(spec.method_config), "train": config_to_dict(config),
                    "method_for_task": config_to_dict(method_config),
-                   "preset": spec.preset_spec.describe() if spec.preset_spec else None,
+                   "preset": preset_of(spec),
                    "hparams": dict(inputs.hparams.describe)},
         "protocol": {
             "train_split": train_split, "eval_split": eval_split, "selection": "last_epoch",

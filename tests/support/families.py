@@ -121,9 +121,10 @@ def write_mixer(model, path: Path, classes: int = 21843) -> None:
     torch.save(state, path)
 
 
-def write_google_vit_npz(model, path, num_classes=21843, seed=0):
+def write_google_vit_npz(model, path, num_classes=21843, seed=0, pre_logits=True):
     """Write `model` in the layout of Google's original ViT-B_16.npz (ImageNet-21k release),
-    including its pre_logits and 21,843-way head, as a fixture checkpoint."""
+    including its pre_logits and 21,843-way head, as a fixture checkpoint. `pre_logits=False`: the
+    AugReg in21k layout (B_16-i21k-300ep-...npz), which has no representation layer."""
     rng = np.random.default_rng(seed)
     sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     d = sd["cls_token"].shape[-1]
@@ -140,6 +141,8 @@ def write_google_vit_npz(model, path, num_classes=21843, seed=0):
         "head/kernel": rng.normal(size=(d, num_classes)).astype(np.float32),
         "head/bias": np.zeros(num_classes, np.float32),
     }
+    if not pre_logits:
+        del w["pre_logits/kernel"], w["pre_logits/bias"]
     for i in range(len(model.blocks)):
         p, b = f"Transformer/encoderblock_{i}/", f"blocks.{i}."
         qkv_w, qkv_b = sd[b + "attn.qkv.weight"], sd[b + "attn.qkv.bias"]
