@@ -21,7 +21,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	    exit 1; \
 	  fi; \
 	fi
-	$(BIN)/python -m pip install --quiet -e ".[dev,tfds,ray,tensorboard]"
+	$(BIN)/python -m pip install --quiet --no-compile -e ".[dev,tfds,ray,tensorboard]"
+	@# Byte-compiled on every core instead (pip compiles one file at a time; these machines set
+	@# PYTHONDONTWRITEBYTECODE, so nothing is compiled later). A few vendored Python 2 files do not
+	@# compile, as under pip: those are skipped.
+	-$(BIN)/python -m compileall -q -j 0 $(VENV)/lib/python*/site-packages > /dev/null 2>&1
 	touch $(STAMP)
 
 install: $(STAMP)

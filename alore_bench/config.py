@@ -151,6 +151,10 @@ class TrainConfig:
                      "random crops already flip", added_later=True, default=False)
     grad_clip: float = doc("clip the total gradient norm to this value before each step (0: no clipping)",
                            added_later=True, default=0.0)
+    head_init: Literal["timm", "zero", "vpt"] = doc(
+        "the new classifier head's start: timm (the architecture's own init), zero (weights and bias 0, "
+        "as ARC), vpt (kaiming-normal fan-out weights and bias -log(99), VPT's MLP head)",
+        added_later=True, default="timm")
     stage: Literal["final", "tune"] = doc(
         "final: train on the suite's final training split, evaluate on test (VTAB-1k: train800val200 -> "
         "test); tune: evaluate on the validation split instead (VTAB-1k: train800 -> val200)",

@@ -4,6 +4,7 @@ record with every protocol choice that changes numbers."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
@@ -63,12 +64,33 @@ def plugin_provenance(spec: RunSpec) -> Dict[str, Any]:
 
 
 def build_adapted_model(spec: RunSpec, task, pretrained: Mapping[str, torch.Tensor], method_config: Any,
-                        drop_path: float) -> tuple:
+                        drop_path: float, head_init: str = "timm") -> tuple:
     model = artifacts.seeded_backbone(spec.backbone_spec, task.classes, drop_path, pretrained,
                                       lambda built, state: load_state_dict_checked(built, state, spec.backbone))
     backbone_total = total_parameter_count(model) - head_parameter_count(model)
     model = spec.method_spec.apply(model, method_config)
+    initialise_head(model, head_init)
     return model, backbone_total
+
+
+@torch.no_grad()
+def initialise_head(model, kind: str) -> None:
+    """The classifier head's start, after the method is applied (so `timm` draws nothing more):
+    zero as ARC (vtab_ARC_train.py / FGVC_ARC_train.py setup(): zero_head=True, Model/ARC_ViT.py
+    load_from zeroes head weight and bias), or VPT's MLP head (src/models/mlp.py lines 52-57:
+    kaiming_normal_(a=0, mode='fan_out') and, with special_bias=True from vit_models.py setup_head,
+    the bias -log((1 - 0.01) / 0.01))."""
+    if kind == "timm":
+        return
+    head = model.get_classifier()
+    if kind == "zero":
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
+    elif kind == "vpt":
+        torch.nn.init.kaiming_normal_(head.weight, a=0, mode="fan_out")
+        torch.nn.init.constant_(head.bias, -math.log((1 - 0.01) / 0.01))
+    else:
+        raise ValueError(f"unknown head_init {kind!r}")
 
 
 def probe_task(inputs: TrialInputs, model, method_config: Any, config, batcher: DeviceBatcher,
@@ -167,7 +189,8 @@ def run_trial(inputs: TrialInputs, progress: Progress, adapter_path: Optional[Pa
         record["protocol"]["data_source"] = train_data.manifest["source"]
         record["protocol"]["data_allow_mismatch"] = bool(train_data.manifest.get("allow_mismatch", False))
         seed_everything(seed)
-        model, backbone_total = build_adapted_model(spec, task, inputs.pretrained, method_config, config.drop_path)
+        model, backbone_total = build_adapted_model(spec, task, inputs.pretrained, method_config, config.drop_path,
+                                                    config.head_init)
         channels_last = device.type == "cuda" and backbone.channels_last
         model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
         head = head_parameter_count(model)

@@ -98,11 +98,13 @@ def test_listing_doctor_and_validation_print_what_the_api_returns(env_data, tmp_
 
 
 @pytest.mark.slow
-def test_the_demo_both_ways(tmp_path):
-    # (The demo's --methods, --seeds and --epochs as well: linear only, two seeds, one epoch.)
+def test_the_demo_both_ways(demo_data, tmp_path):
+    # (The demo's --methods, --seeds and --epochs as well: linear only, two seeds, one epoch.) On the
+    # session's prepared demo data: the probe's solved heads are kept there, so the L-BFGS grids
+    # (45 s cold) are solved once per test session, not once more here.
     out = cli("demo", "--methods", "linear", "--seeds", "42,44", "--epochs", "1", "--device", "cpu",
-              "--data-dir", str(tmp_path / "d"), "--results-dir", str(tmp_path / "cli"))
-    result = api.demo(data_dir=tmp_path / "d", results_dir=tmp_path / "api", methods="linear", seeds=(42, 44),
+              "--data-dir", str(demo_data), "--results-dir", str(tmp_path / "cli"))
+    result = api.demo(data_dir=demo_data, results_dir=tmp_path / "api", methods="linear", seeds=(42, 44),
                       epochs=1, device="cpu", say=quiet)
     assert result.ok and records(tmp_path / "cli") == records(tmp_path / "api")
     assert "demo finished in" in out and "Linear" in out

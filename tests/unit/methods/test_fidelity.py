@@ -480,3 +480,34 @@ def test_vpt_trains_with_its_official_sgd_recipe_and_searches_its_own_grid(suite
         prompts = next(p for n, p in model.named_parameters() if "prompt" in n)
         assert id(prompts) in decayed and id(model.head.bias) not in decayed  # as VPT: all but the head's bias
     assert make_train_config(spec.recipe_for("lora")).optimizer == "adamw"
+
+
+def test_head_starts_as_the_official_code_starts_it():
+    """VPT's MLP head (src/models/mlp.py lines 52-57, special_bias from vit_models.py setup_head) and
+    ARC's zero head (setup(): zero_head=True), set by their suites' recipes; others keep timm's."""
+    import math
+
+    from alore_bench.data.suites import SUITES
+    from alore_bench.runs.trial import initialise_head
+    from tests.support.models import make_tiny_vit
+
+    for suite in ("vtab1k", "fgvc"):
+        recipes = SUITES.get(suite)
+        assert recipes.recipe_for("arc")["head_init"] == "zero"
+        assert recipes.recipe_for("arc")["warmup_lr"] == recipes.recipe_for("arc")["min_lr"] == 0.0
+        assert recipes.recipe_for("vpt_shallow")["head_init"] == recipes.recipe_for("vpt_deep")["head_init"] == "vpt"
+        assert "head_init" not in recipes.recipe_for("lora") and "head_init" not in recipes.recipe_for("alore")
+    torch.manual_seed(0)
+    model = make_tiny_vit(num_classes=500)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    initialise_head(model, "timm")
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    initialise_head(model, "vpt")
+    head = model.get_classifier()
+    # kaiming normal, fan-out: std sqrt(2 / out_features) = sqrt(2 / 500)
+    assert abs(float(head.weight.std()) - math.sqrt(2 / 500)) < 0.1 * math.sqrt(2 / 500)
+    assert torch.allclose(head.bias, torch.full_like(head.bias, -math.log(99)))
+    initialise_head(model, "zero")
+    assert not head.weight.any() and not head.bias.any()
+    unchanged = [k for k in before if not k.startswith("head.")]
+    assert all(torch.equal(model.state_dict()[k], before[k]) for k in unchanged)  # the head only
