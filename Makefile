@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@# Byte-compiled on every core instead (pip compiles one file at a time; these machines set
 	@# PYTHONDONTWRITEBYTECODE, so nothing is compiled later). A few vendored Python 2 files do not
 	@# compile, as under pip: those are skipped.
-	-$(BIN)/python -m compileall -q -j 0 $(VENV)/lib/python*/site-packages > /dev/null 2>&1
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib/python*/site-packages > /dev/null 2>&1 || true
 	touch $(STAMP)
 
 install: $(STAMP)
