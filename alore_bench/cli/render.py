@@ -62,7 +62,8 @@ def table(title: str, columns: Sequence[Any], rows: Iterable[Sequence[Any]], cap
     for index, column in enumerate(columns):
         header, justify = column if isinstance(column, tuple) else (column, "left")
         width = max([len(str(header))] + [len(str(row[0])) for row in rows]) if whole_first and index == 0 else None
-        out_table.add_column(header, justify=justify, min_width=width, no_wrap=bool(width))
+        # A long word (a file name to download) folds onto the next line rather than losing its end.
+        out_table.add_column(header, justify=justify, min_width=width, no_wrap=bool(width), overflow="fold")
     for row in rows:
         out_table.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
     return out_table
