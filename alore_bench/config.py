@@ -146,7 +146,27 @@ class TrainConfig:
     warmup_epochs: int = doc("linear warmup epochs, from warmup_lr", default=10)
     warmup_lr: float = doc("learning rate at the start of warmup", default=1e-6)
     min_lr: float = doc("learning rate at the end of the cosine decay", default=1e-5)
+    lr_step: Literal["iteration", "epoch", "epoch_behind"] = doc(
+        "when the learning rate changes: every iteration, once per epoch (epoch k at the schedule's "
+        "point k: VPT, timm's train.py), or once per epoch a step behind (epoch k at point k-1, the first "
+        "two at the warm-up's start: NOAH, FacT, RepAdapter, RLRR call scheduler.step(epoch) after epoch "
+        "`epoch`)", added_later=True, default="iteration")
+    warmup_inside: bool = doc(
+        "the warm-up replaces the first epochs of a cosine over all `epochs` (timm's warmup_prefix=False: "
+        "NOAH, FacT, RepAdapter, SSF, RLRR) instead of preceding a cosine over the rest",
+        added_later=True, default=False)
+    cooldown_epochs: int = doc("epochs at min_lr after the schedule's `epochs` (timm's --cooldown-epochs)",
+                               added_later=True, default=0)
     drop_path: float = doc("stochastic depth rate on the backbone", default=0.1)
+    dropout: float = doc("dropout on the backbone's embeddings, attention projections and MLPs (timm's "
+                         "pos_drop, attn.proj_drop, mlp.drop1/drop2; VPT's fine-tuned ViT: 0.1)",
+                         added_later=True, default=0.0)
+    ema_decay: float = doc("model EMA (timm's ModelEmaV3) of the weights after every step, evaluated instead "
+                           "of the trained weights (SSF's --model-ema); 0: off", added_later=True, default=0.0)
+    train_crop: Literal["protocol", "random_resized"] = doc(
+        "training crops: the suite's (FGVC: random 224 crop of the 256-px image and flip; VTAB-1k: none), or "
+        "random resized crops (scale 0.08-1, aspect 3/4-4/3) resized to the input size, with flips "
+        "(SSF's --simple-aug)", added_later=True, default="protocol")
     flip: bool = doc("random horizontal flip of fixed-size training images (RLRR's simple_aug); FGVC's "
                      "random crops already flip", added_later=True, default=False)
     grad_clip: float = doc("clip the total gradient norm to this value before each step (0: no clipping)",
@@ -185,6 +205,12 @@ class TrainConfig:
             raise UserError(f"warmup_epochs must lie in [0, epochs], got {self.warmup_epochs}")
         if not 0 <= self.drop_path < 1:
             raise UserError(f"drop_path must lie in [0, 1), got {self.drop_path}")
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if not 0 <= self.ema_decay < 1:
+            raise UserError(f"ema_decay must lie in [0, 1) (0: off), got {self.ema_decay}")
+        if not 0 <= self.cooldown_epochs <= MAX_EPOCHS:
+            raise UserError(f"cooldown_epochs must lie in [0, {MAX_EPOCHS}], got {self.cooldown_epochs}")
         if not 0 <= self.momentum < 1:
             raise UserError(f"momentum must lie in [0, 1), got {self.momentum}")
         if self.grad_clip < 0:

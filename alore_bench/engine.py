@@ -55,18 +55,34 @@ def compiled(model: nn.Module, enabled: bool) -> Callable[[torch.Tensor], torch.
 
 def optimizer_and_schedule(model: nn.Module, config: TrainConfig, steps_per_epoch: int):
     """AdamW, or SGD with momentum (timm's "momentum": no Nesterov, as VPT's torch.optim.SGD), with no
-    decay on biases, norms and position embeddings; linear warmup then cosine decay, per step."""
-    total_steps = steps_per_epoch * config.epochs
-    warmup_steps = steps_per_epoch * config.warmup_epochs
+    decay on biases, norms and position embeddings; linear warm-up then cosine decay, counted in
+    iterations or in epochs (`lr_step`), the warm-up before the cosine or inside it (`warmup_inside`,
+    timm's warmup_prefix=False), and min_lr after the cosine's end (the cool-down epochs)."""
+    per_epoch = config.lr_step != "iteration"
+    unit = 1 if per_epoch else steps_per_epoch
+    total_steps, warmup_steps = unit * config.epochs, unit * config.warmup_epochs
     if config.optimizer == "sgd":
         optimizer = create_optimizer_v2(model, opt="momentum", lr=config.lr, weight_decay=config.weight_decay,
                                         momentum=config.momentum)
     else:
         optimizer = create_optimizer_v2(model, opt="adamw", lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = CosineLRScheduler(optimizer, t_initial=max(total_steps - warmup_steps, 1), lr_min=config.min_lr,
-                                  warmup_t=warmup_steps, warmup_lr_init=config.warmup_lr, warmup_prefix=True,
-                                  t_in_epochs=False)
+    cosine_steps = total_steps if config.warmup_inside else max(total_steps - warmup_steps, 1)
+    scheduler = CosineLRScheduler(optimizer, t_initial=cosine_steps, lr_min=config.min_lr,
+                                  warmup_t=warmup_steps, warmup_lr_init=config.warmup_lr,
+                                  warmup_prefix=not config.warmup_inside, t_in_epochs=per_epoch)
     return optimizer, scheduler
+
+
+def step_epoch_schedule(scheduler, config: TrainConfig, epoch: int) -> None:
+    """After epoch `epoch` (0-based) of a per-epoch schedule: the next epoch trains at point
+    epoch + 1 (`epoch`: VPT's LambdaLR.step() after each epoch, src/engine/trainer.py line 221;
+    timm's train.py step(epoch + 1)), or at point `epoch` (`epoch_behind`: NOAH
+    supernet_train_prompt.py line 414, FacT/RepAdapter train.py `scheduler.step(ep)`, RLRR
+    train_vtab.py line 172, so their first two epochs both train at the warm-up's start)."""
+    if config.lr_step == "epoch":
+        scheduler.step(epoch + 1)
+    elif config.lr_step == "epoch_behind":
+        scheduler.step(epoch)
 
 
 @dataclass
@@ -85,7 +101,7 @@ class TrainCheckpoint:
         return self.every > 0 and epochs_done % self.every == 0 and epochs_done < epochs
 
     def save(self, model: nn.Module, optimizer, scheduler, epochs_done: int, step: int, history: list,
-             seconds: float, device: torch.device) -> None:
+             seconds: float, device: torch.device, ema=None) -> None:
         state = {
             "identity": self.identity, "epoch": epochs_done, "step": step, "history": history, "seconds": seconds,
             "params": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
@@ -93,19 +109,22 @@ class TrainCheckpoint:
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         }
+        if ema is not None:  # what the average moves: the trainable parameters and the buffers
+            state["ema"] = {n: v.detach().cpu() for n, v in _ema_state(ema.module, model).items()}
         temporary = self.path.with_name(f".{self.path.name.lstrip('.')}.tmp-{os.getpid()}")
         torch.save(state, temporary)
         os.replace(temporary, self.path)
 
-    def load(self, model: nn.Module, optimizer, scheduler, device: torch.device) -> Optional[Dict[str, Any]]:
-        """Restore a matching checkpoint into the model, optimizer and scheduler; None when there is none."""
+    def load(self, model: nn.Module, optimizer, scheduler, device: torch.device, ema=None) -> Optional[Dict[str, Any]]:
+        """Restore a matching checkpoint into the model, optimizer, scheduler (and model EMA); None when
+        there is none."""
         if not self.path.is_file():
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as exc:  # truncated, garbage, or not a torch file
             return self._ignore(f"unreadable ({type(exc).__name__})")
-        problem = self._problem(state, model)
+        problem = self._problem(state, model) or self._ema_problem(state, model, ema)
         if problem is not None:
             return self._ignore(problem)
         # Optimizer and scheduler first, restored if either refuses: nothing is half-loaded.
@@ -121,6 +140,10 @@ class TrainCheckpoint:
         with torch.no_grad():
             for name, value in state["params"].items():
                 params[name].copy_(value)
+            if ema is not None:
+                averaged = _ema_state(ema.module, model)
+                for name, value in state["ema"].items():
+                    averaged[name].copy_(value)
         torch.set_rng_state(state["rng_cpu"])
         if device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"], device)
@@ -151,8 +174,30 @@ class TrainCheckpoint:
                 return f"its parameter {name} has another shape or type, or non-finite values"
         return None
 
+    @staticmethod
+    def _ema_problem(state: Dict[str, Any], model: nn.Module, ema) -> Optional[str]:
+        if ema is None:
+            return None
+        saved, expected = state.get("ema"), _ema_state(ema.module, model)
+        if not isinstance(saved, dict) or set(saved) != set(expected):
+            return "its model EMA is missing or not this model's"
+        for name, value in saved.items():
+            if not isinstance(value, torch.Tensor) or value.shape != expected[name].shape or \
+                    value.dtype != expected[name].dtype:
+                return f"its model EMA of {name} has another shape or type"
+        return None
+
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def _ema_state(averaged: nn.Module, model: nn.Module) -> Dict[str, torch.Tensor]:
+    """The tensors of the EMA copy that can differ from the pretrained state: those of the model's
+    trainable parameters and all buffers (the frozen ones stay what they were)."""
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    tensors = {n: p for n, p in averaged.named_parameters() if n in trainable}
+    tensors.update(dict(averaged.named_buffers()))
+    return tensors
 
 
 def clipped_step(optimizer: torch.optim.Optimizer, parameters, max_norm: float) -> None:
@@ -163,25 +208,45 @@ def clipped_step(optimizer: torch.optim.Optimizer, parameters, max_norm: float) 
     optimizer.step()
 
 
+def epochs_of(config: TrainConfig) -> int:
+    """Every epoch a run trains: the schedule's and its cool-down's."""
+    return config.epochs + config.cooldown_epochs
+
+
+def model_ema(model: nn.Module, config: TrainConfig):
+    """timm's ModelEmaV3 of the whole state (parameters and buffers) at a fixed decay, updated after
+    every optimizer step, as SSF's train.py updates timm's ModelEmaV2 (lines 503 and 781); None when off."""
+    if config.ema_decay <= 0:
+        return None
+    from timm.utils import ModelEmaV3
+
+    return ModelEmaV3(model, decay=config.ema_decay)
+
+
 def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: TrainConfig, seed: int,
           progress: Progress, label: str = "train",
           train_mode: Optional[Callable[[nn.Module], None]] = None,
           checkpoint: Optional[TrainCheckpoint] = None,
-          after_epoch: Optional[Callable[[int], None]] = None) -> Dict[str, Any]:
+          after_epoch: Optional[Callable[[int, nn.Module], None]] = None) -> Dict[str, Any]:
     """Train the model's trainable parameters in place; returns loss and timing facts and the
-    per-epoch history (mean train loss, the learning rate at the epoch's end, seconds so far).
-    `train_mode` puts the model into training mode (default: model.train()); with `checkpoint`,
-    a matching checkpoint is resumed and new ones are written every few epochs. `after_epoch(n)`
-    runs after epoch n (a diagnostic: it may evaluate; its time is left out of the training time,
-    and training mode is restored after it)."""
+    per-epoch history (mean train loss, the learning rate the epoch ended with, seconds so far).
+    With model EMA on, the averaged weights are copied into the model at the end: what is merged and
+    evaluated. `train_mode` puts the model into training mode (default: model.train()); with
+    `checkpoint`, a matching checkpoint is resumed and new ones are written every few epochs.
+    `after_epoch(n, model)` runs after epoch n with the model that would be evaluated (the EMA's
+    when on): a diagnostic that may evaluate; its time is left out of the training time, and
+    training mode is restored after it."""
     device = batcher.device
-    optimizer, scheduler = optimizer_and_schedule(model, config, num_batches(len(data), config.batch_size))
-    total_steps = num_batches(len(data), config.batch_size) * config.epochs
+    steps_per_epoch = num_batches(len(data), config.batch_size)
+    optimizer, scheduler = optimizer_and_schedule(model, config, steps_per_epoch)
+    epochs = epochs_of(config)
+    total_steps = steps_per_epoch * epochs
     bar = progress.add_task(label, total=total_steps)
+    ema = model_ema(model, config)
     step, first_epoch, seconds_before = 0, 0, 0.0
     epoch_loss = float("nan")
     history = []
-    resumed = checkpoint.load(model, optimizer, scheduler, device) if checkpoint is not None else None
+    resumed = checkpoint.load(model, optimizer, scheduler, device, ema) if checkpoint is not None else None
     if resumed is not None:
         first_epoch, step, history, seconds_before = resumed["epoch"], resumed["step"], resumed["history"], resumed["seconds"]
         epoch_loss = history[-1]["train_loss"] if history else epoch_loss
@@ -190,17 +255,19 @@ def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: Tra
     (train_mode or nn.Module.train)(model)
     forward = compiled(model, config.compile)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    for epoch in range(first_epoch, config.epochs):
+    for epoch in range(first_epoch, epochs):
         # The loss is summed on the device (float64, as Python floats would) and read once per
         # epoch: a per-step .item() would make every step wait for the GPU.
         loss_sum, seen = torch.zeros((), dtype=torch.float64, device=device), 0
         for images, labels in iterate(data, batcher, config.batch_size, shuffle=True, seed=seed, epoch=epoch,
-                                      flip=config.flip):
+                                      flip=config.flip, train_crop=config.train_crop):
             with autocast(device):
                 loss = F.cross_entropy(forward(images), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             clipped_step(optimizer, trainable, config.grad_clip)
+            if ema is not None:
+                ema.update(model)
             step += 1
             scheduler.step_update(step)
             loss_sum += loss.detach().double() * len(labels)
@@ -212,14 +279,19 @@ def train(model: nn.Module, data: SplitData, batcher: DeviceBatcher, config: Tra
                                    f"lower {param('lr')} or check the data")
         history.append({"epoch": epoch + 1, "train_loss": epoch_loss, "lr": optimizer.param_groups[0]["lr"],
                         "seconds": time.perf_counter() - start})
+        step_epoch_schedule(scheduler, config, epoch)
         progress.update(bar, description=f"{label} loss {epoch_loss:.3f}")
-        if checkpoint is not None and checkpoint.due(epoch + 1, config.epochs):
-            checkpoint.save(model, optimizer, scheduler, epoch + 1, step, history, time.perf_counter() - start, device)
+        if checkpoint is not None and checkpoint.due(epoch + 1, epochs):
+            checkpoint.save(model, optimizer, scheduler, epoch + 1, step, history, time.perf_counter() - start, device,
+                            ema)
         if after_epoch is not None:
             paused = time.perf_counter()
-            after_epoch(epoch + 1)
+            after_epoch(epoch + 1, model if ema is None else ema.module)
             (train_mode or nn.Module.train)(model)
             start += time.perf_counter() - paused
+    if ema is not None:
+        with torch.no_grad():
+            model.load_state_dict(ema.module.state_dict())
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start

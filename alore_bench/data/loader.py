@@ -3,6 +3,7 @@ normalised there. No image is decoded during training or evaluation."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence, Tuple
@@ -73,6 +74,59 @@ class DeviceBatcher:
         return batch.mul_(self.scale.view(1, 3, 1, 1)).add_(self.shift.view(1, 3, 1, 1))
 
 
+    def resized(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
+        """Crops of any sizes, each resized to the model's resolution on the device and rounded to
+        8 bits (as a PIL image is), then normalised: a random-resized-crop batch."""
+        size = (self.input_size, self.input_size)
+        out = torch.empty((len(crops), size[0], size[1], 3), dtype=torch.uint8, device=self.device)
+        for row, crop in enumerate(crops):
+            image = torch.from_numpy(np.ascontiguousarray(crop)).to(self.device).permute(2, 0, 1)[None].float()
+            shrinking = image.shape[-1] > size[1] or image.shape[-2] > size[0]
+            image = F.interpolate(image, size=size, mode=self.interpolation, align_corners=False,
+                                  antialias=self.antialias and shrinking and self.interpolation in ("bilinear", "bicubic"))
+            out[row] = image[0].clamp_(0.0, 255.0).round_().permute(1, 2, 0).to(torch.uint8)
+        batch = out.float().mul_(self.scale).add_(self.shift).permute(0, 3, 1, 2)
+        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
+
+
+# Random resized crops as torchvision's RandomResizedCrop and timm's RandomResizedCropAndInterpolation
+# (SSF's --simple-aug, data/transforms_factory.py transforms_simpleaug_train) draw them: a share of the
+# area and a log-uniform aspect ratio, ten tries, then the whole image at the nearest allowed aspect.
+RRC_SCALE = (0.08, 1.0)
+RRC_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+
+
+def random_resized_box(height: int, width: int, rng: np.random.Generator) -> Tuple[int, int, int, int]:
+    """(top, left, h, w) of one random resized crop of a height x width image."""
+    area = height * width
+    log_ratio = (math.log(RRC_RATIO[0]), math.log(RRC_RATIO[1]))
+    for _ in range(10):
+        target = area * rng.uniform(*RRC_SCALE)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w, h = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
+    shape = width / height
+    if shape < RRC_RATIO[0]:
+        w, h = width, int(round(width / RRC_RATIO[0]))
+    elif shape > RRC_RATIO[1]:
+        h, w = height, int(round(height * RRC_RATIO[1]))
+    else:
+        h, w = height, width
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def random_resized_crops(split: SplitData, idx: np.ndarray, rng: np.random.Generator) -> list:
+    """One random resized crop of each image, mirrored with probability 1/2 (pure slicing)."""
+    crops = []
+    for index in idx:
+        image = split.image(int(index)) if split.ragged else split.images[int(index)]
+        top, left, h, w = random_resized_box(image.shape[0], image.shape[1], rng)
+        crop = image[top:top + h, left:left + w]
+        crops.append(crop[:, ::-1] if rng.random() < 0.5 else crop)
+    return crops
+
+
 def batch_indices(count: int, batch_size: int, shuffle: bool, seed: int, epoch: int) -> Iterator[np.ndarray]:
     """Index batches; a shuffled order depends only on (seed, epoch)."""
     if shuffle:
@@ -121,13 +175,17 @@ def flip_batch(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def iterate(split: SplitData, batcher: DeviceBatcher, batch_size: int, shuffle: bool = False,
-            seed: int = 0, epoch: int = 0, flip: bool = False) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+            seed: int = 0, epoch: int = 0, flip: bool = False,
+            train_crop: str = "protocol") -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
     """Batches in order, or shuffled by (seed, epoch). Ragged (FGVC training) splits are cropped:
     randomly with flips when shuffled for training, at the centre otherwise. With `flip`, shuffled
-    fixed-size images are mirrored at random; the draws depend only on (seed, epoch, batch)."""
+    fixed-size images are mirrored at random; with `train_crop="random_resized"`, shuffled images
+    are random resized crops with flips. The draws depend only on (seed, epoch, batch)."""
     for number, idx in enumerate(batch_indices(len(split), batch_size, shuffle, seed, epoch)):
         rng = np.random.default_rng([seed, epoch, number]) if shuffle else None
-        if split.ragged:
+        if rng is not None and train_crop == "random_resized":
+            images = batcher.resized(random_resized_crops(split, idx, rng))
+        elif split.ragged:
             images = batcher(crop_batch(split, idx, rng))
         elif flip and rng is not None:
             images = batcher(flip_batch(_rows(split.images, idx), rng))

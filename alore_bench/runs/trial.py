@@ -45,8 +45,10 @@ class TrialInputs:
     clock: PhaseClock = field(default_factory=PhaseClock)  # the job's phases, marked as the trial goes
 
 
-def augment_of(suite_augment: Optional[str], flip: bool) -> Optional[str]:
-    """What a record says of training-time augmentation: the suite's, or the recipe's flips."""
+def augment_of(suite_augment: Optional[str], flip: bool, train_crop: str = "protocol") -> Optional[str]:
+    """What a record says of training-time augmentation: the suite's, or the recipe's crops or flips."""
+    if train_crop == "random_resized":
+        return "random_resized_crop_flip"
     if flip and suite_augment is None:
         return "horizontal_flip"
     return suite_augment
@@ -64,13 +66,33 @@ def plugin_provenance(spec: RunSpec) -> Dict[str, Any]:
 
 
 def build_adapted_model(spec: RunSpec, task, pretrained: Mapping[str, torch.Tensor], method_config: Any,
-                        drop_path: float, head_init: str = "timm") -> tuple:
+                        drop_path: float, head_init: str = "timm", dropout: float = 0.0) -> tuple:
     model = artifacts.seeded_backbone(spec.backbone_spec, task.classes, drop_path, pretrained,
                                       lambda built, state: load_state_dict_checked(built, state, spec.backbone))
     backbone_total = total_parameter_count(model) - head_parameter_count(model)
+    dropout_layers = set_backbone_dropout(model, dropout)
     model = spec.method_spec.apply(model, method_config)
     initialise_head(model, head_init)
-    return model, backbone_total
+    return model, backbone_total, dropout_layers
+
+
+# The dropout layers of timm's transformer blocks and embeddings that its pos_drop_rate and
+# proj_drop_rate set: where VPT's fine-tuned ViT drops (src/configs/vit_configs.py dropout_rate 0.1 on
+# the embeddings, the attention output and both MLP layers; its attention dropout is 0).
+DROPOUT_SITES = ("pos_drop", "attn.proj_drop", "mlp.drop1", "mlp.drop2")
+
+
+def set_backbone_dropout(model, p: float) -> int:
+    """Set the backbone's dropout rate (a built timm model has its layers at 0); the number of layers
+    set, which the record keeps (a convolutional backbone has none: its run trains without dropout)."""
+    if p <= 0:
+        return 0
+    found = 0
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Dropout) and (name == "pos_drop" or name.endswith(DROPOUT_SITES[1:])):
+            module.p = p
+            found += 1
+    return found
 
 
 @torch.no_grad()
@@ -143,7 +165,7 @@ def base_record(inputs: TrialInputs, config, method_config) -> Dict[str, Any]:
                    "hparams": dict(inputs.hparams.describe)},
         "protocol": {
             "train_split": train_split, "eval_split": eval_split, "selection": "last_epoch",
-            "augment": augment_of(spec.suite_spec.augment, config.flip), "preset": protocol.describe(),
+            "augment": augment_of(spec.suite_spec.augment, config.flip, config.train_crop), "preset": protocol.describe(),
             "protocol_choice": spec.protocol_choice or config.protocol,
             "normalisation": norm.describe(), "input_size": backbone.input_size,
             "interpolation": protocol.interpolation or backbone.interpolation, "antialias": protocol.antialias,
@@ -165,13 +187,16 @@ class TestCurve:
         self.batch_size, self.progress, self.label = batch_size, progress, label
         self.points: list = []
 
-    def __call__(self, epoch: int) -> None:
+    def __call__(self, epoch: int, model=None) -> None:
         if epoch % self.every == 0:
-            outcome = evaluate(self.model, self.data, self.batcher, self.batch_size, self.progress, self.label)
+            outcome = evaluate(model if model is not None else self.model, self.data, self.batcher, self.batch_size,
+                               self.progress, self.label)
             self.points.append({"epoch": epoch, "top1": 100.0 * outcome.top1})
 
-    def describe(self, split: str) -> dict:
-        return {"test_curve": self.points, "test_every": self.every, "split": split, "model": "as_training",
+    def describe(self, split: str, ema: bool = False) -> dict:
+        # With model EMA, the curve is of the averaged weights: what the run evaluates (and SSF selected on).
+        return {"test_curve": self.points, "test_every": self.every, "split": split,
+                "model": "ema" if ema else "as_training",
                 "note": "test-selected numbers are not valid for claims; no selection or table reads this"}
 
 
@@ -189,8 +214,8 @@ def run_trial(inputs: TrialInputs, progress: Progress, adapter_path: Optional[Pa
         record["protocol"]["data_source"] = train_data.manifest["source"]
         record["protocol"]["data_allow_mismatch"] = bool(train_data.manifest.get("allow_mismatch", False))
         seed_everything(seed)
-        model, backbone_total = build_adapted_model(spec, task, inputs.pretrained, method_config, config.drop_path,
-                                                    config.head_init)
+        model, backbone_total, dropout_layers = build_adapted_model(spec, task, inputs.pretrained, method_config, config.drop_path,
+                                                    config.head_init, config.dropout)
         channels_last = device.type == "cuda" and backbone.channels_last
         model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
         head = head_parameter_count(model)
@@ -199,6 +224,8 @@ def run_trial(inputs: TrialInputs, progress: Progress, adapter_path: Optional[Pa
         batcher = DeviceBatcher(backbone.input_size, norm, device, record["protocol"]["interpolation"],
                                 protocol.antialias, channels_last)
         record["protocol"]["channels_last"] = channels_last
+        if config.dropout > 0:
+            record["protocol"]["dropout"] = {"p": config.dropout, "layers": dropout_layers}
         record["protocol"]["backbone_mode_in_training"] = "eval" if method.train_mode else "train"
         merge_diff = None
         inputs.clock.mark("build")
@@ -217,7 +244,7 @@ def run_trial(inputs: TrialInputs, progress: Progress, adapter_path: Optional[Pa
                             train_mode=method.set_train_mode, checkpoint=checkpoint, after_epoch=curve)
             if curve is not None:
                 # A run resumed from a mid-run checkpoint has the points from its resumed epoch on.
-                record["diagnostics"] = {**curve.describe(record["protocol"]["eval_split"]),
+                record["diagnostics"] = {**curve.describe(record["protocol"]["eval_split"], config.ema_decay > 0),
                                          "resumed_from_epoch": trained.get("resumed_from_epoch")}
         inputs.clock.mark("train")
         if adapter_path is not None:  # what the method trained, before any merge, with its config
@@ -231,6 +258,8 @@ def run_trial(inputs: TrialInputs, progress: Progress, adapter_path: Optional[Pa
                                compile_model=config.compile)
         inputs.clock.mark("evaluate")
         record["protocol"]["eval_model"] = "merged" if method.mergeable else "as_trained"
+        if config.ema_decay > 0:  # what was merged and evaluated: the averaged weights
+            record["protocol"]["evaluated_weights"] = f"ema (decay {config.ema_decay})"
         record["metrics"] = {"top1": 100.0 * outcome.top1, "final_train_loss": trained["final_train_loss"],
                              "eval_examples": outcome.examples, "merge_max_abs_logit_diff": merge_diff}
         record["params"] = {"trainable": trainable, "trainable_without_head": trainable - head, "head": head,

@@ -249,7 +249,9 @@ def test_ssf_preset_holds_its_official_per_task_recipes():
 
     preset = PRESETS.get("ssf_paper")
     assert (preset.method, preset.suite, len(preset.tasks)) == ("ssf", "vtab1k", 19)
-    common = {"batch_size": 64, "warmup_lr": 1e-7, "min_lr": 1e-8}  # 2 GPUs x --batch-size 32
+    common = {"batch_size": 64, "warmup_lr": 1e-7, "min_lr": 1e-8,  # 2 GPUs x --batch-size 32
+              # timm's create_scheduler and train.py's step(epoch + 1), with its 10 cool-down epochs
+              "lr_step": "epoch", "warmup_inside": True, "cooldown_epochs": 10}
     # train_scripts/vit/vtab/clevr_dist/train_ssf.sh and .../cifar_100/train_ssf.sh
     assert preset.recipe_for("clevr_dist") == {**common, "lr": 5e-2, "weight_decay": 5e-2, "drop_path": 0.1}
     assert preset.recipe_for("cifar100") == {**common, "lr": 5e-3, "weight_decay": 5e-5, "drop_path": 0.0}
@@ -260,7 +262,9 @@ def test_rlrr_preset_holds_its_official_per_task_recipes():
 
     preset = PRESETS.get("rlrr_paper")
     assert (preset.method, preset.suite, len(preset.tasks)) == ("rlrr", "vtab1k", 19)
-    common = {"batch_size": 32, "warmup_lr": 1e-7, "min_lr": 1e-8}  # every get_*_config in VTABConfig.py
+    common = {"batch_size": 32, "warmup_lr": 1e-7, "min_lr": 1e-8,  # every get_*_config in VTABConfig.py
+              # timm's create_scheduler stepped with step(epoch), 10 cool-down epochs (train_vtab.py)
+              "lr_step": "epoch_behind", "warmup_inside": True, "cooldown_epochs": 10}
     # get_clevr_count_config, get_resisc45_config and get_oxford_flowers102_config
     assert preset.recipe_for("clevr_count") == {**common, "lr": 5e-3, "weight_decay": 5e-5, "drop_path": 0.5,
                                                 "flip": True}

@@ -142,7 +142,8 @@ def test_saved_adapter_reloads_into_a_fresh_model(env_data, tmp_path):
 
 
 def test_recipe_fields_added_later_keep_earlier_hashes_at_their_old_behaviour():
-    """flip, grad_clip, optimizer, momentum and head_init came after records existed: at the values
+    """flip, grad_clip, optimizer, momentum, head_init and the schedule, dropout, EMA and crop fields
+    came after records existed: at the values
     those records were trained with they stay out of the identity (same hash); any other value is in it."""
     import dataclasses
 
@@ -153,11 +154,15 @@ def test_recipe_fields_added_later_keep_earlier_hashes_at_their_old_behaviour():
     train = config_to_dict(TrainConfig())
     # The fields marked added_later in TrainConfig, at the behaviour records had before them.
     assert LATER_TRAIN_DEFAULTS == {"flip": False, "grad_clip": 0.0, "optimizer": "adamw", "momentum": 0.9,
-                                    "head_init": "timm"}
+                                    "head_init": "timm", "lr_step": "iteration", "warmup_inside": False,
+                                    "cooldown_epochs": 0, "dropout": 0.0, "ema_decay": 0.0,
+                                    "train_crop": "protocol"}
     assert {k: train[k] for k in LATER_TRAIN_DEFAULTS} == LATER_TRAIN_DEFAULTS
     earlier = {k: v for k, v in train.items() if k not in LATER_TRAIN_DEFAULTS}  # a record's recipe before them
     now = config_identity("demo", "demo_vit", "lora", {}, train, weights)
     assert stable_hash(now) == stable_hash(config_identity("demo", "demo_vit", "lora", {}, earlier, weights))
-    for change in ({"flip": True}, {"grad_clip": 1.0}, {"optimizer": "sgd"}, {"momentum": 0.5}, {"head_init": "zero"}):
+    for change in ({"flip": True}, {"grad_clip": 1.0}, {"optimizer": "sgd"}, {"momentum": 0.5}, {"head_init": "zero"},
+                   {"lr_step": "epoch"}, {"warmup_inside": True}, {"cooldown_epochs": 10}, {"dropout": 0.1},
+                   {"ema_decay": 0.999}, {"train_crop": "random_resized"}):
         other = config_to_dict(dataclasses.replace(TrainConfig(), **change))
         assert stable_hash(config_identity("demo", "demo_vit", "lora", {}, other, weights)) != stable_hash(now)
