@@ -386,6 +386,10 @@ def check_spec(spec: RunSpec) -> None:
         if searched:  # every grid point would train with the preset's value: a search that searches nothing
             raise UserError(f"{param('preset', preset.name)} sets {', '.join(searched)} per task, so the tuning "
                             f"grid cannot search it: pass a {param('grid')} with other keys, or drop the preset")
-    if spec.method_spec.feature_probe and any(train_config_for(spec, t).flip for t in spec.tasks):
-        raise UserError(f"{spec.method} trains its head on cached features, which cannot be flipped: "
-                        "drop flip from the recipe")
+    for task in spec.tasks if spec.method_spec.feature_probe else ():  # what a probe on cached features cannot do
+        config = train_config_for(spec, task)
+        unused = [k for k, on in (("flip", config.flip), ("train_crop", config.train_crop != "protocol"),
+                                  ("ema_decay", config.ema_decay > 0)) if on]
+        if unused:
+            raise UserError(f"{spec.method} trains its head on cached features, which cannot be flipped, cropped "
+                            f"or averaged: drop {', '.join(unused)} from the recipe")
