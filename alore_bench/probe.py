@@ -2,8 +2,9 @@
 features are cached on disk, and only the head is trained on them.
 
 Two solvers (`linear --opt solver=...`):
-- `lbfgs` (default): full-batch multinomial logistic regression with an L2 penalty on the weights,
-  solved with L-BFGS to convergence (`logistic.py`); the penalty is chosen from a grid by training
+- `lbfgs` (default; the name predates Newton): full-batch multinomial logistic regression with an
+  L2 penalty on the weights, solved to convergence (`logistic.py`: Newton's method for a head of at
+  most 2,048 parameters, L-BFGS above; the record names which); the penalty is chosen from a grid by training
   on the suite's tuning split and scoring on its validation split (VTAB-1k: train800 -> val200),
   then the head is refitted on the run's training split. Never selected on test. Deterministic:
   the head depends on the features only, so it is solved once and every seed's record uses it.

@@ -1,12 +1,15 @@
 """Linear probing: training the head through the frozen eval-mode backbone for every epoch versus
 embedding the split once and training the head on the features (the same AdamW recipe, the same
-result), as a ratio in one run; the L-BFGS grid's time at one torch thread and at torch's default
-(the measurement behind `logistic.SOLVER_THREADS`); and a 5-seed L-BFGS probe of one demo task
-against a 1-seed one, both from empty caches (the head is solved once per task, not per seed).
+result), as a ratio in one run; the C grid's time with each algorithm (Newton, L-BFGS) at one torch
+thread and at torch's default, on the random images' features and on demo textures' (the
+measurement behind `logistic.SOLVER_THREADS` and `NEWTON_MAX_PARAMETERS`); and a 5-seed probe of
+one demo task against a 1-seed one, both from empty caches (the head is solved once per task, not
+per seed).
 
     python benchmarks/linear_probe.py [--backbone demo_vit] [--images 1000] [--epochs 100] [--device cpu]
 
-Random images at the backbone's input size for the first two; the demo suite's digits for the last.
+Random images at the backbone's input size for the first two; the demo suite's textures and digits
+(demo_vit features) for the last two.
 """
 
 from __future__ import annotations
@@ -82,30 +85,56 @@ def main() -> None:
     train_head_adamw(model.get_classifier(), features, targets, config, 0)
     synchronise(device)
     head = time.perf_counter() - start
-    grid_seconds = {threads: solve_grid(features, targets, args.classes, device, threads)
-                    for threads in sorted({1, torch.get_num_threads()})}
+    thread_counts = sorted({1, torch.get_num_threads()})
+    problems = {"random images": (features, targets, args.classes), "demo textures": demo_features("textures", device)}
+    grid_seconds = {(problem, algorithm, threads): solve_grid(*problem_data, device, threads, algorithm)
+                    for problem, problem_data in problems.items() for algorithm in ("newton", "lbfgs")
+                    for threads in thread_counts}
     seeds_seconds = {count: probe_seeds(count) for count in (1, 5)}
 
     print(f"{args.backbone}, {args.images} images, {args.epochs} epochs, {device}, {torch.get_num_threads()} threads")
     print(f"through the frozen backbone: {through:8.2f} s")
     print(f"cached features (embed {embed:.2f} s + AdamW head {head:.2f} s): {embed + head:8.2f} s   "
           f"speed-up x{through / (embed + head):.1f}")
-    for threads, seconds in grid_seconds.items():
-        print(f"L-BFGS C grid and refit, {threads} torch thread(s): {seconds:8.2f} s   "
-              f"x{seconds / grid_seconds[1]:.2f} of 1 thread")
-    print(f"L-BFGS probe of demo digits, 5 seeds: {seeds_seconds[5]:.2f} s, 1 seed: {seeds_seconds[1]:.2f} s   "
+    for (problem, algorithm, threads), seconds in grid_seconds.items():
+        ratio = seconds / grid_seconds[(problem, "lbfgs", 1)]
+        print(f"C grid and refit on {problem}, {algorithm}, {threads} torch thread(s): {seconds:8.2f} s   "
+              f"x{ratio:.2f} of L-BFGS at 1 thread")
+    print(f"probe of demo digits, 5 seeds: {seeds_seconds[5]:.2f} s, 1 seed: {seeds_seconds[1]:.2f} s   "
           f"x{seeds_seconds[5] / seeds_seconds[1]:.2f} (target: at most x1.2)")
 
 
-def solve_grid(features: torch.Tensor, targets: torch.Tensor, classes: int, device: torch.device, threads: int) -> float:
+def demo_features(task: str, device: torch.device):
+    """demo_vit's features of a demo task's 1,000 training images (the probe's real problem there)."""
+    import alore_bench as ab
+    from alore_bench.data.cache import load_split
+    from alore_bench.data.suites import SUITES
+
+    root = Path(tempfile.mkdtemp(prefix="probe-features-"))
+    try:
+        ab.prepare("demo", tasks=task, data_dir=root, say=lambda line: None)
+        spec_task = next(t for t in SUITES.get("demo").tasks if t.name == task)
+        split = load_split(root, spec_task, "train800val200")
+        spec = BACKBONES.get("demo_vit")
+        batcher = DeviceBatcher(spec.input_size, resolve_normalisation("backbone", spec.mean, spec.std), device,
+                                spec.interpolation)
+        features, targets = extract_features(probe_model("demo_vit", spec_task.classes, device), split, batcher)
+        return features, targets, spec_task.classes
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def solve_grid(features: torch.Tensor, targets: torch.Tensor, classes: int, device: torch.device, threads: int,
+               algorithm: str) -> float:
     """The probe's work on one task: the C grid on an 80/20 split of the features, then the refit."""
     cut = len(targets) * 4 // 5
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         start = time.perf_counter()
-        best, _, _ = select_c((features[:cut], targets[:cut]), (features[cut:], targets[cut:]), classes)
-        fit_logistic(features, targets, classes, best)
+        best, _, _ = select_c((features[:cut], targets[:cut]), (features[cut:], targets[cut:]), classes,
+                              algorithm=algorithm)
+        fit_logistic(features, targets, classes, best, algorithm=algorithm)
         synchronise(device)
         return time.perf_counter() - start
     finally:

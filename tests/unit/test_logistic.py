@@ -1,5 +1,5 @@
-"""The L-BFGS probe's solver: converged to scikit-learn's minimiser, insensitive to the rounding
-that differs between machines, solved once per problem and reused by every seed."""
+"""The probe's solver: Newton and L-BFGS both converged to scikit-learn's minimiser, insensitive to
+the rounding that differs between machines, solved once per problem and reused by every seed."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from alore_bench.logistic import (C_GRID, CONVERGED_GRADIENT, SOLVER_THREADS, HeadStore, fit_logistic, select_c,
-                                  solve_head)
+from alore_bench.logistic import (C_GRID, CONVERGED_GRADIENT, NEWTON_MAX_PARAMETERS, SOLVER_THREADS, HeadStore,
+                                  fit_logistic, pick_algorithm, select_c, solve_head)
 
 
 def _problem(seed: int = 0, count: int = 300, dim: int = 12, classes: int = 4, offset: float = 6.0):
@@ -20,16 +20,35 @@ def _problem(seed: int = 0, count: int = 300, dim: int = 12, classes: int = 4, o
     return torch.tensor(x, dtype=torch.float32), torch.tensor(y)
 
 
+@pytest.mark.parametrize("algorithm", ["newton", "lbfgs"])
 @pytest.mark.parametrize("c", [0.01, 1.0, 1000.0])
-def test_a_fit_converges_to_scikit_learns_minimiser(c):
+def test_a_fit_converges_to_scikit_learns_minimiser(c, algorithm):
     from sklearn.linear_model import LogisticRegression
 
     x, y = _problem()
-    fit = fit_logistic(x, y, 4, c)
+    fit = fit_logistic(x, y, 4, c, algorithm=algorithm)
     assert fit.converged and fit.gradient <= CONVERGED_GRADIENT and fit.iterations > 0
+    assert fit.algorithm == algorithm
     reference = LogisticRegression(C=c, tol=1e-12, max_iter=100_000).fit(x.double().numpy(), y.numpy())
     probabilities = torch.softmax(x.double() @ fit.weight.T + fit.bias, dim=-1).numpy()
     assert np.abs(probabilities - reference.predict_proba(x.double().numpy())).max() < 1e-4
+
+
+def test_newton_takes_the_small_heads_and_few_steps_where_l_bfgs_takes_thousands():
+    # demo_vit's 64 features (NEWTON_MAX_PARAMETERS covers its 10 classes); ViT-B/16's 768 with 2 classes
+    # still fit, with 3 they do not.
+    assert pick_algorithm(10, 64) == "newton" and pick_algorithm(2, 768) == "newton"
+    assert pick_algorithm(3, 768) == "lbfgs" and 3 * 769 > NEWTON_MAX_PARAMETERS
+    assert pick_algorithm(3, 768, "newton") == "newton"
+    # Nearly separable, weakly penalised: the case that took L-BFGS thousands of iterations on demo textures.
+    x, y = _problem(offset=10.0)
+    x = x + 3.0 * torch.nn.functional.one_hot(y, 12)[:, :12].float()
+    newton, lbfgs = (fit_logistic(x, y, 4, 1000.0, algorithm=a) for a in ("newton", "lbfgs"))
+    assert newton.converged and lbfgs.converged
+    assert newton.iterations <= 30 < lbfgs.iterations
+    assert newton.gradient < 1e-9
+    logits = [x.double() @ f.weight.T + f.bias for f in (newton, lbfgs)]
+    assert torch.equal(logits[0].argmax(1), logits[1].argmax(1))
 
 
 def test_rounding_differences_of_another_machine_do_not_move_the_head():
@@ -76,7 +95,8 @@ def test_a_head_is_solved_once_and_every_later_seed_reuses_it(tmp_path):
     threads = torch.get_num_threads()
     weight, bias, account = solve_head(_roles(), 4, NAMES, store, progress, "digits s42")
     assert torch.get_num_threads() == threads  # the solver's thread count is put back
-    assert account["reused"] is False and account["converged"] is True and account["threads"] == SOLVER_THREADS
+    assert account["reused"] is False and account["converged"] is True and account["algorithm"] == "newton"
+    assert account["threads"] == (SOLVER_THREADS["newton"] or threads)
     assert account["on"] == "train800 -> val200" and account["grid"] == list(C_GRID)
     assert set(account["iterations"]) == {repr(c) for c in C_GRID} | {"final"}
     assert progress.totals == [("digits s42 C grid", len(C_GRID) + 1)] and progress.advances == len(C_GRID) + 1
