@@ -18,8 +18,8 @@ class LinearConfig:
     """Linear probing: only the new head is trained, on features of the frozen backbone in eval mode."""
 
     solver: Literal["lbfgs", "adamw"] = doc(
-        "lbfgs: full-batch logistic regression solved to convergence (Newton for small heads), L2 strength chosen on the suite's tuning split (VTAB-1k: "
-        "train800 -> val200); adamw: the suite's AdamW recipe on the cached features", default="lbfgs")
+        "lbfgs: full-batch logistic regression solved to convergence (Newton for small heads), L2 strength "
+        "chosen on the suite's tuning split (VTAB-1k: train800 -> val200); adamw: the suite's AdamW recipe on the cached features", default="lbfgs")
 
 METHODS.register(
     "full",
