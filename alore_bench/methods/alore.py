@@ -24,6 +24,12 @@ from .modules import copy_linear, freeze, merge_modules, replace_submodule, trai
 from .specs.alore import ALoReConfig  # noqa: F401  (importable from here too)
 
 RULES_ATTR = "alore_rules"
+# A site recomputes its expert product in the backward (RecomputedSite) when its input is at least
+# this big: below it the memory saved is negligible and the recompute's extra small ops cost time
+# (demo_vit's 1 MB sites trained 1.3x slower with it). A ViT-B/16 site holds 39 MB at batch 64, and
+# 2.4 MB in bf16 at `bench`'s batch of 8, so every ViT-B/16 run and measurement recomputes. Both
+# paths give the same gradients, bit for bit (tests/unit/methods/test_alore.py).
+RECOMPUTE_MIN_BYTES = 2 * 2 ** 20
 
 
 class ALoReRules(nn.Module):
@@ -127,7 +133,8 @@ class ALoReLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dropped = self.dropout(x)
-        if torch.is_grad_enabled() and not self.base_is_trained():
+        if torch.is_grad_enabled() and not self.base_is_trained() and \
+                x.numel() * x.element_size() >= RECOMPUTE_MIN_BYTES:
             params = (self.down, self.up, self.rules)
             return RecomputedSite.apply(x, dropped, self, *params)
         return self.plain_forward(x, dropped)

@@ -178,3 +178,66 @@ def test_ablation_options_start_as_backbone_train_and_merge_exactly(options):
         merged = spec.merge(model)
     torch.testing.assert_close(merged(x), before, rtol=0, atol=1e-4)
     assert not [n for n, _ in merged.named_parameters() if "alore" in n]
+
+
+def _site_gradients(site: ALoReLinear, x: torch.Tensor):
+    """Gradients of x and of the adapter's parameters for one backward, and the bytes autograd kept."""
+    kept = {}
+
+    def pack(tensor):
+        kept[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    x = x.clone().requires_grad_(True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        out = site(x)
+    out.pow(2).sum().backward()
+    grads = [x.grad] + [p.grad.clone() for p in (site.down, site.up, site.rules)]
+    for p in (site.down, site.up, site.rules):
+        p.grad = None
+    return grads, sum(kept.values())
+
+
+@pytest.mark.parametrize("placement", ["sequential", "parallel"])
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_the_recomputed_backward_keeps_only_the_input_and_gives_autograds_gradients(monkeypatch, placement, dropout):
+    import alore_bench.methods.alore as alore
+
+    torch.manual_seed(0)
+    base = nn.Linear(64, 64).requires_grad_(False)  # frozen, as a method leaves it
+    config = ALoReConfig(experts=4, rank=4, placement=placement, dropout=dropout, rules="per_site")
+    site = ALoReLinear(base, config, ALoReRules(4, learned=True, noise=0.3), own_rules=True)
+    with torch.no_grad():
+        site.down.normal_()
+    x = torch.randn(8, 65, 64)
+    runs = {}
+    for name, threshold in (("recomputed", 0), ("plain", float("inf"))):
+        monkeypatch.setattr(alore, "RECOMPUTE_MIN_BYTES", threshold)
+        torch.manual_seed(1)  # the same dropout mask
+        runs[name] = _site_gradients(site, x)
+    (recomputed, recomputed_bytes), (plain, plain_bytes) = runs["recomputed"], runs["plain"]
+    assert all(torch.equal(a, b) for a, b in zip(recomputed, plain))
+    input_bytes = x.numel() * x.element_size()
+    parameters = sum(p.numel() * p.element_size() for p in (site.down, site.up, site.rules))
+    # The input (and, with dropout, the dropped copy), the rules and the frozen base: nothing per token else.
+    assert recomputed_bytes <= input_bytes * (2 if dropout else 1) + parameters + 4 * 64 * 65
+    assert plain_bytes > recomputed_bytes + input_bytes // 2
+
+
+def test_only_a_site_with_a_large_input_recomputes():
+    from alore_bench.methods.alore import RECOMPUTE_MIN_BYTES
+
+    site = _random_site(d=24, out=10)
+    site.base.requires_grad_(False)
+    calls = []
+    original = site.plain_forward
+
+    def spy(x, dropped, rules=None):
+        calls.append(torch.is_grad_enabled())
+        return original(x, dropped, rules)
+
+    site.plain_forward = spy
+    site(torch.randn(4, 24, requires_grad=True))  # 384 bytes: autograd keeps its own intermediates
+    big = RECOMPUTE_MIN_BYTES // 4 // 24 + 1
+    site(torch.randn(big, 24, requires_grad=True))  # recomputed: its forward runs without a graph
+    assert calls == [True, False]
