@@ -77,10 +77,11 @@ def study_run(file: PathLike, data_dir: Optional[PathLike] = None, results_dir: 
               device: str = "auto", force: bool = False, executor: Optional[str] = None,
               workers: Optional[int] = None, per_device: Optional[int] = None, address: Optional[str] = None,
               cpus_per_job: Optional[int] = None, log: Sequence[str] = (), progress_factory=None,
-              say: Say = say_plain) -> StudyResult:
+              say: Say = say_plain, eval_batch_size: Optional[int] = None) -> StudyResult:
     """Tune every variant on the tuning stage, select per task, run the final seeds
     (`alore-bench study run`). Idempotent: run it again after an interruption and it does only
-    what is missing. Executor arguments given here override the study file's [executor]."""
+    what is missing. Executor arguments (and `eval_batch_size`) given here override the study
+    file's [executor]."""
     from ..devices import device_name
     from ..execution.jobs import run_phases
     from ..runs.spec import _log
@@ -89,7 +90,7 @@ def study_run(file: PathLike, data_dir: Optional[PathLike] = None, results_dir: 
 
     study = load_study(as_path(file))
     resolved = device_name(device)
-    specs = study_specs(study, data_dir, results_dir, resolved, force, _log(log))
+    specs = study_specs(study, data_dir, results_dir, resolved, force, _log(log), eval_batch_size)
     where = ExecutorChoice(executor, workers, per_device, address, cpus_per_job)
     with where.make(resolved, progress_factory, say, defaults=study.executor) as runner:
         summary = run_phases([(stage, specs[stage]) for stage in STAGES], runner, say, f"study {study.name}: ")

@@ -88,9 +88,11 @@ Log = Annotated[Optional[List[LogKind]], typer.Option("--log", help=(
     "also write training curves: tensorboard (under <results>/tensorboard)"))]
 CheckpointEvery = Annotated[int, typer.Option("--checkpoint-every", help=(
     "save a resumable checkpoint every N epochs (0: never); a killed run resumes from it with the same numbers"))]
-EvalBatchSize = Annotated[int, typer.Option("--eval-batch-size", help=(
-    "images per evaluation batch, independent of the training batch (not part of the configuration: "
-    "evaluation learns nothing)"))]
+EVAL_BATCH_HELP = ("images per evaluation batch, independent of the training batch (not part of the configuration: "
+                   "evaluation learns nothing)")
+EvalBatchSize = Annotated[int, typer.Option("--eval-batch-size", help=EVAL_BATCH_HELP)]
+StudyEvalBatchSize = Annotated[Optional[int], typer.Option("--eval-batch-size", help=(
+    EVAL_BATCH_HELP + "; default: the study file's [executor] eval_batch_size, else 256"))]
 
 TestEvery = Annotated[int, typer.Option("--test-every", help=(
     "diagnostic, off at 0: evaluate the test split every N epochs of a final run and keep the curve in the "

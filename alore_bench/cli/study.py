@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from . import render
-from .options import Address, CpusPerJob, DataDir, Device, Executor, Log, PerDevice, ResultsDir, Workers, value
+from .options import (Address, CpusPerJob, DataDir, Device, Executor, Log, PerDevice, ResultsDir,
+                      StudyEvalBatchSize, Workers, value)
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                   help="A whole protocol from one study file: tune, select, final runs, table.")
@@ -41,7 +42,7 @@ def status(file: StudyFile, results_dir: ResultsDir = Path("results")):
 def run(file: StudyFile, data_dir: DataDir = None, results_dir: ResultsDir = Path("results"), device: Device = "auto",
         force: Annotated[bool, typer.Option("--force", help="rerun recorded runs")] = False,
         executor: Executor = None, workers: Workers = None, per_device: PerDevice = None, address: Address = None,
-        cpus_per_job: CpusPerJob = None, log: Log = None):
+        cpus_per_job: CpusPerJob = None, log: Log = None, eval_batch_size: StudyEvalBatchSize = None):
     """Tune every variant on the tuning stage, select per task, run the final seeds, print the table.
     Idempotent: run it again after an interruption and it does only what is missing. Options given
     here override the study file's [executor]."""
@@ -49,7 +50,7 @@ def run(file: StudyFile, data_dir: DataDir = None, results_dir: ResultsDir = Pat
 
     result = study_run(file, data_dir, results_dir, device, force, value(executor), workers, per_device, address,
                        cpus_per_job, [value(v) for v in log or []], progress_factory=render.progress_bar,
-                       say=render.say)
+                       say=render.say, eval_batch_size=eval_batch_size)
     render.out(result.summary.line())
     render.tables(result.tables)
     raise typer.Exit(0 if result.ok else 1)

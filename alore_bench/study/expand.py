@@ -14,9 +14,12 @@ STAGES = ("tune", "final")
 
 
 def study_specs(study: Study, data_dir: Optional[PathLike] = None, results_dir: PathLike = "results",
-                device: str = "auto", force: bool = False, log: Tuple[str, ...] = ()) -> Dict[str, List[RunSpec]]:
-    """The study's specs by stage, in a stable order: suite, backbone, variant, grid point."""
+                device: str = "auto", force: bool = False, log: Tuple[str, ...] = (),
+                eval_batch_size: Optional[int] = None) -> Dict[str, List[RunSpec]]:
+    """The study's specs by stage, in a stable order: suite, backbone, variant, grid point.
+    `eval_batch_size` overrides the study file's."""
     specs: Dict[str, List[RunSpec]] = {stage: [] for stage in STAGES}
+    eval_batch_size = study.eval_batch_size if eval_batch_size is None else eval_batch_size
     for suite in study.suite_names:
         tasks = study.tasks_of(suite)
         for backbone, weights in study.backbones:
@@ -25,7 +28,7 @@ def study_specs(study: Study, data_dir: Optional[PathLike] = None, results_dir: 
                     continue
                 common = dict(tasks=tasks, options=dict(variant.options), weights=weights, preset=variant.preset,
                               data_dir=data_dir, results_dir=results_dir, device=device, variant=variant.name,
-                              force=force, log=log)
+                              force=force, log=log, eval_batch_size=eval_batch_size)
                 recipe = {**study.recipe, **variant.recipe}
                 grid = variant.grids[suite]
                 # An empty grid (`grid = {}`: settings fixed, e.g. by a preset) has nothing to tune.

@@ -28,6 +28,7 @@ anything runs; mistakes are one line naming the file, the key and the closest va
     per_device = 1
     address = "auto"                        # ray only
     cpus_per_job = 1                        # ray only: CPUs (torch threads) per job
+    eval_batch_size = 256                   # images per evaluation batch (not part of any config)
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ from ..methods import METHODS
 from ..presets import PRESETS
 from ..tuning import Grid, make_grid
 from ..execution.executors import EXECUTORS, ExecutorOptions
-from ..runs.spec import SEED_SETS
+from ..runs.spec import EVAL_BATCH_SIZE, MAX_EVAL_BATCH, SEED_SETS
 
 STUDY_KEYS = ("name", "description", "suite", "suites", "tasks", "backbones", "seeds", "tuning_seeds", "recipe",
               "variants", "executor")
 VARIANT_KEYS = ("method", "options", "grid", "recipe", "preset", "suites")
-EXECUTOR_KEYS = ("kind", "workers", "per_device", "address", "cpus_per_job")
+EXECUTOR_KEYS = ("kind", "workers", "per_device", "address", "cpus_per_job", "eval_batch_size")
 # Recipe keys a study may set; the stage is the study's business, not the file's.
 RECIPE_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "stage")
 
@@ -88,6 +89,8 @@ class Study:
     variants: Tuple[Variant, ...]
     executor: ExecutorOptions = ExecutorOptions()
     description: str = ""
+    # How the jobs evaluate, like the executor never part of what they compute (RunSpec.eval_batch_size).
+    eval_batch_size: int = EVAL_BATCH_SIZE
 
     @property
     def suite_names(self) -> Tuple[str, ...]:
@@ -244,6 +247,14 @@ def _executor(table: Any, where: str) -> ExecutorOptions:
                         table.get("cpus_per_job", 1))
 
 
+def _eval_batch_size(table: Any, where: str) -> int:
+    value = table.get("eval_batch_size", EVAL_BATCH_SIZE) if isinstance(table, dict) else EVAL_BATCH_SIZE
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_EVAL_BATCH:
+        raise UserError(f"{where} eval_batch_size: expected a number of images from 1 to {MAX_EVAL_BATCH}, "
+                        f"got {value!r}")
+    return value
+
+
 def load_study(path: Path) -> Study:
     path = Path(path)
     try:
@@ -272,4 +283,5 @@ def load_study(path: Path) -> Study:
         seeds=seeds, tuning_seeds=tuning_seeds, recipe=recipe,
         variants=tuple(_variant(n, t, [s for s, _t in suites], recipe, f"{where} [variants.{n}]")
                        for n, t in variants.items()),
-        executor=_executor(raw.get("executor", {}), f"{where} [executor]"), description=str(raw.get("description", "")))
+        executor=_executor(raw.get("executor", {}), f"{where} [executor]"), description=str(raw.get("description", "")),
+        eval_batch_size=_eval_batch_size(raw.get("executor", {}), f"{where} [executor]"))

@@ -47,6 +47,8 @@ def test_shipped_studies_load(name):
     (lambda t: t + "\n[variants.lora]\noptions = { rnak = 2 }\n", "unknown option 'rnak'"),
     (lambda t: t.replace('tasks = ["textures"]', 'tasks = ["texture"]'), "unknown task"),
     (lambda t: t + "\n[executor]\nkind = \"slurm\"\n", "unknown executor 'slurm'"),
+    (lambda t: t + "\n[executor]\neval_batch_size = 0\n",
+     r"\[executor\] eval_batch_size: expected a number of images from 1 to 8192, got 0"),
     (lambda t: t.replace("name =", "nam ="), "missing `name`|unknown key 'nam'"),
     (lambda t: t + "\n[[", "not valid TOML"),
 ])
@@ -168,3 +170,23 @@ def test_a_preset_with_a_recipe_fixes_what_a_grid_would_tune(tmp_path, monkeypat
     jobs = {stage: jobs_of(specs[stage]) for stage in specs}
     assert jobs["tune"] == [] and len(jobs["final"]) == 2  # nothing to tune: the final seeds only
     assert all(not job.spec.use_tuned and job.spec.preset == "demo_lr" for job in jobs["final"])
+
+
+def test_a_study_file_sets_the_evaluation_batch_and_the_command_line_overrides_it(tmp_path):
+    path = write(tmp_path, MINIMAL + "\n[executor]\neval_batch_size = 64\n")
+    study = load_study(path)
+    assert study.eval_batch_size == 64
+    specs = study_specs(study, None, tmp_path / "results", "cpu")
+    assert specs["tune"] and specs["final"]
+    assert {spec.eval_batch_size for stage in specs.values() for spec in stage} == {64}
+    overridden = study_specs(study, None, tmp_path / "results", "cpu", eval_batch_size=512)
+    assert {spec.eval_batch_size for stage in overridden.values() for spec in stage} == {512}
+    # Nothing else differs (an execution setting: the records' configurations are the same).
+    assert [s.replace(eval_batch_size=1) for s in specs["final"]] == \
+        [s.replace(eval_batch_size=1) for s in overridden["final"]]
+    assert load_study(write(tmp_path, MINIMAL, "plain.toml")).eval_batch_size == 256
+
+    result = runner.invoke(app, ["study", "run", str(path), "--eval-batch-size", "0", "--results-dir",
+                                 str(tmp_path / "results"), "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 2 and "--eval-batch-size 0" in result.output
+    assert not (tmp_path / "results").exists()  # refused before anything ran
