@@ -125,3 +125,15 @@ def test_a_saved_head_is_solved_again_when_the_problem_or_the_file_changed(tmp_p
     weight, _, again = solve_head(roles, 4, NAMES, store)
     assert again["reused"] is False and weight.shape == (4, 12) and torch.isfinite(weight).all()
     assert not list(store.folder.glob(".*tmp*"))  # nothing half-written left
+
+
+@pytest.mark.parametrize("algorithm", ["newton", "lbfgs"])
+def test_a_class_missing_from_the_training_labels_gives_a_finite_converged_head(algorithm):
+    # A few examples per class (VTAB-1k's 800 for up to 397 classes) can leave a class out of a split: its
+    # unpenalised bias has no finite optimum, only an ever smaller gradient.
+    x, y = _problem()
+    y = y.clamp(max=2)
+    fit = fit_logistic(x, y, 4, 1.0, algorithm=algorithm)
+    assert fit.converged and torch.isfinite(fit.weight).all() and torch.isfinite(fit.bias).all()
+    assert fit.iterations < (30 if algorithm == "newton" else 10_000)
+    assert not ((x.double() @ fit.weight.T + fit.bias).argmax(1) == 3).any()
