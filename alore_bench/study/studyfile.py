@@ -237,9 +237,7 @@ def _executor(table: Any, where: str) -> ExecutorOptions:
     if kind not in EXECUTORS:
         raise unknown_name_error("executor", str(kind), list(EXECUTORS), f"{where} kind")
     for key in ("workers", "per_device", "cpus_per_job"):
-        value = table.get(key, 1)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise UserError(f"{where} {key}: expected a whole number of at least 1, got {value!r}")
+        _whole_number(table, key, 1, where)
     address = table.get("address")
     if address is not None and not isinstance(address, str):
         raise UserError(f"{where} address: expected \"auto\" or \"ray://host:port\"")
@@ -247,11 +245,12 @@ def _executor(table: Any, where: str) -> ExecutorOptions:
                         table.get("cpus_per_job", 1))
 
 
-def _eval_batch_size(table: Any, where: str) -> int:
-    value = table.get("eval_batch_size", EVAL_BATCH_SIZE) if isinstance(table, dict) else EVAL_BATCH_SIZE
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_EVAL_BATCH:
-        raise UserError(f"{where} eval_batch_size: expected a number of images from 1 to {MAX_EVAL_BATCH}, "
-                        f"got {value!r}")
+def _whole_number(table: Mapping[str, Any], key: str, default: int, where: str, most: Optional[int] = None,
+                  noun: str = "a whole number") -> int:
+    value = table.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1 or (most is not None and value > most):
+        wanted = f"{noun} from 1 to {most}" if most is not None else f"{noun} of at least 1"
+        raise UserError(f"{where} {key}: expected {wanted}, got {value!r}")
     return value
 
 
@@ -284,4 +283,6 @@ def load_study(path: Path) -> Study:
         variants=tuple(_variant(n, t, [s for s, _t in suites], recipe, f"{where} [variants.{n}]")
                        for n, t in variants.items()),
         executor=_executor(raw.get("executor", {}), f"{where} [executor]"), description=str(raw.get("description", "")),
-        eval_batch_size=_eval_batch_size(raw.get("executor", {}), f"{where} [executor]"))
+        # `_executor` above has checked that the table is one.
+        eval_batch_size=_whole_number(raw.get("executor", {}), "eval_batch_size", EVAL_BATCH_SIZE,
+                                      f"{where} [executor]", most=MAX_EVAL_BATCH, noun="a number of images"))
