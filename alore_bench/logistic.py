@@ -62,7 +62,7 @@ class LogisticFit:
     iterations: int
     gradient: float  # largest absolute entry of the final gradient
     converged: bool
-    algorithm: str = "lbfgs"  # "newton" or "lbfgs"
+    algorithm: str  # "newton" or "lbfgs"
 
 
 @contextmanager
